@@ -1,0 +1,311 @@
+#!/usr/bin/env bash
+# The local stack: PostgreSQL, the Temporal dev server (+ Web UI), an S3 server and the sandbox VaultPAM,
+# provisioned under .stack/, bound to 127.0.0.1, idempotent. Works before `npm install`.
+#
+#   scripts/stack.sh up | down | status | env
+#   scripts/stack.sh sandbox start|stop|status <production|staging>
+#
+# Ports and places (environment): VAULTPAM_STACK_DIR (.stack), VAULTPAM_PG_PORT (55432),
+# VAULTPAM_TEMPORAL_PORT (7233), VAULTPAM_TEMPORAL_UI_PORT (8233), VAULTPAM_S3_PORT (7070),
+# VAULTPAM_SANDBOX_PORT (8480), VAULTPAM_STAGING_PORT (8481).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+STACK=${VAULTPAM_STACK_DIR:-$ROOT/.stack}
+PG_PORT=${VAULTPAM_PG_PORT:-55432}
+TEMPORAL_PORT=${VAULTPAM_TEMPORAL_PORT:-7233}
+TEMPORAL_UI_PORT=${VAULTPAM_TEMPORAL_UI_PORT:-8233}
+S3_PORT=${VAULTPAM_S3_PORT:-7070}
+SANDBOX_PORT=${VAULTPAM_SANDBOX_PORT:-8480}
+STAGING_PORT=${VAULTPAM_STAGING_PORT:-8481}
+TEMPORAL_VERSION=v1.5.1
+VERSITYGW_VERSION=v1.7.0
+PG_USER=vaultpam
+S3_ACCESS_KEY=vaultpam
+# Custom search attributes the workflows set (registered at server start).
+SEARCH_ATTRIBUTES=(VaultpamDeployment=Keyword VaultpamBackupId=Keyword VaultpamStep=Keyword VaultpamStatus=Keyword VaultpamOperation=Keyword)
+
+BIN=$STACK/bin
+LOGS=$STACK/logs
+RUN=$STACK/run
+SECRETS=$STACK/secrets
+
+say() { printf '%s\n' "$*" >&2; }
+die() { printf 'stack: %s\n' "$*" >&2; exit 1; }
+now_ms() { date +%s%3N; }
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_port() { # name port seconds logfile
+  local i
+  for ((i = 0; i < $3 * 10; i++)); do
+    port_open "$2" && return 0
+    sleep 0.1
+  done
+  die "$1 did not start listening on 127.0.0.1:$2 within $3 s; see $4"
+}
+
+pid_alive() { [ -f "$RUN/$1.pid" ] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; }
+
+stop_pid() { # name
+  local pid i
+  [ -f "$RUN/$1.pid" ] || return 0
+  pid=$(cat "$RUN/$1.pid")
+  if kill -0 "$pid" 2>/dev/null; then
+    kill "$pid" 2>/dev/null || true
+    for ((i = 0; i < 100; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+  fi
+  rm -f "$RUN/$1.pid"
+}
+
+start_bg() { # name logfile cmd...
+  local name=$1 log=$2
+  shift 2
+  nohup setsid "$@" >>"$log" 2>&1 </dev/null &
+  echo $! >"$RUN/$name.pid"
+}
+
+secret() { # name generator -> path (created once, 0600)
+  local path=$SECRETS/$1
+  if [ ! -s "$path" ]; then
+    (umask 077 && eval "$2" >"$path")
+  fi
+  printf '%s' "$path"
+}
+
+make_secrets() {
+  mkdir -p "$SECRETS"
+  chmod 700 "$SECRETS"
+  secret pg-password 'od -An -tx1 -N16 /dev/urandom | tr -d " \n"' >/dev/null
+  secret s3-secret-key 'od -An -tx1 -N20 /dev/urandom | tr -d " \n"' >/dev/null
+  secret control-plane-token 'od -An -tx1 -N24 /dev/urandom | tr -d " \n"' >/dev/null
+  secret staging-control-plane-token 'od -An -tx1 -N24 /dev/urandom | tr -d " \n"' >/dev/null
+  secret api-token 'od -An -tx1 -N24 /dev/urandom | tr -d " \n"' >/dev/null
+  secret master-key 'od -An -tx1 -N32 /dev/urandom | tr -d " \n"' >/dev/null
+}
+
+# ---------------------------------------------------------------- PostgreSQL
+pg_bindir() {
+  local d
+  for d in /usr/lib/postgresql/*/bin; do
+    [ -x "$d/postgres" ] && [ -x "$d/pg_dump" ] && { printf '%s' "$d"; return 0; }
+  done
+  return 1
+}
+
+ensure_postgres_installed() {
+  pg_bindir >/dev/null && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    say "installing PostgreSQL (Debian package postgresql)..."
+    if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >>"$LOGS/apt.log" 2>&1; then
+      apt-get update -q >>"$LOGS/apt.log" 2>&1 || true
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >>"$LOGS/apt.log" 2>&1 ||
+        die "could not install PostgreSQL: apt-get install postgresql failed (see $LOGS/apt.log). Install PostgreSQL 15+ server and client, then run again."
+    fi
+  fi
+  pg_bindir >/dev/null || die "PostgreSQL server not found under /usr/lib/postgresql/*/bin: install the Debian package 'postgresql' (server, pg_dump, pg_restore)"
+}
+
+# PostgreSQL refuses to run as root: as root the cluster belongs to the 'postgres' system user.
+as_pg() {
+  if [ "$(id -u)" = 0 ]; then
+    id postgres >/dev/null 2>&1 || useradd --system --home-dir /var/lib/postgresql --shell /bin/bash postgres
+    runuser -u postgres -- "$@"
+  else
+    "$@"
+  fi
+}
+
+pg_up() {
+  local bindir data=$STACK/pg/data
+  ensure_postgres_installed
+  bindir=$(pg_bindir)
+  if port_open "$PG_PORT" && [ -f "$data/postmaster.pid" ]; then return 0; fi
+  port_open "$PG_PORT" && die "port $PG_PORT is taken by another program; set VAULTPAM_PG_PORT to a free port"
+  mkdir -p "$STACK/pg"
+  if [ ! -f "$data/PG_VERSION" ]; then
+    local pwfile=$STACK/pg/.initpw
+    rm -rf "$data"
+    mkdir -p "$data"
+    cp "$SECRETS/pg-password" "$pwfile"
+    if [ "$(id -u)" = 0 ]; then chown -R postgres "$STACK/pg"; fi
+    as_pg "$bindir/initdb" -D "$data" -U "$PG_USER" --pwfile="$pwfile" --auth-local=trust --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 >>"$LOGS/postgres.log" 2>&1 ||
+      { rm -f "$pwfile"; die "initdb failed; see $LOGS/postgres.log"; }
+    rm -f "$pwfile"
+  fi
+  if [ "$(id -u)" = 0 ]; then chown -R postgres "$STACK/pg"; touch "$LOGS/postgres.log"; chown postgres "$LOGS/postgres.log"; fi
+  as_pg "$bindir/pg_ctl" -D "$data" -l "$LOGS/postgres.log" -w -t 60 \
+    -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k /tmp -c max_connections=200 -c fsync=on" start >/dev/null ||
+    die "PostgreSQL did not start; see $LOGS/postgres.log"
+}
+
+pg_down() {
+  local bindir data=$STACK/pg/data
+  [ -f "$data/postmaster.pid" ] || return 0
+  bindir=$(pg_bindir) || return 0
+  as_pg "$bindir/pg_ctl" -D "$data" -m fast -w stop >/dev/null 2>&1 || true
+}
+
+pg_sql() { # sql (as the vaultpam superuser over the Unix socket)
+  local bindir
+  bindir=$(pg_bindir)
+  as_pg "$bindir/psql" -X -q -h /tmp -p "$PG_PORT" -U "$PG_USER" -d postgres -v ON_ERROR_STOP=1 -tAc "$1"
+}
+
+ensure_database() { # name
+  if [ -z "$(pg_sql "SELECT 1 FROM pg_database WHERE datname = '$1'")" ]; then
+    pg_sql "CREATE DATABASE \"$1\"" >/dev/null
+  fi
+}
+
+# ---------------------------------------------------------------- Go-built servers
+# A binary already on PATH is used as is; otherwise `go install` into .stack/bin.
+find_or_build() { # name module version -> path
+  local name=$1 module=$2 version=$3
+  if [ -x "$BIN/$name" ]; then printf '%s' "$BIN/$name"; return 0; fi
+  if command -v "$name" >/dev/null 2>&1; then command -v "$name"; return 0; fi
+  command -v go >/dev/null 2>&1 || die "cannot provision $name: it is not on PATH and Go is not installed to build it (install Go 1.24+, or put '$name' on PATH)"
+  say "building $name $version with go install (first time only; a few minutes)..."
+  mkdir -p "$BIN"
+  GOBIN=$BIN GOFLAGS=-buildvcs=false go install "$module@$version" >>"$LOGS/go-install.log" 2>&1 ||
+    die "go install $module@$version failed (see $LOGS/go-install.log); put a '$name' binary on PATH instead"
+  printf '%s' "$BIN/$name"
+}
+
+temporal_up() {
+  if pid_alive temporal && port_open "$TEMPORAL_PORT"; then return 0; fi
+  port_open "$TEMPORAL_PORT" && die "port $TEMPORAL_PORT is taken by another program; set VAULTPAM_TEMPORAL_PORT to a free port"
+  local temporal args=()
+  temporal=$(find_or_build temporal github.com/temporalio/cli/cmd/temporal "$TEMPORAL_VERSION")
+  mkdir -p "$STACK/temporal"
+  for sa in "${SEARCH_ATTRIBUTES[@]}"; do args+=(--search-attribute "$sa"); done
+  start_bg temporal "$LOGS/temporal.log" "$temporal" server start-dev --ip 127.0.0.1 --port "$TEMPORAL_PORT" \
+    --ui-ip 127.0.0.1 --ui-port "$TEMPORAL_UI_PORT" --db-filename "$STACK/temporal/temporal.db" \
+    --namespace default --log-level warn "${args[@]}"
+  wait_port "Temporal" "$TEMPORAL_PORT" 90 "$LOGS/temporal.log"
+  wait_port "Temporal Web UI" "$TEMPORAL_UI_PORT" 60 "$LOGS/temporal.log"
+}
+
+s3_up() {
+  if pid_alive s3 && port_open "$S3_PORT"; then return 0; fi
+  port_open "$S3_PORT" && die "port $S3_PORT is taken by another program; set VAULTPAM_S3_PORT to a free port"
+  local gw
+  gw=$(find_or_build versitygw github.com/versity/versitygw/cmd/versitygw "$VERSITYGW_VERSION")
+  mkdir -p "$STACK/s3/data" "$STACK/s3/sidecar" "$STACK/s3/versions"
+  ROOT_ACCESS_KEY_ID=$S3_ACCESS_KEY ROOT_SECRET_ACCESS_KEY=$(cat "$SECRETS/s3-secret-key") \
+    start_bg s3 "$LOGS/s3.log" "$gw" --port "127.0.0.1:$S3_PORT" --quiet \
+    posix --sidecar "$STACK/s3/sidecar" --versioning-dir "$STACK/s3/versions" "$STACK/s3/data"
+  wait_port "S3 server (versitygw)" "$S3_PORT" 30 "$LOGS/s3.log"
+}
+
+# ---------------------------------------------------------------- sandbox VaultPAM
+ensure_node_modules() {
+  [ -d "$ROOT/node_modules/tsx" ] && return 0
+  command -v npm >/dev/null || die "Node.js 20+ and npm are needed for the sandbox VaultPAM"
+  say "installing npm dependencies (npm ci)..."
+  (cd "$ROOT" && npm ci --no-audit --no-fund >>"$LOGS/npm.log" 2>&1) || die "npm ci failed; see $LOGS/npm.log"
+}
+
+sandbox_config() { # name -> writes .stack/sandbox/<name>.json
+  local name=$1 port db bucket token
+  case "$name" in
+    production) port=$SANDBOX_PORT db=vaultpam bucket=recordings token=control-plane-token ;;
+    staging) port=$STAGING_PORT db=vaultpam_staging bucket=recordings-staging token=staging-control-plane-token ;;
+    *) die "unknown sandbox '$name': use production or staging" ;;
+  esac
+  mkdir -p "$STACK/sandbox/$name"
+  cat >"$STACK/sandbox/$name.json" <<JSON
+{
+  "name": "$name",
+  "host": "127.0.0.1",
+  "port": $port,
+  "postgres": { "host": "127.0.0.1", "port": $PG_PORT, "database": "$db", "user": "$PG_USER", "passwordFile": "$SECRETS/pg-password" },
+  "s3": { "endPoint": "127.0.0.1", "port": $S3_PORT, "accessKey": "$S3_ACCESS_KEY", "secretKeyFile": "$SECRETS/s3-secret-key", "bucket": "$bucket" },
+  "tokenFile": "$SECRETS/$token",
+  "stateDir": "$STACK/sandbox/$name"
+}
+JSON
+  printf '%s' "$port"
+}
+
+sandbox_start() { # name
+  local name=$1 port
+  port=$(sandbox_config "$name")
+  if pid_alive "sandbox-$name" && port_open "$port"; then return 0; fi
+  port_open "$port" && die "port $port is taken by another program; set VAULTPAM_SANDBOX_PORT / VAULTPAM_STAGING_PORT"
+  ensure_node_modules
+  case "$name" in production) ensure_database vaultpam ;; staging) ensure_database vaultpam_staging ;; esac
+  start_bg "sandbox-$name" "$LOGS/sandbox-$name.log" node --import tsx "$ROOT/sandbox/server.ts" --config "$STACK/sandbox/$name.json"
+  wait_port "sandbox VaultPAM ($name)" "$port" 60 "$LOGS/sandbox-$name.log"
+}
+
+sandbox_stop() { stop_pid "sandbox-$1"; }
+
+# ---------------------------------------------------------------- commands
+row() { printf '%-24s %-6s %s\n' "$1" "$2" "$3"; }
+
+status() {
+  local st
+  st() { if port_open "$1"; then printf up; else printf down; fi; }
+  row "PostgreSQL" "$(st "$PG_PORT")" "127.0.0.1:$PG_PORT (cluster $STACK/pg/data)"
+  row "Temporal" "$(st "$TEMPORAL_PORT")" "127.0.0.1:$TEMPORAL_PORT (history $STACK/temporal/temporal.db)"
+  row "Temporal Web UI" "$(st "$TEMPORAL_UI_PORT")" "http://127.0.0.1:$TEMPORAL_UI_PORT"
+  row "S3 server" "$(st "$S3_PORT")" "http://127.0.0.1:$S3_PORT (versitygw, data $STACK/s3/data)"
+  row "VaultPAM (production)" "$(st "$SANDBOX_PORT")" "http://127.0.0.1:$SANDBOX_PORT"
+  row "VaultPAM (staging)" "$(st "$STAGING_PORT")" "http://127.0.0.1:$STAGING_PORT"
+  port_open "$PG_PORT" && port_open "$TEMPORAL_PORT" && port_open "$TEMPORAL_UI_PORT" && port_open "$S3_PORT" &&
+    port_open "$SANDBOX_PORT" && port_open "$STAGING_PORT"
+}
+
+up() {
+  local t0
+  t0=$(now_ms)
+  mkdir -p "$STACK" "$LOGS" "$RUN" "$BIN"
+  make_secrets
+  pg_up
+  s3_up
+  temporal_up
+  sandbox_start production
+  sandbox_start staging
+  say "stack up in $(( $(now_ms) - t0 )) ms"
+}
+
+down() {
+  sandbox_stop staging
+  sandbox_stop production
+  stop_pid temporal
+  stop_pid s3
+  pg_down
+  say "stack down"
+}
+
+env_out() {
+  cat <<ENV
+VAULTPAM_STACK_DIR=$STACK
+VAULTPAM_PG_PORT=$PG_PORT
+VAULTPAM_TEMPORAL_PORT=$TEMPORAL_PORT
+VAULTPAM_TEMPORAL_UI_PORT=$TEMPORAL_UI_PORT
+VAULTPAM_S3_PORT=$S3_PORT
+VAULTPAM_SANDBOX_PORT=$SANDBOX_PORT
+VAULTPAM_STAGING_PORT=$STAGING_PORT
+ENV
+}
+
+mkdir -p "$LOGS" "$RUN" 2>/dev/null || true
+case "${1:-}" in
+  up) up ;;
+  down) down ;;
+  status) status ;;
+  env) env_out ;;
+  sandbox)
+    [ $# -eq 3 ] || die "usage: stack.sh sandbox start|stop|status production|staging"
+    case "$2" in
+      start) make_secrets; sandbox_start "$3" ;;
+      stop) sandbox_stop "$3" ;;
+      status) port=$(sandbox_config "$3"); port_open "$port" && echo up || { echo down; exit 1; } ;;
+      *) die "usage: stack.sh sandbox start|stop|status production|staging" ;;
+    esac
+    ;;
+  *) die "usage: stack.sh up | down | status | env | sandbox start|stop|status <production|staging>" ;;
+esac

@@ -1,0 +1,131 @@
+// The one schema of the orchestrator's configuration; every type below is inferred from it.
+import { z } from 'zod';
+
+/**
+ * A secret is never written in the configuration itself: it names where the worker finds it.
+ * `{ env: "NAME" }` reads an environment variable, `{ file: "/path" }` reads a file (trailing newline trimmed).
+ */
+export const secretRefSchema = z.union([
+  z.object({ env: z.string().min(1, 'name the environment variable that holds the secret') }).strict(),
+  z.object({ file: z.string().min(1, 'give the path of the file that holds the secret') }).strict(),
+]);
+export type SecretRef = z.infer<typeof secretRefSchema>;
+
+const slug = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'use lower-case letters, digits and dashes (at most 63), starting with a letter or digit');
+
+const port = z.number().int().min(1).max(65535);
+
+export const s3EndpointSchema = z.object({
+  endPoint: z.string().min(1).default('127.0.0.1'),
+  port: port.default(7070),
+  useSSL: z.boolean().default(false),
+  region: z.string().default('us-east-1'),
+  accessKey: z.string().min(1),
+  secretKey: secretRefSchema,
+});
+export type S3Endpoint = z.infer<typeof s3EndpointSchema>;
+
+export const postgresSchema = z.object({
+  host: z.string().min(1).default('127.0.0.1'),
+  port: port.default(55432),
+  database: z.string().min(1),
+  user: z.string().min(1),
+  password: secretRefSchema.optional(),
+  /** Directory holding pg_dump / pg_restore; default: found on PATH or under /usr/lib/postgresql/<major>/bin. */
+  binDir: z.string().optional(),
+});
+export type PostgresConfig = z.infer<typeof postgresSchema>;
+
+/** A command run to stop or start the control-plane services (argv, no shell). */
+const commandSchema = z.array(z.string().min(1)).min(1, 'give the program and its arguments as a list');
+
+export const controlPlaneSchema = z.object({
+  url: z.string().url('give the admin API base URL, e.g. http://127.0.0.1:8480'),
+  token: secretRefSchema,
+  stopCommand: commandSchema,
+  startCommand: commandSchema,
+  /** A resource the smoke test launches a session against. */
+  smokeTestResourceId: z.string().min(1).optional(),
+});
+export type ControlPlaneConfig = z.infer<typeof controlPlaneSchema>;
+
+/** One VaultPAM deployment: its database, its recordings bucket, its control plane. */
+export const deploymentSchema = z.object({
+  name: slug,
+  postgres: postgresSchema,
+  recordings: s3EndpointSchema.extend({ bucket: z.string().min(3) }),
+  controlPlane: controlPlaneSchema,
+});
+export type DeploymentConfig = z.infer<typeof deploymentSchema>;
+
+const locationBase = {
+  name: slug,
+  /** Geographic label; a complete backup needs locations in at least two distinct regions. */
+  region: z.string().min(1),
+  prefix: z.string().default('vaultpam'),
+};
+
+export const locationSchema = z.discriminatedUnion('kind', [
+  z.object({ ...locationBase, kind: z.literal('s3'), bucket: z.string().min(3), ...s3EndpointSchema.shape }),
+  z.object({ ...locationBase, kind: z.literal('filesystem'), path: z.string().min(1) }),
+]);
+export type LocationConfig = z.infer<typeof locationSchema>;
+
+export const configSchema = z
+  .object({
+    /** The production deployment this orchestrator protects. */
+    deployment: deploymentSchema,
+    /** A staging deployment for restore drills. */
+    staging: deploymentSchema.optional(),
+    temporal: z
+      .object({
+        address: z.string().default('127.0.0.1:7233'),
+        namespace: z.string().default('default'),
+        taskQueue: z.string().default('vaultpam-backup'),
+        uiUrl: z.string().default('http://127.0.0.1:8233'),
+      })
+      .prefault({}),
+    locations: z.array(locationSchema).min(1, 'configure at least one backup location'),
+    encryption: z.object({
+      activeKeyId: z.string().min(1),
+      keys: z
+        .array(z.object({ id: z.string().min(1), secret: secretRefSchema }))
+        .min(1, 'configure at least one master key'),
+    }),
+    backup: z
+      .object({
+        /** Concurrent recording copies per worker. */
+        concurrency: z.number().int().min(1).max(256).default(8),
+        /** Scratch directory for temporary files (never holds plaintext). */
+        workDir: z.string().default('/tmp'),
+      })
+      .prefault({}),
+    api: z
+      .object({
+        host: z.string().default('127.0.0.1'),
+        port: port.default(8470),
+        token: secretRefSchema.optional(),
+      })
+      .prefault({}),
+  })
+  .superRefine((config, ctx) => {
+    const names = new Set<string>();
+    config.locations.forEach((location, i) => {
+      if (names.has(location.name)) {
+        ctx.addIssue({ code: 'custom', path: ['locations', i, 'name'], message: `location name "${location.name}" is used twice; names must be unique` });
+      }
+      names.add(location.name);
+    });
+    if (!config.encryption.keys.some((k) => k.id === config.encryption.activeKeyId)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['encryption', 'activeKeyId'],
+        message: `activeKeyId "${config.encryption.activeKeyId}" names no key in encryption.keys`,
+      });
+    }
+  });
+
+export type Config = z.infer<typeof configSchema>;
+export type ConfigInput = z.input<typeof configSchema>;
