@@ -1,0 +1,152 @@
+// Preflight: what the orchestrator finds at PostgreSQL, the recordings bucket, the control plane and each backup location.
+import { log } from '@temporalio/activity';
+import type { TargetName } from '../src/config/load';
+import { checkDumpCompatibility, findPgBinaries, pgToolVersion } from '../src/postgres/binaries';
+import { connectClient, describeTarget, serverVersion } from '../src/postgres/connection';
+import type { Dependencies } from '../src/runtime/dependencies';
+import type { CheckResult } from '../workflows/preflight-types';
+
+const KEY_TABLES = ['resources', 'safes', 'credentials', 'audit_log', 'sessions'] as const;
+
+/** A failed check is a finding, not a crash: the message names what is wrong and what to do. */
+type Finding = Omit<CheckResult, 'check' | 'ok'> & { ok?: boolean };
+
+async function check(name: string, run: () => Promise<Finding>, hint: string): Promise<CheckResult> {
+  try {
+    const result = await run();
+    return { check: name, ok: result.ok ?? true, ...result };
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    log.warn(`preflight check ${name} failed`, { message });
+    return { check: name, ok: false, summary: message, hint, facts: {} };
+  }
+}
+
+export function createPreflightActivities(deps: Dependencies) {
+  return {
+    async checkPostgres(target: TargetName): Promise<CheckResult> {
+      const pgConfig = deps.deployment(target).postgres;
+      return check(
+        'postgres',
+        async () => {
+          const client = await connectClient(pgConfig, deps.postgresPassword(target));
+          try {
+            const version = await serverVersion(client);
+            const { rows } = await client.query<{ size: string }>('SELECT pg_database_size(current_database())::text AS size');
+            const present = await client.query<{ name: string }>(
+              'SELECT table_name AS name FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = ANY($1)',
+              [KEY_TABLES],
+            );
+            const bins = findPgBinaries(pgConfig);
+            const dumpVersion = await pgToolVersion(bins.pgDump);
+            const compatibility = checkDumpCompatibility(version.versionNum, dumpVersion.major);
+            const missing = KEY_TABLES.filter((t) => !present.rows.some((r) => r.name === t));
+            const ok = compatibility.ok && missing.length === 0;
+            return {
+              ok,
+              summary: !compatibility.ok
+                ? compatibility.message
+                : missing.length
+                  ? `tables missing from the VaultPAM schema: ${missing.join(', ')}`
+                  : `PostgreSQL ${version.text} ${describeTarget(pgConfig)}, pg_dump ${dumpVersion.major}.${dumpVersion.minor} compatible`,
+              ...(ok ? {} : { hint: compatibility.ok ? 'point deployment.postgres.database at the VaultPAM database' : 'install a matching PostgreSQL client' }),
+              facts: {
+                serverVersion: version.text,
+                pgDump: bins.pgDump,
+                pgDumpVersion: `${dumpVersion.major}.${dumpVersion.minor}`,
+                databaseBytes: Number(rows[0]?.size ?? 0),
+              },
+            };
+          } finally {
+            await client.end().catch(() => undefined);
+          }
+        },
+        `check deployment.postgres (host, port, database, user, password) of the ${target} deployment and that PostgreSQL is running`,
+      );
+    },
+
+    async checkRecordings(target: TargetName): Promise<CheckResult> {
+      const rec = deps.deployment(target).recordings;
+      return check(
+        'recordings',
+        async (): Promise<Finding> => {
+          const client = deps.recordingsClient(target);
+          if (!(await client.bucketExists(rec.bucket))) {
+            return { ok: false, summary: `bucket "${rec.bucket}" does not exist at ${rec.endPoint}:${rec.port}`, hint: 'set deployment.recordings.bucket to the recordings bucket', facts: {} };
+          }
+          // A bounded sample: preflight must stay quick whatever the bucket's size.
+          let objects = 0;
+          let bytes = 0;
+          const stream = client.listObjectsV2(rec.bucket, '', true);
+          for await (const item of stream as AsyncIterable<{ size?: number }>) {
+            objects += 1;
+            bytes += item.size ?? 0;
+            if (objects >= 1000) break;
+          }
+          stream.destroy();
+          return {
+            summary: `bucket "${rec.bucket}" at ${rec.endPoint}:${rec.port} readable (${objects >= 1000 ? 'at least 1000' : objects} objects sampled)`,
+            facts: { bucket: rec.bucket, sampledObjects: objects, sampledBytes: bytes },
+          };
+        },
+        `check deployment.recordings (endPoint, port, accessKey, secretKey, bucket) of the ${target} deployment`,
+      );
+    },
+
+    async checkControlPlane(target: TargetName): Promise<CheckResult> {
+      const cp = deps.controlPlane(target);
+      return check(
+        'control-plane',
+        async () => {
+          const health = await cp.health();
+          const maintenance = await cp.maintenance();
+          const stats = await cp.stats();
+          const inventory = await cp.exportConnectors();
+          return {
+            ok: !maintenance.enabled,
+            summary: maintenance.enabled
+              ? `control plane at ${cp.url} is in maintenance mode (${maintenance.reason ?? 'no reason given'})`
+              : `control plane at ${cp.url} healthy: ${stats.resources} resources, ${stats.safes} Safes, ${stats.audit_log} audit entries, ${inventory.connectors.length} connectors`,
+            ...(maintenance.enabled ? { hint: 'another backup or an operator holds maintenance mode; wait, or turn it off if it was left on' } : {}),
+            facts: { status: health.status, ...pickNumbers(stats), connectors: inventory.connectors.length },
+          };
+        },
+        `check deployment.controlPlane.url and token of the ${target} deployment and that VaultPAM is running`,
+      );
+    },
+
+    async checkLocations(): Promise<CheckResult[]> {
+      const locations = deps.locations();
+      const results = await Promise.all(
+        locations.map((location) =>
+          check(
+            `location:${location.name}`,
+            async () => {
+              await location.ensureReady();
+              const probe = `.preflight/${deps.now().toISOString().replace(/[:.]/g, '-')}`;
+              await location.put(probe, Buffer.from('vaultpam-backup preflight'));
+              const back = await location.stat(probe);
+              await location.delete([probe]);
+              if (!back || back.size !== 25) throw new Error(`a probe object written to ${location.describe()} read back as ${back ? `${back.size} bytes` : 'missing'}`);
+              return { summary: `${location.describe()} writable`, facts: { region: location.region, kind: location.kind } };
+            },
+            `check locations[].${location.name} in the configuration and that the storage is reachable and writable`,
+          ),
+        ),
+      );
+      const regions = new Set(locations.map((l) => l.region));
+      results.push({
+        check: 'regions',
+        ok: regions.size >= 2,
+        summary: `${locations.length} locations in ${regions.size} regions (${[...regions].join(', ')})`,
+        ...(regions.size >= 2 ? {} : { hint: 'a complete backup needs locations in at least two regions: add a location with another region label' }),
+        facts: { locations: locations.length, regions: regions.size },
+      });
+      return results;
+    },
+  };
+}
+
+function pickNumbers(record: Record<string, unknown>): Record<string, number> {
+  return Object.fromEntries(Object.entries(record).filter((e): e is [string, number] => typeof e[1] === 'number'));
+}

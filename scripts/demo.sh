@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The main job on the embedded default: install, provision the local stack and sandbox VaultPAM, run the workflows.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+if [ ! -d node_modules/tsx ]; then
+  npm ci --no-audit --no-fund
+fi
+exec node bin/vaultpam-backup.mjs demo "$@"

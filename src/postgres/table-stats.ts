@@ -1,0 +1,54 @@
+// Row counts and content checksums of named tables, on any open client (a snapshot's transaction or a plain one).
+import pg from 'pg';
+import { TableNotFoundError } from './postgres-errors';
+
+/**
+ * Quotes "table" or "schema.table" as written in a manifest (the unquoted spelling pg_restore --list prints).
+ * Each part is quoted as is, so `public.Audit` names the table created as "Audit".
+ */
+export function quoteTableName(name: string): string {
+  const dot = name.indexOf('.');
+  const [schema, table] = dot === -1 ? ['public', name] : [name.slice(0, dot), name.slice(dot + 1)];
+  if (!schema || !table) throw new Error(`cannot read a table name from ${JSON.stringify(name)}; write it as "schema.table"`);
+  return `${pg.escapeIdentifier(schema)}.${pg.escapeIdentifier(table)}`;
+}
+
+async function currentDatabase(client: pg.ClientBase): Promise<string> {
+  const { rows } = await client.query<{ db: string }>('SELECT current_database() AS db');
+  return rows[0]?.db ?? '?';
+}
+
+/** Throws a TableNotFoundError naming the table, rather than the server's bare 42P01. */
+async function perTable<T>(client: pg.ClientBase, tables: readonly string[], sql: (quoted: string) => string, read: (row: Record<string, unknown>) => T): Promise<Record<string, T>> {
+  const result: Record<string, T> = {};
+  // One query per table, in order: inside a snapshot's transaction they all see the same state anyway.
+  for (const table of tables) {
+    // regclass resolution first, so a missing table is a clear error and not an aborted transaction.
+    const { rows: found } = await client.query<{ oid: string | null }>('SELECT to_regclass($1)::oid AS oid', [quoteTableName(table)]);
+    if (!found[0]?.oid) throw new TableNotFoundError(table, await currentDatabase(client));
+    const { rows } = await client.query(sql(quoteTableName(table)));
+    const row = rows[0] as Record<string, unknown> | undefined;
+    if (!row) throw new Error(`no result counting ${table}`);
+    result[table] = read(row);
+  }
+  return result;
+}
+
+/** Exact `count(*)` of each table. */
+export function countRows(client: pg.ClientBase, tables: readonly string[]): Promise<Record<string, number>> {
+  return perTable(client, tables, (t) => `SELECT count(*) AS n FROM ${t}`, (row) => Number(row.n));
+}
+
+/**
+ * An order-independent digest of each table's content: md5 of the sorted per-row md5s. Hashing rows first keeps
+ * the aggregated string at 32 bytes a row, so tables of tens of millions of rows stay under the 1 GB text limit.
+ * Equal digests mean equal multisets of rows as text (column order and types included).
+ */
+export function checksumRows(client: pg.ClientBase, tables: readonly string[]): Promise<Record<string, string>> {
+  return perTable(
+    client,
+    tables,
+    (t) => `SELECT md5(coalesce(string_agg(h, '' ORDER BY h COLLATE "C"), '')) AS digest FROM (SELECT md5(r::text) AS h FROM ${t} AS r) AS rows`,
+    (row) => String(row.digest),
+  );
+}

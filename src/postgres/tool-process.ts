@@ -1,0 +1,120 @@
+// Running pg_dump / pg_restore as child processes: libpq arguments, password by environment, stderr tail, cancellation.
+import { spawn, type ChildProcess } from 'node:child_process';
+import type { PostgresConfig } from '../config/schema';
+import { PgToolAbortedError, scrubSecret } from './postgres-errors';
+
+/** How much of a tool's stderr an error message quotes: the end is where the reason is. */
+export const STDERR_TAIL_CHARS = 4000;
+
+/** How long a tool gets to exit after SIGTERM before SIGKILL. */
+const KILL_GRACE_MS = 5000;
+
+/** Quotes a value for a libpq conninfo string: single quotes, backslash escapes. */
+function quoteConninfoValue(value: string): string {
+  return `'${value.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+}
+
+/**
+ * The `-d` argument for a database name. libpq reads a `-d` value containing "=" or starting with a URI
+ * prefix as a whole connection string; a name like that is wrapped as `dbname='...'` so it stays a name.
+ */
+export function dbnameArgument(database: string): string {
+  return /=|^postgres(ql)?:\/\//.test(database) ? `dbname=${quoteConninfoValue(database)}` : database;
+}
+
+/** Connection arguments shared by pg_dump and pg_restore. `--no-password`: never wait on a prompt. */
+export function libpqArguments(config: PostgresConfig, database: string): string[] {
+  return ['--no-password', '-h', config.host, '-p', String(config.port), '-U', config.user, '-d', dbnameArgument(database)];
+}
+
+/** The child's environment: the password travels in PGPASSWORD, never on the command line (visible in `ps`). */
+export function toolEnvironment(password: string | undefined): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, LC_MESSAGES: 'C', PGCONNECT_TIMEOUT: process.env.PGCONNECT_TIMEOUT ?? '10' };
+  if (password !== undefined) env.PGPASSWORD = password;
+  return env;
+}
+
+export interface ToolExit {
+  /** Exit status, or null when the process died of a signal or never started. */
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  /** The end of stderr with the password scrubbed. */
+  stderrTail: string;
+  /** True when the caller's AbortSignal caused the kill. */
+  aborted: boolean;
+  /** Set when the process could not be started at all (e.g. ENOENT). */
+  spawnError?: Error;
+}
+
+export interface ToolRun {
+  child: ChildProcess;
+  /** Settles once the process has exited and its stdio closed; never rejects. */
+  exit: Promise<ToolExit>;
+}
+
+export interface SpawnToolOptions {
+  /** Human name for messages, e.g. "pg_dump". */
+  tool: string;
+  bin: string;
+  args: string[];
+  password: string | undefined;
+  signal?: AbortSignal;
+  /** Whether the child reads stdin from us. */
+  stdin: 'pipe' | 'ignore';
+  /** Whether its stdout is consumed by us or discarded. */
+  stdout: 'pipe' | 'ignore';
+}
+
+/** Spawns a PostgreSQL client tool, collecting a scrubbed stderr tail and killing it when `signal` aborts. */
+export function spawnPgTool(options: SpawnToolOptions): ToolRun {
+  if (options.signal?.aborted) throw new PgToolAbortedError(options.tool);
+  const child = spawn(options.bin, options.args, {
+    env: toolEnvironment(options.password),
+    stdio: [options.stdin, options.stdout, 'pipe'],
+  });
+
+  let stderr = '';
+  child.stderr?.setEncoding('utf8');
+  child.stderr?.on('data', (chunk: string) => {
+    // Scrub before trimming so a password split across two chunks is still caught whole.
+    stderr = scrubSecret(stderr + chunk, options.password);
+    if (stderr.length > STDERR_TAIL_CHARS * 2) stderr = stderr.slice(-STDERR_TAIL_CHARS);
+  });
+
+  let aborted = false;
+  let killTimer: NodeJS.Timeout | undefined;
+  const onAbort = (): void => {
+    aborted = true;
+    child.kill('SIGTERM');
+    killTimer = setTimeout(() => child.kill('SIGKILL'), KILL_GRACE_MS);
+    killTimer.unref();
+  };
+  options.signal?.addEventListener('abort', onAbort, { once: true });
+
+  const exit = new Promise<ToolExit>((resolve) => {
+    let spawnError: Error | undefined;
+    child.once('error', (err) => {
+      spawnError = err;
+      // 'close' does not always follow a failed spawn.
+      if (child.pid === undefined) finish(null, null);
+    });
+    let finished = false;
+    const finish = (code: number | null, signal: NodeJS.Signals | null): void => {
+      if (finished) return;
+      finished = true;
+      options.signal?.removeEventListener('abort', onAbort);
+      if (killTimer) clearTimeout(killTimer);
+      const tail = scrubSecret(stderr, options.password).trim().slice(-STDERR_TAIL_CHARS);
+      resolve({ code, signal, stderrTail: tail, aborted, ...(spawnError ? { spawnError } : {}) });
+    };
+    child.once('close', (code, signal) => finish(code, signal));
+  });
+  return { child, exit };
+}
+
+/** One line for an error message: why the tool stopped. */
+export function describeExit(tool: string, exit: ToolExit): string {
+  if (exit.spawnError) return `${tool} could not be started: ${exit.spawnError.message}`;
+  if (exit.signal) return `${tool} was killed by ${exit.signal}`;
+  return `${tool} exited with code ${exit.code}`;
+}

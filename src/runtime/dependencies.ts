@@ -1,0 +1,74 @@
+// The clients every activity needs, built once per process from the configuration; tests build them the same way or inject others.
+import type * as Minio from 'minio';
+import { resolveSecret } from '../config/secrets';
+import { targetDeployment, type TargetName } from '../config/load';
+import type { Config, DeploymentConfig, SecretRef } from '../config/schema';
+import { createLocation, createS3Client, type BackupLocation } from '../storage';
+import { createCommandServiceControl } from '../vaultpam/command-service-control';
+import type { ControlPlane, ServiceControl } from '../vaultpam/control-plane';
+import { createHttpControlPlane } from '../vaultpam/http-control-plane';
+
+export interface Dependencies {
+  readonly config: Config;
+  /** The activities' clock: injected so retention and RPO logic is tested with backdated data. */
+  now(): Date;
+  secret(ref: SecretRef): string;
+  deployment(target: TargetName): DeploymentConfig;
+  controlPlane(target: TargetName): ControlPlane;
+  serviceControl(target: TargetName): ServiceControl;
+  recordingsClient(target: TargetName): Minio.Client;
+  /** Every configured backup location, in configuration order. */
+  locations(): BackupLocation[];
+  /** The PostgreSQL password of a target, resolved inside the worker; undefined when none is configured. */
+  postgresPassword(target: TargetName): string | undefined;
+}
+
+export interface DependencyOverrides {
+  now?: () => Date;
+  controlPlane?: (target: TargetName) => ControlPlane;
+  serviceControl?: (target: TargetName) => ServiceControl;
+  locations?: () => BackupLocation[];
+}
+
+export function createDependencies(config: Config, overrides: DependencyOverrides = {}): Dependencies {
+  const cache = new Map<string, unknown>();
+  const once = <T>(key: string, make: () => T): T => {
+    if (!cache.has(key)) cache.set(key, make());
+    return cache.get(key) as T;
+  };
+  const secret = (ref: SecretRef) => resolveSecret(ref);
+  const deployment = (target: TargetName) => targetDeployment(config, target);
+
+  return {
+    config,
+    now: overrides.now ?? (() => new Date()),
+    secret,
+    deployment,
+    controlPlane:
+      overrides.controlPlane ??
+      ((target) =>
+        once(`cp:${target}`, () => {
+          const cp = deployment(target).controlPlane;
+          return createHttpControlPlane({ url: cp.url, token: secret(cp.token) });
+        })),
+    serviceControl:
+      overrides.serviceControl ?? ((target) => once(`svc:${target}`, () => createCommandServiceControl(deployment(target).controlPlane))),
+    recordingsClient: (target) =>
+      once(`rec:${target}`, () => {
+        const rec = deployment(target).recordings;
+        return createS3Client(rec, secret(rec.secretKey));
+      }),
+    locations:
+      overrides.locations ??
+      (() =>
+        once('locations', () =>
+          config.locations.map((location) =>
+            createLocation(location, { secretKey: location.kind === 's3' ? secret(location.secretKey) : undefined }),
+          ),
+        )),
+    postgresPassword: (target) => {
+      const ref = deployment(target).postgres.password;
+      return ref ? secret(ref) : undefined;
+    },
+  };
+}

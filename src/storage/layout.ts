@@ -1,0 +1,54 @@
+// Where each artifact of a backup lives inside a location; the one place the key layout is spelled out.
+import { assertValidKey } from './object-key';
+
+const BACKUPS = 'backups';
+const BLOBS = 'blobs';
+const MANIFEST = 'manifest.json';
+const SHA256_HEX = /^[0-9a-f]{64}$/;
+
+function segment(value: string, what: string): string {
+  if (value.length === 0 || value.includes('/')) {
+    throw new TypeError(`${what} must be a non-empty name without "/", got ${JSON.stringify(value)}`);
+  }
+  assertValidKey(value);
+  return value;
+}
+
+/** `<deployment>/backups/`: every backup of a deployment, manifests included. */
+export function backupsPrefix(deployment: string): string {
+  return `${segment(deployment, 'deployment')}/${BACKUPS}/`;
+}
+
+/** `<deployment>/blobs/`: recording blobs, shared by the backups that reference them. */
+export function blobsPrefix(deployment: string): string {
+  return `${segment(deployment, 'deployment')}/${BLOBS}/`;
+}
+
+/** `<deployment>/backups/<backupId>/`: everything one backup wrote. */
+export function backupPrefix(deployment: string, backupId: string): string {
+  return `${backupsPrefix(deployment)}${segment(backupId, 'backupId')}/`;
+}
+
+/** `<deployment>/backups/<backupId>/<artifact>`, e.g. artifact "db.dump.enc". */
+export function backupKey(deployment: string, backupId: string, artifact: string): string {
+  return `${backupPrefix(deployment, backupId)}${segment(artifact, 'artifact')}`;
+}
+
+/** The commit point of a backup: written last, in every location. */
+export function manifestKey(deployment: string, backupId: string): string {
+  return backupKey(deployment, backupId, MANIFEST);
+}
+
+/** `<deployment>/blobs/<sha256>`: content-addressed, so a blob is written once whatever the number of backups. */
+export function blobKey(deployment: string, sha256: string): string {
+  if (!SHA256_HEX.test(sha256)) throw new TypeError(`a blob id must be 64 lower-case hex digits (a SHA-256), got ${JSON.stringify(sha256)}`);
+  return `${blobsPrefix(deployment)}${sha256}`;
+}
+
+/** Inverse of manifestKey for keys found by listing backupsPrefix(); undefined for any other key. */
+export function parseManifestKey(deployment: string, key: string): { backupId: string } | undefined {
+  const prefix = backupsPrefix(deployment);
+  if (!key.startsWith(prefix) || !key.endsWith(`/${MANIFEST}`)) return undefined;
+  const backupId = key.slice(prefix.length, -(MANIFEST.length + 1));
+  return backupId.length > 0 && !backupId.includes('/') ? { backupId } : undefined;
+}

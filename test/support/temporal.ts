@@ -1,0 +1,45 @@
+// Runs a real worker (real Temporal dev server, prebuilt workflow bundle) on a task queue of its own for one test.
+import { randomUUID } from 'node:crypto';
+import type { Client } from '@temporalio/client';
+import { inject } from 'vitest';
+import { loadConfig } from '../../src/config/load';
+import type { Config } from '../../src/config/schema';
+import { createDependencies, type DependencyOverrides } from '../../src/runtime/dependencies';
+import { connectClient } from '../../src/temporal/connect';
+import { createWorker } from '../../src/temporal/worker';
+
+export interface TemporalHarness {
+  config: Config;
+  client: Client;
+  taskQueue: string;
+  /** Runs fn while a worker polls this harness's task queue. */
+  withWorker<T>(fn: () => Promise<T>, overrides?: DependencyOverrides, config?: Config): Promise<T>;
+  close(): Promise<void>;
+}
+
+export async function temporalHarness(config: Config = loadConfig({ env: { ...process.env, VAULTPAM_BACKUP_CONFIG: '' } })): Promise<TemporalHarness> {
+  const client = await connectClient(config);
+  const taskQueue = `test-${randomUUID()}`;
+  return {
+    config,
+    client,
+    taskQueue,
+    async withWorker(fn, overrides = {}, workerConfig = config) {
+      const { worker, connection } = await createWorker({
+        config: workerConfig,
+        deps: createDependencies(workerConfig, overrides),
+        taskQueue,
+        workflowBundlePath: inject('workflowBundlePath'),
+        options: { shutdownGraceTime: '2 seconds' },
+      });
+      try {
+        return await worker.runUntil(fn());
+      } finally {
+        await connection.close();
+      }
+    },
+    async close() {
+      await client.connection.close();
+    },
+  };
+}

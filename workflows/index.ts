@@ -1,0 +1,2 @@
+// The workflows the worker registers (re-exports only).
+export { preflightWorkflow } from './preflight';
