@@ -5,6 +5,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { loadConfig, type TargetName } from '../config/load';
 import { repoRoot } from '../config/local-stack';
 import type { Config } from '../config/schema';
+import { startApi } from '../api/server';
 import { VaultpamBackupError } from '../errors/catalogue';
 import { runPreflight } from '../operations/preflight';
 import { connectClient } from '../temporal/connect';
@@ -48,6 +49,19 @@ program
     process.stderr.write(`worker polling ${cfg.temporal.taskQueue} at ${cfg.temporal.address}\n`);
     await worker.run();
     await connection.close();
+  });
+
+program
+  .command('api')
+  .description('serve the HTTP API until interrupted')
+  .action(async () => {
+    const api = await startApi(config());
+    process.stderr.write(`API listening on ${api.url}\n`);
+    await new Promise<void>((resolve) => {
+      process.once('SIGINT', resolve);
+      process.once('SIGTERM', resolve);
+    });
+    await api.close();
   });
 
 program

@@ -1,0 +1,75 @@
+// Configuration: the embedded default validates; bad input names the field and the fix; secrets resolve and stay out of messages.
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadConfig, parseConfig, targetDeployment } from '../../src/config/load';
+import { localStackConfig } from '../../src/config/local-stack';
+import { resolveSecret } from '../../src/config/secrets';
+
+describe('configuration', () => {
+  it('accepts the embedded local-stack default, with two regions, and freezes it', () => {
+    const config = loadConfig({ env: { VAULTPAM_STACK_DIR: '/srv/stack' } });
+    expect(config.deployment.name).toBe('sandbox');
+    expect(new Set(config.locations.map((l) => l.region)).size).toBe(2);
+    expect(config.temporal.address).toBe('127.0.0.1:7233');
+    expect(Object.isFrozen(config.deployment.postgres)).toBe(true);
+    expect(() => {
+      (config.backup as { concurrency: number }).concurrency = 1;
+    }).toThrow(TypeError);
+  });
+
+  it('takes ports from the environment and rejects a non-port with the variable named', () => {
+    expect(loadConfig({ env: { VAULTPAM_PG_PORT: '6000' } }).deployment.postgres.port).toBe(6000);
+    expect(() => loadConfig({ env: { VAULTPAM_PG_PORT: 'sixty' } })).toThrow(/VAULTPAM_PG_PORT=sixty is not a port/);
+  });
+
+  it('names every wrong field with a code an operator can search for', () => {
+    const base = localStackConfig();
+    const bad = {
+      ...base,
+      deployment: { ...base.deployment, name: 'Bad Name!' },
+      locations: [base.locations[0], { ...base.locations[0] }],
+      encryption: { activeKeyId: 'missing', keys: base.encryption.keys },
+    };
+    let message = '';
+    try {
+      parseConfig(bad);
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    expect(message).toMatch(/^VPB_ERR_CONFIG_INVALID/);
+    expect(message).toMatch(/deployment\.name: use lower-case letters/);
+    expect(message).toMatch(/locations\.1\.name: location name "primary" is used twice/);
+    expect(message).toMatch(/encryption\.activeKeyId: activeKeyId "missing" names no key/);
+  });
+
+  it('refuses an unknown location kind and a missing secret reference', () => {
+    const base = localStackConfig();
+    expect(() => parseConfig({ ...base, locations: [{ name: 'x', region: 'r', kind: 'ftp' }] })).toThrow(/locations\.0\.kind/);
+    expect(() => parseConfig({ ...base, api: { token: { vault: 'x' } } })).toThrow(/api\.token/);
+  });
+
+  it('reports an unreadable or malformed configuration file by its path', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vpb-config-'));
+    const path = join(dir, 'config.json');
+    writeFileSync(path, '{ not json');
+    expect(() => loadConfig({ path })).toThrow(new RegExp(`VPB_ERR_CONFIG_UNREADABLE.*${path}`));
+    expect(() => loadConfig({ path: join(dir, 'absent.json') })).toThrow(/VPB_ERR_CONFIG_UNREADABLE/);
+  });
+
+  it('refuses the staging target when no staging deployment is configured', () => {
+    const { staging: _staging, ...base } = localStackConfig();
+    expect(() => targetDeployment(parseConfig(base), 'staging')).toThrow(/target "staging" is not configured/);
+  });
+
+  it('resolves secrets from env and files, and never puts the value in an error', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vpb-secret-'));
+    writeFileSync(join(dir, 's'), 'hunter2-file\n');
+    expect(resolveSecret({ file: join(dir, 's') })).toBe('hunter2-file');
+    expect(resolveSecret({ env: 'X_SECRET' }, { X_SECRET: 'hunter2-env' })).toBe('hunter2-env');
+    expect(() => resolveSecret({ env: 'X_SECRET' }, {})).toThrow(/VPB_ERR_SECRET_MISSING.*env:X_SECRET.*set the environment variable X_SECRET/);
+    writeFileSync(join(dir, 'empty'), '');
+    expect(() => resolveSecret({ file: join(dir, 'empty') })).toThrow(/the file is empty/);
+  });
+});
