@@ -5,7 +5,8 @@
 -- also the recording's object name. audit_log uses a bigserial: its order is the order things happened.
 --
 -- created_at / updated_at exist so a restore can count what changed after a backup's timestamp;
--- updated_at is kept current by a trigger rather than trusted to every writer.
+-- updated_at is kept current by a trigger rather than trusted to every writer. audit_log is append-only, so
+-- its one timestamp is `at`.
 -- audit_log.resource_id and sessions.resource_id carry no foreign key on purpose: history outlives the
 -- resource it mentions (deleting a resource must not erase who used it).
 
