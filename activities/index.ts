@@ -1,10 +1,22 @@
-// Every activity, built from the process's dependencies (re-exports and one factory).
+// Every activity, built from the process's dependencies (one factory; tests hand it other dependencies).
 import type { Dependencies } from '../src/runtime/dependencies';
+import { createCommitActivities } from './commit';
+import { createDumpActivities } from './dump';
 import { createPreflightActivities } from './preflight';
+import { createQuiesceActivities } from './quiesce';
+import { createReplicateActivities } from './replicate';
+import { createSyncActivities } from './sync';
+import { createVerifyActivities } from './verify';
 
 export function createActivities(deps: Dependencies) {
   return {
     ...createPreflightActivities(deps),
+    ...createCommitActivities(deps),
+    ...createQuiesceActivities(deps),
+    ...createDumpActivities(deps),
+    ...createSyncActivities(deps),
+    ...createVerifyActivities(deps),
+    ...createReplicateActivities(deps),
   };
 }
 

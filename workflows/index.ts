@@ -1,2 +1,3 @@
 // The workflows the worker registers (re-exports only).
 export { preflightWorkflow } from './preflight';
+export { backupWorkflow } from './backup';

@@ -3,6 +3,7 @@ import type * as Minio from 'minio';
 import { resolveSecret } from '../config/secrets';
 import { targetDeployment, type TargetName } from '../config/load';
 import type { Config, DeploymentConfig, SecretRef } from '../config/schema';
+import { KeyRing } from '../crypto';
 import { createLocation, createS3Client, type BackupLocation } from '../storage';
 import { createCommandServiceControl } from '../vaultpam/command-service-control';
 import type { ControlPlane, ServiceControl } from '../vaultpam/control-plane';
@@ -19,6 +20,8 @@ export interface Dependencies {
   recordingsClient(target: TargetName): Minio.Client;
   /** Every configured backup location, in configuration order. */
   locations(): BackupLocation[];
+  /** The master keys, resolved inside the worker. */
+  keyRing(): KeyRing;
   /** The PostgreSQL password of a target, resolved inside the worker; undefined when none is configured. */
   postgresPassword(target: TargetName): string | undefined;
 }
@@ -66,6 +69,8 @@ export function createDependencies(config: Config, overrides: DependencyOverride
             createLocation(location, { secretKey: location.kind === 's3' ? secret(location.secretKey) : undefined }),
           ),
         )),
+    keyRing: () =>
+      once('keyRing', () => new KeyRing({ activeKeyId: config.encryption.activeKeyId, keys: new Map(config.encryption.keys.map((k) => [k.id, secret(k.secret)])) })),
     postgresPassword: (target) => {
       const ref = deployment(target).postgres.password;
       return ref ? secret(ref) : undefined;

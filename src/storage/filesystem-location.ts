@@ -92,14 +92,14 @@ export class FilesystemLocation implements BackupLocation {
         },
       });
       const source = Buffer.isBuffer(body) ? Readable.from([body]) : body;
-      await pipeline(source, counter, handle.createWriteStream({ autoClose: false }));
+      // The write stream closes the handle when it finishes or fails.
+      await pipeline(source, counter, handle.createWriteStream());
       if (size !== undefined && written !== size) throw new SizeMismatchError(this.name, key, size, written);
       // Data reaches the disk before the name does, so a crash never exposes a short file under `key`.
-      await handle.sync();
-      await handle.close();
+      await this.syncPath(temp);
       await rename(temp, target);
       committed = true;
-      await this.syncDirectory(directory);
+      await this.syncPath(directory).catch(() => undefined); // some filesystems refuse fsync on a directory
       return {};
     } finally {
       if (!committed) {
@@ -109,16 +109,12 @@ export class FilesystemLocation implements BackupLocation {
     }
   }
 
-  /** Makes the rename itself durable; some filesystems refuse fsync on a directory, which is harmless. */
-  private async syncDirectory(directory: string): Promise<void> {
-    let handle: FileHandle | undefined;
+  private async syncPath(path: string): Promise<void> {
+    const handle = await open(path, 'r');
     try {
-      handle = await open(directory, 'r');
       await handle.sync();
-    } catch {
-      // best effort
     } finally {
-      await handle?.close().catch(() => undefined);
+      await handle.close();
     }
   }
 

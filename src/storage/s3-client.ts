@@ -16,7 +16,8 @@ export interface S3ClientOptions {
   partSize?: number;
 }
 
-export type S3ConnectionSettings = Pick<S3Endpoint, 'endPoint' | 'port' | 'useSSL' | 'region' | 'accessKey'>;
+/** `region` may be left out: minio then asks the server for the bucket's region (one cached request). */
+export type S3ConnectionSettings = Pick<S3Endpoint, 'endPoint' | 'port' | 'useSSL' | 'accessKey'> & { region?: string | undefined };
 
 /** `secretKey` is the resolved secret, never the SecretRef: resolution happens in the worker. */
 export function createS3Client(endpoint: S3ConnectionSettings, secretKey: string, options: S3ClientOptions = {}): Client {
@@ -31,7 +32,7 @@ export function createS3Client(endpoint: S3ConnectionSettings, secretKey: string
     endPoint: endpoint.endPoint,
     port: endpoint.port,
     useSSL: endpoint.useSSL,
-    region: endpoint.region,
+    ...(endpoint.region ? { region: endpoint.region } : {}),
     accessKey: endpoint.accessKey,
     secretKey,
     partSize,

@@ -28,8 +28,9 @@ import {
   tableRowCounts,
   withClient,
 } from '../../src/postgres';
+import { localStackDir } from '../../src/config/local-stack';
 
-const stackDir = process.env.VAULTPAM_STACK_DIR ?? '/work/main/.stack';
+const stackDir = localStackDir();
 const password = readFileSync(join(stackDir, 'secrets', 'pg-password'), 'utf8').trim();
 const port = Number(process.env.VAULTPAM_PG_PORT ?? 55432);
 const runId = randomBytes(4).toString('hex');

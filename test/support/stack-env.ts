@@ -1,6 +1,7 @@
 // Where tests find the local stack (scripts/stack.sh): addresses from the environment, secrets from .stack/secrets.
 import { readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
+import { localStackDir } from '../../src/config/local-stack';
 
 export interface StackEnv {
   /** The stack's directory (VAULTPAM_STACK_DIR), holding secrets/, sandbox/, logs/. */
@@ -33,7 +34,7 @@ let cached: StackEnv | undefined;
 /** The same answer for the whole test process; throws a clear error when the stack was never provisioned. */
 export function stackEnv(): StackEnv {
   if (cached) return cached;
-  const stackDir = resolve(process.env.VAULTPAM_STACK_DIR ?? '/work/main/.stack');
+  const stackDir = localStackDir();
   const passwordFile = join(stackDir, 'secrets', 'pg-password');
   const secretKeyFile = join(stackDir, 'secrets', 's3-secret-key');
   cached = {

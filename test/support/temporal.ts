@@ -1,6 +1,7 @@
 // Runs a real worker (real Temporal dev server, prebuilt workflow bundle) on a task queue of its own for one test.
 import { randomUUID } from 'node:crypto';
 import type { Client } from '@temporalio/client';
+import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { inject } from 'vitest';
 import { loadConfig } from '../../src/config/load';
 import type { Config } from '../../src/config/schema';
@@ -17,7 +18,13 @@ export interface TemporalHarness {
   close(): Promise<void>;
 }
 
+let runtimeInstalled = false;
+
 export async function temporalHarness(config: Config = loadConfig({ env: { ...process.env, VAULTPAM_BACKUP_CONFIG: '' } })): Promise<TemporalHarness> {
+  if (!runtimeInstalled) {
+    runtimeInstalled = true;
+    Runtime.install({ logger: new DefaultLogger('WARN') });
+  }
   const client = await connectClient(config);
   const taskQueue = `test-${randomUUID()}`;
   return {

@@ -258,7 +258,7 @@ describe('key ring', () => {
   });
 
   it('builds from text keys, names the faulty key, and checks the active id', () => {
-    const ring = new KeyRing({ activeKeyId: 'b', keys: new Map([['a', raw.toString('hex')], ['b', raw]]) });
+    const ring = new KeyRing({ activeKeyId: 'b', keys: new Map<string, Buffer | string>([['a', raw.toString('hex')], ['b', raw]]) });
     expect(ring.ids).toEqual(['a', 'b']);
     expect(ring.get('a')?.equals(raw)).toBe(true);
     expect(() => new KeyRing({ activeKeyId: 'a', keys: new Map([['a', 'abcd']]) })).toThrow(/master key "a"/);

@@ -1,0 +1,80 @@
+// Writing and reading encrypted artifacts in one pass: encrypt, count and hash (plaintext and stored bytes) while streaming.
+import { createHash, type Hash } from 'node:crypto';
+import { PassThrough, Readable, Transform, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createDecryptStream, createEncryptStream } from '../crypto';
+import type { BackupLocation } from '../storage';
+import type { Artifact } from './manifest';
+
+/** Counts and hashes what flows through, unchanged. */
+export class Meter extends Transform {
+  readonly hash: Hash = createHash('sha256');
+  bytes = 0;
+  constructor(private readonly onBytes?: (total: number) => void) {
+    super();
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, callback: TransformCallback): void {
+    this.hash.update(chunk);
+    this.bytes += chunk.length;
+    this.onBytes?.(this.bytes);
+    callback(null, chunk);
+  }
+  digest(): string {
+    return this.hash.digest('hex');
+  }
+}
+
+export interface WriteArtifactOptions {
+  onBytes?: (plaintextBytes: number) => void;
+  signal?: AbortSignal;
+}
+
+/** Encrypts `source` under `dataKey` into `key` at `location`; nothing unencrypted touches disk. */
+export async function writeArtifact(location: BackupLocation, key: string, source: Readable | Buffer, dataKey: Buffer, options: WriteArtifactOptions = {}): Promise<Artifact> {
+  const plain = new Meter(options.onBytes);
+  const stored = new Meter();
+  const body = new PassThrough();
+  const input = Buffer.isBuffer(source) ? Readable.from([source]) : source;
+  const flowing = pipeline(input, plain, createEncryptStream(dataKey), stored, body, ...(options.signal ? [{ signal: options.signal }] : []));
+  // put() consumes `body`; if the pipeline fails, `body` is destroyed and put() rejects too.
+  const [, put] = await Promise.allSettled([flowing, location.put(key, body)]);
+  await flowing;
+  if (put.status === 'rejected') throw put.reason;
+  return { key, size: stored.bytes, sha256: stored.digest(), plaintextBytes: plain.bytes, plaintextSha256: plain.digest() };
+}
+
+/** SHA-256 and size of an artifact's stored bytes at a location. */
+export async function hashStored(location: BackupLocation, key: string, onBytes?: (n: number) => void): Promise<{ size: number; sha256: string }> {
+  const meter = new Meter(onBytes);
+  await pipeline(await location.get(key), meter, new PassThrough().resume());
+  return { size: meter.bytes, sha256: meter.digest() };
+}
+
+/**
+ * The decrypted content of an artifact as a stream. The stored bytes are hashed on the way: a mismatch with the
+ * recorded checksum errors the stream at its end, so a consumer never takes a substituted artifact for the real one.
+ */
+export async function openArtifact(location: BackupLocation, artifact: Artifact, dataKey: Buffer): Promise<Readable> {
+  const stored = await location.get(artifact.key);
+  const meter = new Meter();
+  const check = new Transform({
+    transform(chunk, _enc, cb) {
+      cb(null, chunk);
+    },
+    flush(cb) {
+      const sha = meter.digest();
+      if (meter.bytes !== artifact.size || sha !== artifact.sha256) {
+        cb(new Error(`${artifact.key} at ${location.describe()} does not match its checksum (${meter.bytes} bytes, sha256 ${sha.slice(0, 12)}…; expected ${artifact.size} bytes, ${artifact.sha256.slice(0, 12)}…)`));
+      } else cb();
+    },
+  });
+  const out = new PassThrough();
+  pipeline(stored, meter, check, createDecryptStream(dataKey), out).catch((err: Error) => out.destroy(err));
+  return out;
+}
+
+export async function readAll(stream: Readable): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const part of stream) parts.push(part as Buffer);
+  return Buffer.concat(parts);
+}

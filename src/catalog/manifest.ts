@@ -1,0 +1,85 @@
+// The manifest: the commit point of a backup, written last in every location; a backup without one does not exist.
+import { z } from 'zod';
+import { wrappedKeySchema } from '../crypto/envelope';
+
+export const MANIFEST_FORMAT = 1;
+
+export const artifactSchema = z.object({
+  /** Key inside a location, relative to its prefix. */
+  key: z.string(),
+  /** Ciphertext bytes as stored. */
+  size: z.number().int().nonnegative(),
+  /** SHA-256 of the stored (encrypted) bytes: comparable across locations without a key. */
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  plaintextBytes: z.number().int().nonnegative(),
+  /** SHA-256 of the decrypted content: proves end to end that what is restored is what was dumped. */
+  plaintextSha256: z.string().regex(/^[0-9a-f]{64}$/),
+});
+export type Artifact = z.infer<typeof artifactSchema>;
+
+export const manifestSchema = z.object({
+  format: z.literal(MANIFEST_FORMAT),
+  backupId: z.string(),
+  deployment: z.string(),
+  /** Workflow that wrote it, so the Web UI run can be found from the catalog. */
+  workflowId: z.string(),
+  startedAt: z.string(),
+  committedAt: z.string(),
+  reason: z.string().optional(),
+  requestedBy: z.string().optional(),
+  tags: z.array(z.string()).default([]),
+  quiesce: z.object({
+    startedAt: z.string(),
+    endedAt: z.string(),
+    pauseMs: z.number().nonnegative(),
+    /** The recordings bucket's clock at the consistent point: objects modified later are not in this backup. */
+    recordingsPoint: z.string(),
+  }),
+  postgres: z.object({
+    serverVersion: z.string(),
+    database: z.string(),
+    rowCounts: z.record(z.string(), z.number().int().nonnegative()),
+  }),
+  encryption: z.object({
+    cipher: z.literal('AES-256-GCM'),
+    framing: z.literal('VPB1'),
+    dataKey: wrappedKeySchema,
+  }),
+  artifacts: z.object({
+    db: artifactSchema,
+    connectors: artifactSchema,
+    recordingsIndex: artifactSchema,
+  }),
+  connectors: z.object({ count: z.number().int().nonnegative() }),
+  recordings: z.object({
+    objects: z.number().int().nonnegative(),
+    bytes: z.number().int().nonnegative(),
+    /** Objects and bytes this backup copied; the rest were shared with the previous backup. */
+    copiedObjects: z.number().int().nonnegative(),
+    copiedBytes: z.number().int().nonnegative(),
+    reusedObjects: z.number().int().nonnegative(),
+    previousBackupId: z.string().optional(),
+  }),
+  verify: z.object({
+    level: z.enum(['standard', 'deep']),
+    verifiedAt: z.string(),
+    dumpEntries: z.number().int().nonnegative(),
+    deepRowCounts: z.record(z.string(), z.number().int().nonnegative()).optional(),
+  }),
+  locations: z.array(z.object({ name: z.string(), region: z.string() })).min(1),
+});
+export type Manifest = z.infer<typeof manifestSchema>;
+
+export function parseManifest(text: string, where: string): Manifest {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw new Error(`the manifest at ${where} is not JSON`);
+  }
+  const parsed = manifestSchema.safeParse(json);
+  if (!parsed.success) {
+    throw new Error(`the manifest at ${where} does not fit format ${MANIFEST_FORMAT}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  }
+  return parsed.data;
+}

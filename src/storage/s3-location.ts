@@ -1,0 +1,205 @@
+// Backup location in an S3-compatible bucket, through the minio client.
+import type { BucketItem, Client } from 'minio';
+import { Transform, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { setTimeout as delay } from 'node:timers/promises';
+import type { LocationConfig } from '../config/schema';
+import type { BackupLocation, ListedObject, ObjectStat, PutResult } from './backup-location';
+import { assertValidKey, assertValidPrefix, normaliseRootPrefix } from './object-key';
+import { MAX_PARTS } from './s3-client';
+import { LocationUnavailableError, NotFoundError, SizeMismatchError, StorageError } from './storage-errors';
+
+export type S3LocationConfig = Extract<LocationConfig, { kind: 's3' }>;
+
+/** S3's DeleteObjects takes at most 1000 keys; batches go one after another to stay gentle on the server. */
+const DELETE_BATCH = 1000;
+/** How long a failed put waits for minio's own upload to settle before aborting its multipart parts. */
+const ABORT_GRACE_MS = 1000;
+
+function errorCode(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | undefined)?.code;
+  return typeof code === 'string' && code.length > 0 ? code : undefined;
+}
+
+const MISSING_OBJECT_CODES = new Set(['NoSuchKey', 'NotFound']);
+const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'ETIMEDOUT', 'EAI_AGAIN']);
+const CREDENTIAL_CODES = new Set(['InvalidAccessKeyId', 'SignatureDoesNotMatch', 'AccessDenied', 'Forbidden']);
+
+/** Counts bytes on their way to the client and fails the stream on a length other than the announced one. */
+class LengthGuard extends Transform {
+  bytes = 0;
+  constructor(
+    private readonly expected: number | undefined,
+    private readonly onMismatch: (actual: number) => Error,
+  ) {
+    super();
+  }
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null, data?: Buffer) => void): void {
+    this.bytes += chunk.length;
+    if (this.expected !== undefined && this.bytes > this.expected) callback(this.onMismatch(this.bytes));
+    else callback(null, chunk);
+  }
+  override _flush(callback: (error?: Error | null) => void): void {
+    callback(this.expected !== undefined && this.bytes !== this.expected ? this.onMismatch(this.bytes) : null);
+  }
+}
+
+export class S3Location implements BackupLocation {
+  readonly kind = 's3' as const;
+  readonly name: string;
+  readonly region: string;
+  readonly bucket: string;
+  /** "" or "prefix/": prepended to every key. */
+  private readonly rootPrefix: string;
+  private readonly address: string;
+
+  constructor(
+    config: S3LocationConfig,
+    private readonly client: Client,
+  ) {
+    this.name = config.name;
+    this.region = config.region;
+    this.bucket = config.bucket;
+    this.rootPrefix = normaliseRootPrefix(config.prefix);
+    this.address = `${config.useSSL ? 'https://' : ''}${config.endPoint}:${config.port}`;
+  }
+
+  describe(): string {
+    return `s3://${this.bucket}/${this.rootPrefix} at ${this.address} (region ${this.region})`;
+  }
+
+  private objectName(key: string): string {
+    assertValidKey(key);
+    return `${this.rootPrefix}${key}`;
+  }
+
+  /** Turns transport and bucket-level failures into errors that name the location; others pass through. */
+  private translate(err: unknown, action: string): unknown {
+    const code = errorCode(err);
+    if (code === 'NoSuchBucket') {
+      return new LocationUnavailableError(this.name, `location "${this.name}" (${this.describe()}): bucket "${this.bucket}" does not exist; run ensureReady() or create it`, { cause: err });
+    }
+    if (code && (UNREACHABLE_CODES.has(code) || CREDENTIAL_CODES.has(code))) {
+      return new LocationUnavailableError(this.name, `location "${this.name}" (${this.describe()}): ${action} failed: ${this.reason(err)}`, { cause: err });
+    }
+    return err;
+  }
+
+  private reason(err: unknown): string {
+    const code = errorCode(err);
+    const message = err instanceof Error && err.message ? err.message : '';
+    const hint = code && UNREACHABLE_CODES.has(code)
+      ? '; check that the server runs and endPoint/port are right'
+      : !code || CREDENTIAL_CODES.has(code)
+        ? '; check accessKey and secretKey (and that the server accepts this region)'
+        : '';
+    return `${[code, message].filter(Boolean).join(': ') || 'the server rejected the request without detail'}${hint}`;
+  }
+
+  async ensureReady(): Promise<void> {
+    try {
+      if (await this.client.bucketExists(this.bucket)) return;
+      await this.client.makeBucket(this.bucket);
+    } catch (err) {
+      if (errorCode(err) === 'BucketAlreadyOwnedByYou') return; // created concurrently by another worker
+      throw new LocationUnavailableError(this.name, `location "${this.name}" (${this.describe()}) is not usable: ${this.reason(err)}`, { cause: err });
+    }
+  }
+
+  async put(key: string, body: Readable | Buffer, size?: number): Promise<PutResult> {
+    const objectName = this.objectName(key);
+    const mismatch = (actual: number): Error => new SizeMismatchError(this.name, key, size ?? 0, actual);
+    if (Buffer.isBuffer(body)) {
+      if (size !== undefined && size !== body.length) throw mismatch(body.length);
+      try {
+        const result = await this.client.putObject(this.bucket, objectName, body, body.length);
+        return { etag: result.etag };
+      } catch (err) {
+        throw this.translate(err, `put "${key}"`);
+      }
+    }
+    const limit = this.client.partSize * MAX_PARTS;
+    if (size !== undefined && size > limit) {
+      body.destroy();
+      throw new StorageError('VPB_ERR_OBJECT_TOO_LARGE', `"${key}" is ${size} bytes; location "${this.name}" takes at most ${limit} bytes per object with ${this.client.partSize}-byte parts; raise partSize`);
+    }
+    // minio's multipart path neither listens for errors on the stream it is handed nor aborts its
+    // upload: a failing source would hang it. So the body reaches minio through a guard whose
+    // failure is awaited here, and a failed upload is aborted so no parts linger on the server.
+    const guard = new LengthGuard(size, mismatch);
+    const fed = pipeline(body, guard);
+    const upload = this.client.putObject(this.bucket, objectName, guard, size);
+    try {
+      const [result] = await Promise.all([upload, fed]);
+      return { etag: result.etag };
+    } catch (err) {
+      guard.destroy();
+      // minio may still be initiating its multipart upload; let it settle (or give up on it) first,
+      // so the abort below finds the upload instead of racing it.
+      await Promise.race([upload.catch(() => undefined), delay(ABORT_GRACE_MS)]);
+      await this.client.removeIncompleteUpload(this.bucket, objectName).catch(() => undefined);
+      throw this.translate(err, `put "${key}"`);
+    }
+  }
+
+  async get(key: string): Promise<Readable> {
+    const objectName = this.objectName(key);
+    try {
+      return await this.client.getObject(this.bucket, objectName);
+    } catch (err) {
+      if (MISSING_OBJECT_CODES.has(errorCode(err) ?? '')) throw new NotFoundError(this.name, key, { cause: err });
+      throw this.translate(err, `get "${key}"`);
+    }
+  }
+
+  async stat(key: string): Promise<ObjectStat | undefined> {
+    const objectName = this.objectName(key);
+    try {
+      const info = await this.client.statObject(this.bucket, objectName);
+      return { size: info.size, etag: info.etag };
+    } catch (err) {
+      if (MISSING_OBJECT_CODES.has(errorCode(err) ?? '')) return undefined;
+      throw this.translate(err, `stat "${key}"`);
+    }
+  }
+
+  async exists(key: string): Promise<boolean> {
+    return (await this.stat(key)) !== undefined;
+  }
+
+  async *list(prefix: string): AsyncIterable<ListedObject> {
+    assertValidPrefix(prefix);
+    // listObjectsV2 follows continuation tokens itself; iterating it keeps one page in memory.
+    const items = this.client.listObjectsV2(this.bucket, `${this.rootPrefix}${prefix}`, true) as AsyncIterable<BucketItem>;
+    try {
+      for await (const item of items) {
+        // Some servers report directory markers ("a/b/"); no key of ours ends in "/".
+        if (!item.name || item.name.endsWith('/')) continue;
+        yield { key: item.name.slice(this.rootPrefix.length), size: item.size };
+      }
+    } catch (err) {
+      throw this.translate(err, `list "${prefix}"`);
+    }
+  }
+
+  async delete(keys: string[]): Promise<void> {
+    const names = keys.map((key) => this.objectName(key));
+    for (let i = 0; i < names.length; i += DELETE_BATCH) {
+      let results: unknown[];
+      try {
+        results = await this.client.removeObjects(this.bucket, names.slice(i, i + DELETE_BATCH));
+      } catch (err) {
+        throw this.translate(err, 'delete');
+      }
+      // minio returns the <Error> entries of the quiet DeleteObjects answer; the typings nest them under `Error`.
+      const failures = results
+        .map((result) => (result && typeof result === 'object' && 'Error' in result ? (result as { Error: unknown }).Error : result))
+        .filter((failure): failure is { Code?: string; Key?: string } => !!failure && typeof failure === 'object')
+        .filter((failure) => failure.Code !== 'NoSuchKey');
+      if (failures.length > 0) {
+        const sample = failures.slice(0, 3).map((f) => `${f.Key ?? '?'} (${f.Code ?? 'error'})`).join(', ');
+        throw new StorageError('VPB_ERR_DELETE_FAILED', `location "${this.name}" (${this.describe()}) could not delete ${failures.length} object(s): ${sample}`);
+      }
+    }
+  }
+}

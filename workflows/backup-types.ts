@@ -1,0 +1,97 @@
+// Shapes shared by the backup workflow, its activities and its callers (types only: safe in the workflow sandbox).
+import type { Artifact } from '../src/catalog/manifest';
+
+export type { Artifact };
+
+export interface BackupInput {
+  /** The deployment's name (configuration deployment.name); the workflow id is backup-<deployment>. */
+  deployment: string;
+  target?: 'production' | 'staging';
+  reason?: string;
+  requestedBy?: string;
+  /** Deep verify: also restore the dump into a scratch database and compare row counts. */
+  deep?: boolean;
+  tags?: string[];
+}
+
+export interface PrepareResult {
+  primary: string;
+  locations: { name: string; region: string }[];
+  previousBackupId?: string;
+}
+
+export interface CaptureResult {
+  quiesce: { startedAt: string; endedAt: string; pauseMs: number; recordingsPoint: string };
+  postgres: { serverVersion: string; database: string; rowCounts: Record<string, number> };
+  db: Artifact;
+  connectors: Artifact;
+  connectorCount: number;
+}
+
+export interface RecordingsSnapshot {
+  objects: number;
+  bytes: number;
+  /** Objects written after the consistent point, left to the next backup. */
+  newerThanPoint: number;
+}
+
+export interface SyncResult {
+  objects: number;
+  bytes: number;
+  copiedObjects: number;
+  copiedBytes: number;
+  reusedObjects: number;
+  /** Objects a crashed earlier attempt had already copied: found, checked and not copied again. */
+  resumedObjects: number;
+  index: Artifact;
+}
+
+export interface VerifyResult {
+  level: 'standard' | 'deep';
+  verifiedAt: string;
+  dumpEntries: number;
+  blobsChecked: number;
+  deepRowCounts?: Record<string, number>;
+}
+
+export interface ReplicateResult {
+  location: string;
+  artifacts: number;
+  blobsCopied: number;
+  blobsPresent: number;
+  bytesCopied: number;
+}
+
+export type BackupStep =
+  | 'starting'
+  | 'prepare'
+  | 'quiesce'
+  | 'dump'
+  | 'snapshot-recordings'
+  | 'sync-recordings'
+  | 'verify'
+  | 'replicate'
+  | 'commit'
+  | 'compensate'
+  | 'done';
+
+export interface BackupProgress {
+  backupId: string;
+  step: BackupStep;
+  status: 'running' | 'committed' | 'failed';
+  stepsDone: BackupStep[];
+  recordings?: { objects: number; bytes: number };
+  dumpBytes?: number;
+  pauseMs?: number;
+  error?: string;
+}
+
+export interface BackupResult {
+  backupId: string;
+  deployment: string;
+  locations: string[];
+  pauseMs: number;
+  dumpBytes: number;
+  recordings: { objects: number; bytes: number; copiedObjects: number; copiedBytes: number; reusedObjects: number };
+  verify: VerifyResult;
+}

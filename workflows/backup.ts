@@ -1,0 +1,155 @@
+// The backup workflow: the vendor's backup steps 1-6 as retryable activities, each with its undo (saga).
+import {
+  ApplicationFailure,
+  CancellationScope,
+  defineQuery,
+  log,
+  proxyActivities,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { Activities } from '../activities';
+import type { BackupInput, BackupProgress, BackupResult, BackupStep } from './backup-types';
+import { BACKUP_ID, STATUS, STEP } from './search-attributes';
+
+export const progressQuery = defineQuery<BackupProgress>('progress');
+
+/** Control-plane calls and bookkeeping: quick, retried a few times. */
+const quick = proxyActivities<Activities>({
+  startToCloseTimeout: '2 minutes',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumAttempts: 5, nonRetryableErrorTypes: ['LocationsInvalid', 'BackupCorrupt'] },
+});
+
+/** Transfers: long, heartbeating (a lost worker is noticed within the heartbeat timeout and the work resumes). */
+const transfer = proxyActivities<Activities>({
+  startToCloseTimeout: '12 hours',
+  heartbeatTimeout: '30 seconds',
+  retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 10, nonRetryableErrorTypes: ['LocationsInvalid', 'BackupCorrupt'] },
+});
+
+/** The backup id: UTC start time, sortable, plus a run-specific suffix. */
+export function backupIdFor(startTime: Date, runId: string): string {
+  const t = startTime.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  return `${t}-${runId.replace(/-/g, '').slice(0, 6)}`;
+}
+
+export async function backupWorkflow(input: BackupInput): Promise<BackupResult> {
+  const info = workflowInfo();
+  const backupId = backupIdFor(info.startTime, info.firstExecutionRunId);
+  const target = input.target ?? 'production';
+  const progress: BackupProgress = { backupId, step: 'starting', status: 'running', stepsDone: [] };
+  setHandler(progressQuery, () => progress);
+
+  const enter = (step: BackupStep) => {
+    if (progress.step !== 'starting' && progress.step !== step) progress.stepsDone.push(progress.step);
+    progress.step = step;
+    upsertSearchAttributes([{ key: STEP, value: step }]);
+  };
+  upsertSearchAttributes([
+    { key: BACKUP_ID, value: backupId },
+    { key: STATUS, value: 'running' },
+  ]);
+
+  const undo: { name: string; run: () => Promise<unknown> }[] = [];
+  let listing: Parameters<Activities['discardBackup']>[0]['listing'];
+  let previousBackupId: string | undefined;
+  const base = { deployment: input.deployment, backupId };
+
+  try {
+    enter('prepare');
+    const prepared = await quick.prepareBackup(base);
+    previousBackupId = prepared.previousBackupId;
+    undo.push({ name: 'discard partial artifacts', run: () => quick.discardBackup({ ...base, ...(previousBackupId ? { previousBackupId } : {}), ...(listing ? { listing } : {}) }) });
+
+    enter('quiesce');
+    undo.push({ name: 'leave maintenance mode', run: () => quick.unquiesce({ target, backupId }) });
+    const { startedAt } = await quick.quiesce({ target, backupId });
+
+    enter('dump');
+    const capture = await transfer.dump({ ...base, target, quiesceStartedAt: startedAt });
+    progress.pauseMs = capture.quiesce.pauseMs;
+    progress.dumpBytes = capture.db.plaintextBytes;
+
+    enter('snapshot-recordings');
+    const snapshot = await transfer.snapshotRecordings({ ...base, target, recordingsPoint: capture.quiesce.recordingsPoint });
+    listing = snapshot.listing;
+    progress.recordings = { objects: snapshot.objects, bytes: snapshot.bytes };
+
+    enter('sync-recordings');
+    const sync = await transfer.syncRecordings({ ...base, target, listing: snapshot.listing, ...(previousBackupId ? { previousBackupId } : {}) });
+
+    const artifacts = { db: capture.db, connectors: capture.connectors, recordingsIndex: sync.index };
+    enter('verify');
+    const verify = await transfer.verifyBackup({ ...base, target, location: prepared.primary, artifacts, rowCounts: capture.postgres.rowCounts, deep: input.deep ?? false });
+
+    enter('replicate');
+    const others = prepared.locations.filter((l) => l.name !== prepared.primary);
+    await Promise.all(others.map((l) => transfer.replicate({ ...base, to: l.name, artifacts })));
+
+    enter('commit');
+    await quick.commitBackup({
+      draft: {
+        backupId,
+        deployment: input.deployment,
+        workflowId: info.workflowId,
+        startedAt: info.startTime.toISOString(),
+        ...(input.reason ? { reason: input.reason } : {}),
+        ...(input.requestedBy ? { requestedBy: input.requestedBy } : {}),
+        tags: input.tags ?? [],
+        quiesce: capture.quiesce,
+        postgres: capture.postgres,
+        artifacts,
+        connectors: { count: capture.connectorCount },
+        recordings: {
+          objects: sync.objects,
+          bytes: sync.bytes,
+          copiedObjects: sync.copiedObjects + sync.resumedObjects,
+          copiedBytes: sync.copiedBytes,
+          reusedObjects: sync.reusedObjects,
+          ...(previousBackupId ? { previousBackupId } : {}),
+        },
+        verify: { level: verify.level, verifiedAt: verify.verifiedAt, dumpEntries: verify.dumpEntries, ...(verify.deepRowCounts ? { deepRowCounts: verify.deepRowCounts } : {}) },
+        locations: prepared.locations,
+      },
+    });
+
+    enter('done');
+    progress.status = 'committed';
+    upsertSearchAttributes([{ key: STATUS, value: 'committed' }]);
+    return {
+      backupId,
+      deployment: input.deployment,
+      locations: prepared.locations.map((l) => l.name),
+      pauseMs: capture.quiesce.pauseMs,
+      dumpBytes: capture.db.plaintextBytes,
+      recordings: { objects: sync.objects, bytes: sync.bytes, copiedObjects: sync.copiedObjects + sync.resumedObjects, copiedBytes: sync.copiedBytes, reusedObjects: sync.reusedObjects },
+      verify,
+    };
+  } catch (err) {
+    const failedStep = progress.step;
+    progress.status = 'failed';
+    progress.error = err instanceof Error ? err.message : String(err);
+    progress.step = 'compensate';
+    upsertSearchAttributes([
+      { key: STEP, value: 'compensate' },
+      { key: STATUS, value: 'failed' },
+    ]);
+    // Undo newest first, even when the workflow itself was cancelled; a failing undo is logged and the rest still run.
+    await CancellationScope.nonCancellable(async () => {
+      for (const step of undo.reverse()) {
+        try {
+          await step.run();
+        } catch (undoErr) {
+          log.error(`compensation "${step.name}" failed`, { error: (undoErr as Error).message });
+        }
+      }
+    });
+    throw ApplicationFailure.create({
+      type: 'BackupFailed',
+      message: `backup ${backupId} of ${input.deployment} failed at step "${failedStep}": ${progress.error}. Maintenance mode was left and no partial backup remains.`,
+      nonRetryable: true,
+      cause: err instanceof Error ? err : undefined,
+    });
+  }
+}
