@@ -6,7 +6,7 @@ import { createPreflightActivities } from './preflight';
 import { createQuiesceActivities } from './quiesce';
 import { createReplicateActivities } from './replicate';
 import { createSyncActivities } from './sync';
-import { createVerifyActivities } from './verify';
+import { createCatalogActivities, createVerifyActivities } from './verify';
 
 export function createActivities(deps: Dependencies) {
   return {
@@ -16,6 +16,7 @@ export function createActivities(deps: Dependencies) {
     ...createDumpActivities(deps),
     ...createSyncActivities(deps),
     ...createVerifyActivities(deps),
+    ...createCatalogActivities(deps),
     ...createReplicateActivities(deps),
   };
 }

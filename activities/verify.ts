@@ -1,9 +1,10 @@
 // Seed step 5: every artifact readable, non-empty and equal to its checksum; the dump passes pg_restore --list;
 // every recording blob present; deep: the dump restored into a scratch database has the snapshot's row counts.
-import { Context } from '@temporalio/activity';
-import { ApplicationFailure } from '@temporalio/activity';
+import { ApplicationFailure, Context } from '@temporalio/activity';
+
 import type { TargetName } from '../src/config/load';
 import { hashStored, openArtifact } from '../src/catalog/artifacts';
+import { readManifest } from '../src/catalog/catalog';
 import type { Artifact } from '../src/catalog/manifest';
 import { encryptedSize } from '../src/crypto/frame-format';
 import { createDatabase, dropDatabase, listDump, restoreDump, tableRowCounts } from '../src/postgres';
@@ -106,4 +107,42 @@ async function readAllText(stream: NodeJS.ReadableStream): Promise<string> {
   const parts: Buffer[] = [];
   for await (const part of stream) parts.push(part as Buffer);
   return Buffer.concat(parts).toString('utf8');
+}
+
+export interface CommittedBackup {
+  backupId: string;
+  startedAt: string;
+  artifacts: VerifyInput['artifacts'];
+  rowCounts: Record<string, number>;
+  /** Locations with a readable manifest, and the problems found at the others. */
+  locations: { name: string; problem?: string }[];
+}
+
+/** Reads a committed backup's manifest at every location (for verify and restore): small facts only. */
+export function createCatalogActivities(deps: Dependencies) {
+  return {
+    async describeBackup(input: { deployment: string; backupId: string }): Promise<CommittedBackup> {
+      let found: Awaited<ReturnType<typeof readManifest>>;
+      const locations: CommittedBackup['locations'] = [];
+      for (const location of deps.locations()) {
+        try {
+          const manifest = await readManifest(location, input.deployment, input.backupId);
+          if (manifest) {
+            found ??= manifest;
+            locations.push({ name: location.name });
+          } else locations.push({ name: location.name, problem: 'no manifest' });
+        } catch (err) {
+          locations.push({ name: location.name, problem: (err as Error).message });
+        }
+      }
+      if (!found) {
+        throw ApplicationFailure.create({
+          type: 'BackupNotFound',
+          nonRetryable: true,
+          message: `no location holds a manifest of backup ${input.backupId} of ${input.deployment} (list them with: vaultpam-backup backups list)`,
+        });
+      }
+      return { backupId: found.backupId, startedAt: found.startedAt, artifacts: found.artifacts, rowCounts: found.postgres.rowCounts, locations };
+    },
+  };
 }

@@ -31,7 +31,7 @@ const transfer = proxyActivities<Activities>({
 /** The backup id: UTC start time, sortable, plus a run-specific suffix. */
 export function backupIdFor(startTime: Date, runId: string): string {
   const t = startTime.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
-  return `${t}-${runId.replace(/-/g, '').slice(0, 6)}`;
+  return `${t}-${runId.replace(/-/g, '').slice(-6)}`;
 }
 
 export async function backupWorkflow(input: BackupInput): Promise<BackupResult> {

@@ -1,3 +1,5 @@
 // The workflows the worker registers (re-exports only).
 export { preflightWorkflow } from './preflight';
 export { backupWorkflow } from './backup';
+export { verifyWorkflow } from './verify';
+export { scheduledBackupWorkflow } from './scheduled-backup';

@@ -1,16 +1,25 @@
-// The vaultpam-backup command line: stack, worker, api, preflight, demo.
+// The vaultpam-backup command line: stack, worker, api, preflight, backup, backups, schedule, demo.
 import { spawnSync } from 'node:child_process';
+import { userInfo } from 'node:os';
 import { join } from 'node:path';
+import type { Client } from '@temporalio/client';
+import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { loadConfig, type TargetName } from '../config/load';
-import { repoRoot } from '../config/local-stack';
-import type { Config } from '../config/schema';
 import { startApi } from '../api/server';
+import { listBackups } from '../catalog/catalog';
+import { loadConfig, type TargetName } from '../config/load';
+import { localStackDir, repoRoot } from '../config/local-stack';
+import type { Config } from '../config/schema';
 import { VaultpamBackupError } from '../errors/catalogue';
+import { backupResult, backupWorkflowId, startBackup } from '../operations/backup';
 import { runPreflight } from '../operations/preflight';
+import { formatProgress, readBackupProgress } from '../operations/progress';
+import { createBackupSchedule, deleteBackupSchedule, describeBackupSchedule } from '../operations/schedule';
+import { runVerify } from '../operations/verify';
+import { createDependencies } from '../runtime/dependencies';
 import { connectClient } from '../temporal/connect';
 import { createWorker } from '../temporal/worker';
-import { formatPreflight, printJson } from './output';
+import { formatBackupList, formatBackupResult, formatPreflight, formatVerify, printJson } from './output';
 
 const program = new Command('vaultpam-backup')
   .description('Back up and restore VaultPAM deployments with durable Temporal workflows')
@@ -21,12 +30,52 @@ function config(): Config {
   return loadConfig({ path: program.opts<{ config?: string }>().config });
 }
 
-const targetOption = () =>
-  new Option('-t, --target <target>', 'the deployment to act on').choices(['production', 'staging']).default('production');
+const targetOption = () => new Option('-t, --target <target>', 'the deployment to act on').choices(['production', 'staging']).default('production');
 
 function stackScript(args: string[]): number {
   const result = spawnSync('bash', [join(repoRoot, 'scripts', 'stack.sh'), ...args], { stdio: 'inherit' });
   return result.status ?? 1;
+}
+
+async function withClient<T>(cfg: Config, fn: (client: Client) => Promise<T>): Promise<T> {
+  const client = await connectClient(cfg);
+  try {
+    return await fn(client);
+  } finally {
+    await client.connection.close();
+  }
+}
+
+function workflowUrl(cfg: Config, workflowId: string): string {
+  return `${cfg.temporal.uiUrl}/namespaces/${cfg.temporal.namespace}/workflows/${encodeURIComponent(workflowId)}`;
+}
+
+/** Prints progress while a backup runs: one rewritten line on a terminal, a line every 10 s otherwise. */
+async function followBackup(client: Client, workflowId: string): Promise<void> {
+  const handle = client.workflow.getHandle(workflowId);
+  const tty = process.stderr.isTTY;
+  let last = '';
+  let lastPrinted = 0;
+  const done = handle.result().then(
+    () => undefined,
+    () => undefined,
+  );
+  for (;;) {
+    const finished = await Promise.race([done.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), 1000))]);
+    if (finished) break;
+    try {
+      const line = formatProgress(await readBackupProgress(handle));
+      if (tty) process.stderr.write(`\r\x1b[2K${line}`);
+      else if (line !== last && Date.now() - lastPrinted > 10_000) {
+        process.stderr.write(`${line}\n`);
+        lastPrinted = Date.now();
+      }
+      last = line;
+    } catch {
+      // a describe or query that fails once is retried on the next tick
+    }
+  }
+  if (tty) process.stderr.write('\r\x1b[2K');
 }
 
 program
@@ -42,11 +91,14 @@ program
 
 program
   .command('worker')
-  .description('run a worker on the task queue until interrupted (run as many as you like)')
+  .description('run a worker on the task queue until interrupted (run as many as you like, on as many machines)')
   .action(async () => {
     const cfg = config();
     const { worker, connection } = await createWorker({ config: cfg });
     process.stderr.write(`worker polling ${cfg.temporal.taskQueue} at ${cfg.temporal.address}\n`);
+    const stop = () => worker.shutdown();
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
     await worker.run();
     await connection.close();
   });
@@ -71,36 +123,127 @@ program
   .option('--json', 'print the report as JSON')
   .action(async (opts: { target: TargetName; json?: boolean }) => {
     const cfg = config();
-    const client = await connectClient(cfg);
-    const { workflowId, report } = await runPreflight(client, cfg, opts.target);
+    const { workflowId, report } = await withClient(cfg, (client) => runPreflight(client, cfg, opts.target));
     if (opts.json) printJson({ workflowId, ...report });
-    else process.stdout.write(`${formatPreflight(report)}\n  workflow ${workflowId}: ${cfg.temporal.uiUrl}/namespaces/${cfg.temporal.namespace}/workflows/${workflowId}\n`);
+    else process.stdout.write(`${formatPreflight(report)}\n  workflow ${workflowId}: ${workflowUrl(cfg, workflowId)}\n`);
     process.exitCode = report.ok ? 0 : 1;
-    await client.connection.close();
   });
+
+const backup = program
+  .command('backup')
+  .description('back up the deployment: quiesce, dump, sync recordings, export connectors, verify, replicate (needs a running worker)')
+  .option('--wait', 'wait for the backup to finish, showing progress')
+  .option('--deep', 'deep verify: restore the dump into a scratch database and compare row counts')
+  .option('--reason <text>', 'why this backup is taken (kept in the manifest)')
+  .option('--json', 'print the result as JSON')
+  .action(async (opts: { wait?: boolean; deep?: boolean; reason?: string; json?: boolean }) => {
+    const cfg = config();
+    await withClient(cfg, async (client) => {
+      const handle = await startBackup(client, cfg, { reason: opts.reason ?? 'on demand', requestedBy: `cli:${userInfo().username}`, deep: opts.deep ?? false });
+      if (!opts.wait) {
+        if (opts.json) printJson({ workflowId: handle.workflowId, runId: handle.firstExecutionRunId });
+        else process.stdout.write(`backup started: workflow ${handle.workflowId}\n  follow it: vaultpam-backup backup status   or ${workflowUrl(cfg, handle.workflowId)}\n`);
+        return;
+      }
+      if (!opts.json) await followBackup(client, handle.workflowId);
+      const result = await backupResult(handle);
+      if (opts.json) printJson(result);
+      else process.stdout.write(`${formatBackupResult(result)}\n  workflow: ${workflowUrl(cfg, handle.workflowId)}\n`);
+    });
+  });
+
+backup
+  .command('status')
+  .description('progress of the running (or last) backup of the deployment')
+  .option('--json', 'print as JSON')
+  .action(async (opts: { json?: boolean }) => {
+    const cfg = config();
+    await withClient(cfg, async (client) => {
+      const progress = await readBackupProgress(client.workflow.getHandle(backupWorkflowId(cfg.deployment.name)));
+      if (opts.json) printJson(progress);
+      else process.stdout.write(`${progress.workflowStatus}: ${formatProgress(progress)}${progress.error ? `\n  error: ${progress.error}` : ''}\n`);
+    });
+  });
+
+const backups = program.command('backups').description('the catalog: committed backups in the locations');
+
+backups
+  .command('list')
+  .description('every committed backup, newest first, with the locations holding it (reads the locations directly)')
+  .option('--json', 'print as JSON')
+  .action(async (opts: { json?: boolean }) => {
+    const cfg = config();
+    const entries = await listBackups(createDependencies(cfg).locations(), cfg.deployment.name);
+    if (opts.json) printJson(entries.map((e) => ({ backupId: e.backupId, locations: e.locations, problems: e.problems, manifest: e.manifest })));
+    else process.stdout.write(`${formatBackupList(entries)}\n`);
+  });
+
+backups
+  .command('verify')
+  .description('verify a committed backup at every location: checksums, pg_restore --list, blobs (needs a running worker)')
+  .argument('<backupId>')
+  .option('--deep', 'also restore the dump into a scratch database and compare row counts with the manifest')
+  .option('--json', 'print the report as JSON')
+  .action(async (backupId: string, opts: { deep?: boolean; json?: boolean }) => {
+    const cfg = config();
+    const report = await withClient(cfg, (client) => runVerify(client, cfg, backupId, opts.deep ?? false));
+    if (opts.json) printJson(report);
+    else process.stdout.write(`${formatVerify(report)}\n`);
+    process.exitCode = report.ok ? 0 : 1;
+  });
+
+const schedule = program.command('schedule').description('the daily backup as a Temporal Schedule');
+schedule
+  .command('create')
+  .option('--cron <expr>', 'when to back up (5-field cron, UTC)', '0 2 * * *')
+  .option('--deep', 'deep verify in every scheduled backup')
+  .option('--paused', 'create it paused')
+  .action(async (opts: { cron: string; deep?: boolean; paused?: boolean }) => {
+    const cfg = config();
+    const id = await withClient(cfg, (client) => createBackupSchedule(client, cfg, { cron: opts.cron, deep: opts.deep ?? false, paused: opts.paused ?? false }));
+    process.stdout.write(`schedule ${id} created (${opts.cron}); see it in ${cfg.temporal.uiUrl}/namespaces/${cfg.temporal.namespace}/schedules\n`);
+  });
+schedule.command('show').option('--json').action(async (opts: { json?: boolean }) => {
+  const cfg = config();
+  const d = await withClient(cfg, (client) => describeBackupSchedule(client, cfg));
+  if (opts.json) printJson(d);
+  else process.stdout.write(`${d.scheduleId}${d.paused ? ' (paused)' : ''}\n  next: ${d.nextRuns.join(', ') || '-'}\n  recent: ${d.recentRuns.map((r) => `${r.at} ${r.workflowId}`).join('\n          ') || '-'}\n`);
+});
+schedule.command('delete').action(async () => {
+  const cfg = config();
+  await withClient(cfg, (client) => deleteBackupSchedule(client, cfg));
+  process.stdout.write('schedule deleted\n');
+});
 
 program
   .command('demo')
-  .description('the main job on the embedded default: provision the local stack and sandbox, run a worker, run preflight, print the report')
-  .option('--json', 'print the report as JSON')
-  .action(async (opts: { json?: boolean }) => {
+  .description('the main job on the embedded default: provision the local stack and sandbox, run a worker, preflight, back up, verify')
+  .action(async () => {
     if (stackScript(['up']) !== 0) throw new VaultpamBackupError('VPB_ERR_STACK', 'scripts/stack.sh up failed (see the lines above)');
-    const seeded = spawnSync(process.execPath, ['--import', 'tsx', join(repoRoot, 'sandbox', 'seed.ts'), '--config', join(repoRoot, '.stack', 'sandbox', 'production.json'), '--if-empty'], {
-      stdio: 'inherit',
-      cwd: repoRoot,
-    });
-    if (seeded.status !== 0) throw new VaultpamBackupError('VPB_ERR_STACK', 'seeding the sandbox VaultPAM failed (see the lines above)');
+    const { loadSandboxConfig } = await import('../../sandbox/sandbox-config');
+    const { seed } = await import('../../sandbox/seed');
     const cfg = config();
-    const { worker, connection } = await createWorker({ config: cfg });
-    const client = await connectClient(cfg);
-    const { workflowId, report } = await worker.runUntil(runPreflight(client, cfg, 'production'));
-    if (opts.json) printJson({ workflowId, ...report });
-    else {
-      process.stdout.write(`${formatPreflight(report)}\n\n`);
-      process.stdout.write(`Temporal Web UI: ${cfg.temporal.uiUrl}/namespaces/${cfg.temporal.namespace}/workflows/${workflowId}\n`);
+    const deps = createDependencies(cfg);
+    if ((await deps.controlPlane('production').stats()).resources === 0) {
+      process.stdout.write('seeding the sandbox VaultPAM (50 resources, 5000 audit entries, 200 recordings)...\n');
+      await seed(await loadSandboxConfig(join(localStackDir(), 'sandbox', 'production.json')), { resources: 50, auditEntries: 5000, recordings: 200, recordingBytes: 64 * 1024 });
     }
-    process.exitCode = report.ok ? 0 : 1;
-    await client.connection.close();
+    Runtime.install({ logger: new DefaultLogger('WARN') });
+    const { worker, connection } = await createWorker({ config: cfg, deps });
+    await withClient(cfg, (client) =>
+      worker.runUntil(async () => {
+        const { workflowId, report } = await runPreflight(client, cfg, 'production');
+        process.stdout.write(`${formatPreflight(report)}\n  ${workflowUrl(cfg, workflowId)}\n\n`);
+        if (!report.ok) throw new VaultpamBackupError('VPB_ERR_STACK', 'preflight failed; fix what it names and run again');
+        const handle = await startBackup(client, cfg, { reason: 'demo', requestedBy: `cli:${userInfo().username}` });
+        await followBackup(client, handle.workflowId);
+        const result = await backupResult(handle);
+        process.stdout.write(`${formatBackupResult(result)}\n  ${workflowUrl(cfg, handle.workflowId)}\n\n`);
+        const verify = await runVerify(client, cfg, result.backupId, false);
+        process.stdout.write(`${formatVerify(verify)}\n\n`);
+        process.stdout.write(`Temporal Web UI: ${cfg.temporal.uiUrl}/namespaces/${cfg.temporal.namespace}/workflows\n`);
+      }),
+    );
     await connection.close();
   });
 

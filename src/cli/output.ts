@@ -1,5 +1,9 @@
 // How the CLI prints: JSON for scripts, aligned text for people; errors with their code and nothing secret.
 import type { PreflightReport } from '../../workflows/preflight-types';
+import type { BackupResult } from '../../workflows/backup-types';
+import type { VerifyReport } from '../../workflows/verify';
+import type { CatalogEntry } from '../catalog/catalog';
+import { formatBytes } from '../operations/progress';
 
 export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
@@ -13,4 +17,31 @@ export function formatPreflight(report: PreflightReport): string {
     if (!c.ok && c.hint) lines.push(`        ${' '.repeat(width)}  -> ${c.hint}`);
   }
   return lines.join('\n');
+}
+
+
+export function formatBackupResult(r: BackupResult): string {
+  return [
+    `Backup ${r.backupId} of ${r.deployment}: COMMITTED in ${r.locations.join(', ')}`,
+    `  write pause      ${r.pauseMs} ms`,
+    `  database dump    ${formatBytes(r.dumpBytes)}`,
+    `  recordings       ${r.recordings.objects} objects, ${formatBytes(r.recordings.bytes)}; copied ${r.recordings.copiedObjects} (${formatBytes(r.recordings.copiedBytes)}), shared ${r.recordings.reusedObjects} with the previous backup`,
+    `  verified         ${r.verify.level}: pg_restore --list ${r.verify.dumpEntries} entries, ${r.verify.blobsChecked} blobs`,
+  ].join('\n');
+}
+
+export function formatBackupList(entries: CatalogEntry[]): string {
+  if (entries.length === 0) return 'no committed backup in any location';
+  const rows = entries.map((e) => {
+    const m = e.manifest;
+    return `${e.backupId}  ${m.committedAt.slice(0, 19)}Z  ${String(m.recordings.objects).padStart(7)} rec  ${formatBytes(m.artifacts.db.plaintextBytes).padStart(10)} db  ${m.verify.level.padEnd(8)}  ${e.locations.join(',')}${e.problems.length ? `  (problems: ${e.problems.map((p) => p.location).join(',')})` : ''}`;
+  });
+  return [`BACKUP ID                 COMMITTED             RECORDINGS       DUMP  VERIFIED  LOCATIONS`, ...rows].join('\n');
+}
+
+export function formatVerify(r: VerifyReport): string {
+  return [
+    `Verify ${r.backupId}: ${r.ok ? 'OK' : 'FAILED'}`,
+    ...r.locations.map((l) => `  ${l.ok ? 'ok  ' : 'FAIL'}  ${l.name}  ${l.ok ? `${l.level}, ${l.blobsChecked} blobs` : l.problem}`),
+  ].join('\n');
 }

@@ -1,5 +1,5 @@
 // Starting a backup (one per deployment at a time, whoever asks) and reading its progress; shared by CLI, API and tests.
-import { WorkflowExecutionAlreadyStartedError, type Client, type WorkflowHandle } from '@temporalio/client';
+import { WorkflowExecutionAlreadyStartedError, type Client, type WorkflowHandle, type WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import type { Config } from '../config/schema';
 import { targetDeployment, type TargetName } from '../config/load';
 import { VaultpamBackupError } from '../errors/catalogue';
@@ -20,7 +20,7 @@ export function backupWorkflowId(deployment: string): string {
   return `backup-${deployment}`;
 }
 
-export async function startBackup(client: Client, config: Config, options: StartBackupOptions = {}): Promise<WorkflowHandle> {
+export async function startBackup(client: Client, config: Config, options: StartBackupOptions = {}): Promise<WorkflowHandleWithFirstExecutionRunId> {
   const target = options.target ?? 'production';
   const deployment = targetDeployment(config, target).name;
   const input: BackupInput = {

@@ -1,6 +1,6 @@
 // Backup location in an S3-compatible bucket, through the minio client.
 import type { BucketItem, Client } from 'minio';
-import { Transform, type Readable } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { LocationConfig } from '../config/schema';
@@ -44,6 +44,24 @@ class LengthGuard extends Transform {
   }
 }
 
+/** The chunks already read, then the rest of the body; the body is released if the consumer stops early. */
+async function* replay(head: Buffer[], rest: AsyncIterator<Buffer | string>): AsyncGenerator<Buffer> {
+  let finished = false;
+  try {
+    for (let chunk = head.shift(); chunk; chunk = head.shift()) yield chunk;
+    for (;;) {
+      const next = await rest.next();
+      if (next.done) {
+        finished = true;
+        return;
+      }
+      yield Buffer.isBuffer(next.value) ? next.value : Buffer.from(next.value);
+    }
+  } finally {
+    if (!finished) await rest.return?.();
+  }
+}
+
 export class S3Location implements BackupLocation {
   readonly kind = 's3' as const;
   readonly name: string;
@@ -65,7 +83,7 @@ export class S3Location implements BackupLocation {
   }
 
   describe(): string {
-    return `s3://${this.bucket}/${this.rootPrefix} at ${this.address} (region ${this.region})`;
+    return `s3://${this.bucket}${this.rootPrefix ? `/${this.rootPrefix.slice(0, -1)}` : ''} at ${this.address} (region ${this.region})`;
   }
 
   private objectName(key: string): string {
@@ -111,23 +129,45 @@ export class S3Location implements BackupLocation {
     const mismatch = (actual: number): Error => new SizeMismatchError(this.name, key, size ?? 0, actual);
     if (Buffer.isBuffer(body)) {
       if (size !== undefined && size !== body.length) throw mismatch(body.length);
-      try {
-        const result = await this.client.putObject(this.bucket, objectName, body, body.length);
-        return { etag: result.etag };
-      } catch (err) {
-        throw this.translate(err, `put "${key}"`);
-      }
+      return this.putWhole(key, objectName, body);
     }
-    const limit = this.client.partSize * MAX_PARTS;
-    if (size !== undefined && size > limit) {
+    const partSize = this.client.partSize;
+    if (size !== undefined && size > partSize * MAX_PARTS) {
       body.destroy();
-      throw new StorageError('VPB_ERR_OBJECT_TOO_LARGE', `"${key}" is ${size} bytes; location "${this.name}" takes at most ${limit} bytes per object with ${this.client.partSize}-byte parts; raise partSize`);
+      throw new StorageError(
+        'VPB_ERR_OBJECT_TOO_LARGE',
+        `"${key}" is ${size} bytes; location "${this.name}" takes at most ${partSize * MAX_PARTS} bytes per object with ${partSize}-byte parts; raise partSize`,
+      );
     }
+
+    // Read up to one part first: a body that ends within it goes up in a single PUT. minio would
+    // start a multipart upload for any stream of unknown size, and fail outright on an empty one.
+    const chunks = body[Symbol.asyncIterator]() as AsyncIterator<Buffer | string>;
+    const head: Buffer[] = [];
+    let headLength = 0;
+    try {
+      while (headLength <= partSize) {
+        const next = await chunks.next();
+        if (next.done) {
+          const whole = Buffer.concat(head, headLength);
+          if (size !== undefined && size !== whole.length) throw mismatch(whole.length);
+          return await this.putWhole(key, objectName, whole);
+        }
+        const chunk = Buffer.isBuffer(next.value) ? next.value : Buffer.from(next.value);
+        head.push(chunk);
+        headLength += chunk.length;
+        if (size !== undefined && headLength > size) throw mismatch(headLength);
+      }
+    } catch (err) {
+      await chunks.return?.();
+      throw err;
+    }
+
     // minio's multipart path neither listens for errors on the stream it is handed nor aborts its
     // upload: a failing source would hang it. So the body reaches minio through a guard whose
     // failure is awaited here, and a failed upload is aborted so no parts linger on the server.
     const guard = new LengthGuard(size, mismatch);
-    const fed = pipeline(body, guard);
+    const fed = pipeline(Readable.from(replay(head, chunks), { objectMode: false }), guard);
     const upload = this.client.putObject(this.bucket, objectName, guard, size);
     try {
       const [result] = await Promise.all([upload, fed]);
@@ -138,6 +178,15 @@ export class S3Location implements BackupLocation {
       // so the abort below finds the upload instead of racing it.
       await Promise.race([upload.catch(() => undefined), delay(ABORT_GRACE_MS)]);
       await this.client.removeIncompleteUpload(this.bucket, objectName).catch(() => undefined);
+      throw this.translate(err, `put "${key}"`);
+    }
+  }
+
+  private async putWhole(key: string, objectName: string, body: Buffer): Promise<PutResult> {
+    try {
+      const result = await this.client.putObject(this.bucket, objectName, body, body.length);
+      return { etag: result.etag };
+    } catch (err) {
       throw this.translate(err, `put "${key}"`);
     }
   }

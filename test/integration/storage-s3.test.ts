@@ -4,9 +4,9 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDecryptStream, createEncryptStream, encryptedSize, generateDataKey } from '../../src/crypto';
+import { localStackDir, localStackPorts } from '../../src/config/local-stack';
 import type { LocationConfig } from '../../src/config/schema';
 import {
   InvalidKeyError,
@@ -19,9 +19,9 @@ import {
   type BackupLocation,
 } from '../../src/storage';
 
-const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
-const stackDir = process.env.VAULTPAM_STACK_DIR ?? join(repoRoot, '.stack');
-const port = Number(process.env.VAULTPAM_TEST_S3_PORT ?? 7070);
+// VAULTPAM_TEST_S3_PORT / VAULTPAM_TEST_S3_SECRET point the test at another server than the stack's.
+const stackDir = localStackDir();
+const port = Number(process.env.VAULTPAM_TEST_S3_PORT ?? localStackPorts().s3);
 const accessKey = process.env.VAULTPAM_TEST_S3_ACCESS_KEY ?? 'vaultpam';
 const secretKey = process.env.VAULTPAM_TEST_S3_SECRET ?? readFileSync(join(stackDir, 'secrets', 's3-secret-key'), 'utf8').trim();
 
@@ -118,7 +118,7 @@ describe('s3 location (real server)', () => {
   it('creates its bucket once and describes itself without secrets', async () => {
     expect(await client.bucketExists(bucket)).toBe(true);
     await location.ensureReady(); // idempotent
-    expect(location.describe()).toBe(`s3://${bucket}/vaultpam/ at 127.0.0.1:${port} (region eu)`);
+    expect(location.describe()).toBe(`s3://${bucket}/vaultpam at 127.0.0.1:${port} (region eu)`);
     expect(location.describe()).not.toContain(secretKey);
     expect(location.kind).toBe('s3');
     expect(location.region).toBe('eu');
@@ -136,6 +136,17 @@ describe('s3 location (real server)', () => {
     const small = generated(300_000);
     await location.put('prod/backups/b1/small-stream', small.stream, 300_000);
     expect(await sha256(await location.get('prod/backups/b1/small-stream'))).toBe(small.digest());
+  });
+
+  it('stores empty and small streams of unknown size in one request', async () => {
+    await location.put('prod/backups/b7/empty', Readable.from([]));
+    await location.put('prod/backups/b7/empty-sized', Readable.from([]), 0);
+    expect(await location.stat('prod/backups/b7/empty')).toMatchObject({ size: 0 });
+    expect(await location.stat('prod/backups/b7/empty-sized')).toMatchObject({ size: 0 });
+    const small = generated(PART_SIZE);
+    const put = await location.put('prod/backups/b7/small', small.stream);
+    expect(put.etag).toMatch(/^[0-9a-f]{32}$/); // not multipart
+    expect(await sha256(await location.get('prod/backups/b7/small'))).toBe(small.digest());
   });
 
   it('get of a missing key throws a typed NotFound; stat and exists answer quietly', async () => {

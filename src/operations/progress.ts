@@ -1,0 +1,54 @@
+// Live progress of a backup: the workflow's `progress` query plus what its running activity last heartbeated.
+import { defaultPayloadConverter } from '@temporalio/common';
+import type { WorkflowHandle } from '@temporalio/client';
+import type { BackupProgress } from '../../workflows/backup-types';
+
+export interface LiveProgress extends BackupProgress {
+  /** Activity running now and its last heartbeat (bytes, objects done, ...). */
+  activity?: { name: string; attempt: number; details?: Record<string, unknown> };
+  workflowStatus: string;
+}
+
+export async function readBackupProgress(handle: WorkflowHandle): Promise<LiveProgress> {
+  const description = await handle.describe();
+  const progress = await handle.query<BackupProgress>('progress').catch(() => undefined);
+  const pending = description.raw.pendingActivities?.[0];
+  let details: Record<string, unknown> | undefined;
+  const payload = pending?.heartbeatDetails?.payloads?.[0];
+  if (payload) {
+    try {
+      details = defaultPayloadConverter.fromPayload(payload) as Record<string, unknown>;
+    } catch {
+      details = undefined;
+    }
+  }
+  return {
+    ...(progress ?? { backupId: String(description.searchAttributes.VaultpamBackupId?.[0] ?? ''), step: 'starting', status: 'running', stepsDone: [] }),
+    workflowStatus: description.status.name,
+    ...(pending ? { activity: { name: pending.activityType?.name ?? '?', attempt: pending.attempt ?? 1, ...(details ? { details } : {}) } } : {}),
+  };
+}
+
+const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+export function formatBytes(n: number): string {
+  let i = 0;
+  let v = n;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i += 1;
+  }
+  return `${v.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
+}
+
+export function formatProgress(p: LiveProgress): string {
+  const parts = [`backup ${p.backupId}`, `step ${p.step}`];
+  const d = p.activity?.details;
+  if (d) {
+    if (typeof d.bytes === 'number' && p.step === 'dump') parts.push(`${formatBytes(d.bytes)} dumped`);
+    if (typeof d.processed === 'number' && p.recordings) parts.push(`${d.processed}/${p.recordings.objects} recordings (${formatBytes(Number(d.copiedBytes ?? 0))} copied)`);
+    if (typeof d.blobsDone === 'number') parts.push(`${d.blobsDone} blobs replicated`);
+    if (typeof d.blobsChecked === 'number') parts.push(`${d.blobsChecked} blobs checked`);
+  }
+  if (p.activity && p.activity.attempt > 1) parts.push(`attempt ${p.activity.attempt}`);
+  return parts.join(' · ');
+}

@@ -1,0 +1,63 @@
+// The daily backup as a Temporal Schedule (create, describe, delete); overlaps are skipped, missed runs caught up once.
+import { ScheduleAlreadyRunning, ScheduleOverlapPolicy, type Client } from '@temporalio/client';
+import type { Config } from '../config/schema';
+import { VaultpamBackupError } from '../errors/catalogue';
+import { DEPLOYMENT, OPERATION } from '../../workflows/search-attributes';
+import type { BackupInput } from '../../workflows/backup-types';
+
+export function scheduleId(deployment: string): string {
+  return `backup-schedule-${deployment}`;
+}
+
+const CRON = /^(\S+\s+){4}\S+$/;
+
+export async function createBackupSchedule(client: Client, config: Config, options: { cron: string; deep?: boolean; taskQueue?: string; paused?: boolean }): Promise<string> {
+  if (!CRON.test(options.cron.trim())) {
+    throw new VaultpamBackupError('VPB_ERR_INPUT_INVALID', `--cron "${options.cron}" is not a 5-field cron expression (e.g. "0 2 * * *" for 02:00 every day)`);
+  }
+  const deployment = config.deployment.name;
+  const id = scheduleId(deployment);
+  const input: BackupInput = { deployment, target: 'production', requestedBy: 'schedule', reason: 'scheduled daily backup', ...(options.deep ? { deep: true } : {}) };
+  try {
+    await client.schedule.create({
+      scheduleId: id,
+      spec: { cronExpressions: [options.cron.trim()] },
+      action: {
+        type: 'startWorkflow',
+        workflowType: 'scheduledBackupWorkflow',
+        workflowId: `scheduled-backup-${deployment}`,
+        taskQueue: options.taskQueue ?? config.temporal.taskQueue,
+        args: [input],
+        typedSearchAttributes: [
+          { key: DEPLOYMENT, value: deployment },
+          { key: OPERATION, value: 'scheduled-backup' },
+        ],
+        staticSummary: `Scheduled backup of ${deployment}`,
+      },
+      policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 day' },
+      state: { paused: options.paused ?? false, note: 'created by vaultpam-backup schedule create' },
+    });
+  } catch (err) {
+    if (err instanceof ScheduleAlreadyRunning) {
+      throw new VaultpamBackupError('VPB_ERR_INPUT_INVALID', `schedule ${id} already exists; delete it first (vaultpam-backup schedule delete) to change it`);
+    }
+    throw err;
+  }
+  return id;
+}
+
+export async function describeBackupSchedule(client: Client, config: Config) {
+  const handle = client.schedule.getHandle(scheduleId(config.deployment.name));
+  const d = await handle.describe();
+  return {
+    scheduleId: d.scheduleId,
+    cron: d.spec.calendars?.length ? 'calendar' : undefined,
+    paused: d.state.paused,
+    nextRuns: d.info.nextActionTimes.slice(0, 3).map((t) => t.toISOString()),
+    recentRuns: d.info.recentActions.slice(-5).map((a) => ({ at: a.takenAt.toISOString(), workflowId: a.action.workflow.workflowId })),
+  };
+}
+
+export async function deleteBackupSchedule(client: Client, config: Config): Promise<void> {
+  await client.schedule.getHandle(scheduleId(config.deployment.name)).delete();
+}

@@ -1,0 +1,32 @@
+// Runs the verify workflow for one committed backup and waits for its report.
+import type { Client } from '@temporalio/client';
+import type { Config } from '../config/schema';
+import { VaultpamBackupError } from '../errors/catalogue';
+import type { VerifyReport } from '../../workflows/verify';
+import { BACKUP_ID, DEPLOYMENT, OPERATION } from '../../workflows/search-attributes';
+
+const BACKUP_ID_SHAPE = /^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}$/;
+
+export async function runVerify(client: Client, config: Config, backupId: string, deep: boolean, taskQueue = config.temporal.taskQueue): Promise<VerifyReport> {
+  if (!BACKUP_ID_SHAPE.test(backupId)) {
+    throw new VaultpamBackupError('VPB_ERR_INPUT_INVALID', `"${backupId}" is not a backup id (like 20261127T020000Z-1a2b3c); list them with: vaultpam-backup backups list`);
+  }
+  const deployment = config.deployment.name;
+  const handle = await client.workflow.start('verifyWorkflow', {
+    taskQueue,
+    workflowId: `verify-${deployment}-${backupId}-${Date.now().toString(36)}`,
+    args: [{ deployment, backupId, deep }],
+    typedSearchAttributes: [
+      { key: DEPLOYMENT, value: deployment },
+      { key: OPERATION, value: 'verify' },
+      { key: BACKUP_ID, value: backupId },
+    ],
+    staticSummary: `Verify backup ${backupId} of ${deployment}${deep ? ' (deep)' : ''}`,
+  });
+  try {
+    return (await handle.result()) as VerifyReport;
+  } catch (err) {
+    const cause = (err as { cause?: { message?: string } }).cause;
+    throw new VaultpamBackupError('VPB_ERR_BACKUP_NOT_FOUND', `${backupId}: ${cause?.message ?? (err as Error).message}`);
+  }
+}
