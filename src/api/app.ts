@@ -6,7 +6,13 @@ import { z } from 'zod';
 import type { Config } from '../config/schema';
 import { formatIssues } from '../config/load';
 import { VaultpamBackupError } from '../errors/catalogue';
+import { listBackups } from '../catalog/catalog';
+import { backupWorkflowId, startBackup } from '../operations/backup';
 import { runPreflight } from '../operations/preflight';
+import { readBackupProgress } from '../operations/progress';
+import { runVerify } from '../operations/verify';
+import { createDependencies } from '../runtime/dependencies';
+import type { BackupLocation } from '../storage';
 
 export interface ApiOptions {
   config: Config;
@@ -16,9 +22,20 @@ export interface ApiOptions {
   /** Task queue the workflows run on. @default config.temporal.taskQueue */
   taskQueue?: string;
   logger?: boolean;
+  /** Backup locations for catalog reads; default: built from the configuration. */
+  locations?: BackupLocation[];
 }
 
 const preflightBody = z.object({ target: z.enum(['production', 'staging']).default('production') }).strict();
+const backupBody = z
+  .object({
+    reason: z.string().min(1).max(500).optional(),
+    requestedBy: z.string().min(1).max(200).optional(),
+    deep: z.boolean().default(false),
+    tags: z.array(z.string().min(1).max(64)).max(20).optional(),
+  })
+  .strict();
+const verifyBody = z.object({ deep: z.boolean().default(false) }).strict();
 
 function sendError(reply: FastifyReply, status: number, code: string, message: string) {
   return reply.code(status).send({ error: { code, message } });
@@ -33,6 +50,8 @@ function tokenMatches(given: string, expected: string): boolean {
 export function buildApi(options: ApiOptions): FastifyInstance {
   const { config, client } = options;
   const taskQueue = options.taskQueue ?? config.temporal.taskQueue;
+  let cachedLocations: BackupLocation[] | undefined;
+  const locations = () => (cachedLocations ??= options.locations ?? createDependencies(config).locations());
   const app = Fastify({
     logger: options.logger ? { redact: ['req.headers.authorization'] } : false,
     bodyLimit: 64 * 1024,
@@ -67,6 +86,32 @@ export function buildApi(options: ApiOptions): FastifyInstance {
     if (!body.success) return sendError(reply, 400, 'VPB_ERR_INPUT_INVALID', formatIssues(body.error));
     const { workflowId, report } = await runPreflight(client, config, body.data.target, taskQueue);
     return reply.code(report.ok ? 200 : 424).send({ workflowId, ...report });
+  });
+
+  app.post('/v1/backups', async (request, reply) => {
+    const body = backupBody.safeParse(request.body ?? {});
+    if (!body.success) return sendError(reply, 400, 'VPB_ERR_INPUT_INVALID', formatIssues(body.error));
+    const handle = await startBackup(client, config, {
+      ...body.data,
+      reason: body.data.reason ?? 'requested through the API',
+      requestedBy: body.data.requestedBy ?? 'api',
+      taskQueue,
+    });
+    return reply.code(202).send({ workflowId: handle.workflowId, runId: handle.firstExecutionRunId, status: '/v1/backups/status' });
+  });
+
+  app.get('/v1/backups/status', async () => readBackupProgress(client.workflow.getHandle(backupWorkflowId(config.deployment.name))));
+
+  app.get('/v1/backups', async () => {
+    const entries = await listBackups(locations(), config.deployment.name);
+    return { backups: entries.map((e) => ({ backupId: e.backupId, locations: e.locations, problems: e.problems, manifest: e.manifest })) };
+  });
+
+  app.post<{ Params: { backupId: string } }>('/v1/backups/:backupId/verify', async (request, reply) => {
+    const body = verifyBody.safeParse(request.body ?? {});
+    if (!body.success) return sendError(reply, 400, 'VPB_ERR_INPUT_INVALID', formatIssues(body.error));
+    const report = await runVerify(client, config, request.params.backupId, body.data.deep, taskQueue);
+    return reply.code(report.ok ? 200 : 422).send(report);
   });
 
   return app;
