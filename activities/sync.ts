@@ -105,11 +105,22 @@ export function createSyncActivities(deps: Dependencies) {
       const resume = activityInfo().heartbeatDetails as SyncCheckpoint | undefined;
       const state: SyncCheckpoint = resume ?? { processed: 0, copiedObjects: 0, copiedBytes: 0, reusedObjects: 0, resumedObjects: 0, bytes: 0 };
 
-      const done = new Set<number>();
+      // The checkpoint's counters cover exactly the entries before `processed`: an entry finished out of order is
+      // counted only when every entry before it is done, so a retry starting at `processed` never counts it twice.
+      const finished = new Map<number, { outcome: 'copied' | 'resumed' | 'reused'; bytes: number }>();
       const beat = () => ctx.heartbeat({ ...state });
-      const markDone = (seq: number) => {
-        done.add(seq);
-        while (done.delete(state.processed)) state.processed += 1;
+      const markDone = (seq: number, outcome: 'copied' | 'resumed' | 'reused', bytes: number) => {
+        finished.set(seq, { outcome, bytes });
+        for (let next = finished.get(state.processed); next; next = finished.get(state.processed)) {
+          finished.delete(state.processed);
+          if (next.outcome === 'reused') state.reusedObjects += 1;
+          else if (next.outcome === 'copied') state.copiedObjects += 1;
+          else state.resumedObjects += 1;
+          // A resumed object was copied by this backup, in an attempt that died before recording it: its bytes count.
+          if (next.outcome !== 'reused') state.copiedBytes += next.bytes;
+          state.bytes += next.bytes;
+          state.processed += 1;
+        }
         beat();
       };
 
@@ -136,13 +147,7 @@ export function createSyncActivities(deps: Dependencies) {
         const mine = seq;
         await pool.run(async () => {
           const blobId = blobIdOf(entry);
-          if (previous.has(blobId)) state.reusedObjects += 1;
-          else if ((await copyOne(entry, blobId)) === 'copied') {
-            state.copiedObjects += 1;
-            state.copiedBytes += entry.s;
-          } else state.resumedObjects += 1;
-          state.bytes += entry.s;
-          markDone(mine);
+          markDone(mine, previous.has(blobId) ? 'reused' : await copyOne(entry, blobId), entry.s);
         });
       }
       await pool.drain();

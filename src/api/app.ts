@@ -100,7 +100,7 @@ export function buildApi(options: ApiOptions): FastifyInstance {
     return reply.code(202).send({ workflowId: handle.workflowId, runId: handle.firstExecutionRunId, status: '/v1/backups/status' });
   });
 
-  app.get('/v1/backups/status', async () => readBackupProgress(client.workflow.getHandle(backupWorkflowId(config.deployment.name))));
+  app.get('/v1/backups/status', async () => readBackupProgress(client, client.workflow.getHandle(backupWorkflowId(config.deployment.name))));
 
   app.get('/v1/backups', async () => {
     const entries = await listBackups(locations(), config.deployment.name);

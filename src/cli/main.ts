@@ -64,7 +64,7 @@ async function followBackup(client: Client, workflowId: string): Promise<void> {
     const finished = await Promise.race([done.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), 1000))]);
     if (finished) break;
     try {
-      const line = formatProgress(await readBackupProgress(handle));
+      const line = formatProgress(await readBackupProgress(client, handle));
       if (tty) process.stderr.write(`\r\x1b[2K${line}`);
       else if (line !== last && Date.now() - lastPrinted > 10_000) {
         process.stderr.write(`${line}\n`);
@@ -159,7 +159,7 @@ backup
   .action(async (opts: { json?: boolean }) => {
     const cfg = config();
     await withClient(cfg, async (client) => {
-      const progress = await readBackupProgress(client.workflow.getHandle(backupWorkflowId(cfg.deployment.name)));
+      const progress = await readBackupProgress(client, client.workflow.getHandle(backupWorkflowId(cfg.deployment.name)));
       if (opts.json) printJson(progress);
       else process.stdout.write(`${progress.workflowStatus}: ${formatProgress(progress)}${progress.error ? `\n  error: ${progress.error}` : ''}\n`);
     });

@@ -50,7 +50,8 @@ export async function startBackup(client: Client, config: Config, options: Start
       const running = client.workflow.getHandle(workflowId);
       let backupId = 'unknown';
       try {
-        backupId = (await running.query<BackupProgress>('progress')).backupId;
+        const attributes = (await running.describe()).searchAttributes;
+        backupId = String(attributes.VaultpamBackupId?.[0] ?? (await client.withDeadline(Date.now() + 2000, () => running.query<BackupProgress>('progress'))).backupId);
       } catch {
         // the running workflow may not answer queries yet (no worker); its id is enough
       }

@@ -1,6 +1,6 @@
 // Live progress of a backup: the workflow's `progress` query plus what its running activity last heartbeated.
 import { defaultPayloadConverter } from '@temporalio/common';
-import type { WorkflowHandle } from '@temporalio/client';
+import type { Client, WorkflowHandle } from '@temporalio/client';
 import type { BackupProgress } from '../../workflows/backup-types';
 
 export interface LiveProgress extends BackupProgress {
@@ -9,9 +9,20 @@ export interface LiveProgress extends BackupProgress {
   workflowStatus: string;
 }
 
-export async function readBackupProgress(handle: WorkflowHandle): Promise<LiveProgress> {
+/**
+ * A running workflow answers the query (through a worker, so it is bounded by a deadline); a closed one is read from
+ * its search attributes, which the server keeps without any worker.
+ */
+export async function readBackupProgress(client: Client, handle: WorkflowHandle): Promise<LiveProgress> {
   const description = await handle.describe();
-  const progress = await handle.query<BackupProgress>('progress').catch(() => undefined);
+  const running = description.status.name === 'RUNNING';
+  const progress = running
+    ? await client.withDeadline(Date.now() + 3000, () => handle.query<BackupProgress>('progress')).catch(() => undefined)
+    : undefined;
+  const attribute = (name: string) => {
+    const value = description.searchAttributes[name]?.[0];
+    return typeof value === 'string' ? value : undefined;
+  };
   const pending = description.raw.pendingActivities?.[0];
   let details: Record<string, unknown> | undefined;
   const payload = pending?.heartbeatDetails?.payloads?.[0];
@@ -23,7 +34,12 @@ export async function readBackupProgress(handle: WorkflowHandle): Promise<LivePr
     }
   }
   return {
-    ...(progress ?? { backupId: String(description.searchAttributes.VaultpamBackupId?.[0] ?? ''), step: 'starting', status: 'running', stepsDone: [] }),
+    ...(progress ?? {
+      backupId: attribute('VaultpamBackupId') ?? '',
+      step: (attribute('VaultpamStep') ?? 'starting') as BackupProgress['step'],
+      status: (attribute('VaultpamStatus') ?? 'running') as BackupProgress['status'],
+      stepsDone: [],
+    }),
     workflowStatus: description.status.name,
     ...(pending ? { activity: { name: pending.activityType?.name ?? '?', attempt: pending.attempt ?? 1, ...(details ? { details } : {}) } } : {}),
   };

@@ -1,6 +1,7 @@
 // The HTTP API against the real dev server: auth, body validation that changes nothing, preflight through a worker.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApi } from '../../src/api/app';
+import { isolatedConfig } from '../support/backup-fixture';
 import { temporalHarness, type TemporalHarness } from '../support/temporal';
 
 const TOKEN = 'test-api-token-0123456789';
@@ -9,7 +10,7 @@ describe('HTTP API', () => {
   let h: TemporalHarness;
   let app: ReturnType<typeof buildApi>;
   beforeAll(async () => {
-    h = await temporalHarness();
+    h = await temporalHarness(isolatedConfig());
     app = buildApi({ config: h.config, client: h.client, token: TOKEN, taskQueue: h.taskQueue });
   });
   afterAll(async () => {
@@ -46,5 +47,36 @@ describe('HTTP API', () => {
     expect(body.ok).toBe(true);
     expect(body.workflowId).toMatch(/^preflight-sandbox-/);
     expect(body.checks.length).toBeGreaterThanOrEqual(6);
+  });
+
+  const auth = { authorization: `Bearer ${TOKEN}` };
+
+  it('refuses a second backup while one runs, naming the running workflow', async () => {
+    // No worker polls yet: the first backup stays running, so the second request must be refused.
+    const first = await app.inject({ method: 'POST', url: '/v1/backups', payload: { reason: 'first' }, headers: auth });
+    expect(first.statusCode).toBe(202);
+    const { workflowId } = first.json() as { workflowId: string };
+    expect(workflowId).toBe(`backup-${h.config.deployment.name}`);
+    const second = await app.inject({ method: 'POST', url: '/v1/backups', payload: { reason: 'second' }, headers: auth });
+    expect(second.statusCode).toBe(409);
+    expect(second.json().error.code).toBe('VPB_ERR_BACKUP_RUNNING');
+    expect(second.json().error.message).toContain(workflowId);
+    // The first one then runs to completion once a worker is there, and the catalog lists it.
+    const result = await h.withWorker(() => h.client.workflow.getHandle(workflowId).result());
+    const list = await app.inject({ method: 'GET', url: '/v1/backups', headers: auth });
+    expect(list.statusCode).toBe(200);
+    const backups = (list.json() as { backups: { backupId: string; locations: string[] }[] }).backups;
+    expect(backups.map((b) => b.backupId)).toContain((result as { backupId: string }).backupId);
+    const status = await app.inject({ method: 'GET', url: '/v1/backups/status', headers: auth });
+    expect(status.json()).toMatchObject({ workflowStatus: 'COMPLETED', status: 'committed', step: 'done' });
+  });
+
+  it('rejects bad backup and verify requests with the field named', async () => {
+    const bad = await app.inject({ method: 'POST', url: '/v1/backups', payload: { deep: 'yes', colour: 'red' }, headers: auth });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json().error.message).toMatch(/deep/);
+    const badId = await app.inject({ method: 'POST', url: '/v1/backups/not-an-id/verify', payload: {}, headers: auth });
+    expect(badId.statusCode).toBe(400);
+    expect(badId.json().error.message).toMatch(/not a backup id/);
   });
 });
