@@ -5,6 +5,7 @@ import { createDumpActivities } from './dump';
 import { createPreflightActivities } from './preflight';
 import { createQuiesceActivities } from './quiesce';
 import { createReplicateActivities } from './replicate';
+import { createRestoreActivities } from './restore';
 import { createSyncActivities } from './sync';
 import { createCatalogActivities, createVerifyActivities } from './verify';
 
@@ -18,6 +19,7 @@ export function createActivities(deps: Dependencies) {
     ...createVerifyActivities(deps),
     ...createCatalogActivities(deps),
     ...createReplicateActivities(deps),
+    ...createRestoreActivities(deps),
   };
 }
 

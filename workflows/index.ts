@@ -3,3 +3,5 @@ export { preflightWorkflow } from './preflight';
 export { backupWorkflow } from './backup';
 export { verifyWorkflow } from './verify';
 export { scheduledBackupWorkflow } from './scheduled-backup';
+export { restoreWorkflow } from './restore';
+export { restoreDrillWorkflow } from './restore-drill';

@@ -1,0 +1,427 @@
+// The restore's steps (seed restore steps 1-6, made reversible): resolve and verify a backup, count what would be
+// lost, stop, restore the database by swap, restore recordings with a quarantine, restart, re-import connectors,
+// verify, smoke-test; and the undo of each.
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { ApplicationFailure, Context, activityInfo } from '@temporalio/activity';
+import type { TargetName } from '../src/config/load';
+import { openArtifact, readAll, writeArtifact } from '../src/catalog/artifacts';
+import { listBackups } from '../src/catalog/catalog';
+import type { Artifact } from '../src/catalog/manifest';
+import { createDecryptStream, generateDataKey, unwrapKey, wrappedKeySchema } from '../src/crypto';
+import { createDatabase, databaseExists, dropDatabase, listDump, renameDatabase, restoreDump, withClient } from '../src/postgres';
+import { computeLossReport, lossReportDigest, type LossReport } from '../src/restore/loss-report';
+import { resourceRecordingKeys, restoreResource } from '../src/restore/resource-restore';
+import type { Dependencies } from '../src/runtime/dependencies';
+import { blobKey, isNotFound, type BackupLocation } from '../src/storage';
+import type { ConnectorInventory } from '../src/vaultpam/admin-api-schema';
+import type { ResolvedBackup } from '../workflows/restore-types';
+import { TaskPool, backupDataKey, locationByName, primaryLocation, type IndexEntry } from './backup-context';
+import { CLOCK_MARKER } from './dump';
+import { readJsonLines } from './sync';
+import { verifyChecksums } from './verify';
+
+/** Recordings a restore moves aside, never deletes: under the bucket's own reserved prefix, per restore. */
+export const QUARANTINE_PREFIX = '.vaultpam-backup/quarantine/';
+
+const RESERVED_PREFIX = CLOCK_MARKER.split('/')[0]!;
+
+function restoreKey(deployment: string, restoreId: string, name: string): string {
+  return `${deployment}/restores/${restoreId}/${name}`;
+}
+
+function shortId(restoreId: string): string {
+  return createHash('sha256').update(restoreId).digest('hex').slice(0, 8);
+}
+
+/** Names of the databases a full restore works with: the restored copy, and the live one set aside. */
+export function restoreDatabaseNames(live: string, restoreId: string) {
+  const s = shortId(restoreId);
+  return { restored: `${live}_r_${s}`.slice(0, 63), previous: `${live}_pre_${s}`.slice(0, 63), scratch: `vpb_scratch_${s}` };
+}
+
+type PlanEntry = { op: 'restore'; k: string } | { op: 'quarantine'; k: string };
+
+/** A restore's own data key (for its journal: the previous connectors, the recordings plan), kept beside it. */
+async function journalKey(location: BackupLocation, deps: Dependencies, deployment: string, restoreId: string): Promise<Buffer> {
+  const key = restoreKey(deployment, restoreId, 'data-key.json');
+  try {
+    const wrapped = wrappedKeySchema.parse(JSON.parse((await readAll(await location.get(key))).toString('utf8')));
+    return unwrapKey(wrapped, deps.keyRing());
+  } catch (err) {
+    if (!isNotFound(err)) throw err;
+  }
+  const dataKey = generateDataKey();
+  await location.put(key, Buffer.from(JSON.stringify(deps.keyRing().wrap(dataKey))));
+  return dataKey;
+}
+
+async function journalArtifact(location: BackupLocation, name: string, deployment: string, restoreId: string): Promise<Artifact | undefined> {
+  const key = restoreKey(deployment, restoreId, `${name}.json`);
+  try {
+    return JSON.parse((await readAll(await location.get(key))).toString('utf8')) as Artifact;
+  } catch (err) {
+    if (isNotFound(err)) return undefined;
+    throw err;
+  }
+}
+
+async function writeJournal(location: BackupLocation, deps: Dependencies, deployment: string, restoreId: string, name: string, body: Readable | Buffer): Promise<Artifact> {
+  const dataKey = await journalKey(location, deps, deployment, restoreId);
+  const artifact = await writeArtifact(location, restoreKey(deployment, restoreId, `${name}.enc`), body, dataKey);
+  // The artifact's description is written after it: a journal entry without one was never complete.
+  await location.put(restoreKey(deployment, restoreId, `${name}.json`), Buffer.from(JSON.stringify(artifact)));
+  return artifact;
+}
+
+function failure(type: string, message: string): ApplicationFailure {
+  return ApplicationFailure.create({ type, message, nonRetryable: true });
+}
+
+export function createRestoreActivities(deps: Dependencies) {
+  const recordings = (target: TargetName) => ({ client: deps.recordingsClient(target), bucket: deps.deployment(target).recordings.bucket });
+
+  /** Decrypts one recording blob of a backup into the target bucket under its original key. */
+  async function putRecording(target: TargetName, location: BackupLocation, deployment: string, entry: IndexEntry): Promise<void> {
+    const { client, bucket } = recordings(target);
+    const source = await location.get(blobKey(deployment, entry.b));
+    const plain = source.pipe(createDecryptStream(Buffer.from(entry.bk, 'base64')));
+    source.on('error', (err) => plain.destroy(err));
+    await client.putObject(bucket, entry.k, plain, entry.s);
+  }
+
+  return {
+    /** Restore step 1: the backup (by id or time), verified at one location, else at the next. Touches nothing. */
+    async resolveBackup(input: { deployment: string; backupId?: string; at?: string }): Promise<ResolvedBackup> {
+      if (!input.backupId === !input.at) throw failure('RestoreInputInvalid', 'give either a backup id or a time (--at), not both');
+      const catalog = await listBackups(deps.locations(), input.deployment);
+      let chosen = input.backupId ? catalog.find((e) => e.backupId === input.backupId) : undefined;
+      if (input.at) {
+        const at = new Date(input.at);
+        if (Number.isNaN(at.getTime())) throw failure('RestoreInputInvalid', `--at "${input.at}" is not a time (use ISO 8601, e.g. 2026-11-27T02:00:00Z)`);
+        chosen = catalog.find((e) => new Date(e.manifest.quiesce.recordingsPoint) <= at);
+      }
+      if (!chosen) {
+        throw failure(
+          'BackupNotFound',
+          input.backupId
+            ? `no location holds a committed backup ${input.backupId} of ${input.deployment} (list them with: vaultpam-backup backups list)`
+            : `no committed backup of ${input.deployment} was taken at or before ${input.at}`,
+        );
+      }
+      const manifest = chosen.manifest;
+      const skipped: ResolvedBackup['skipped'] = [];
+      for (const location of deps.locations()) {
+        if (!chosen.locations.includes(location.name)) {
+          skipped.push({ location: location.name, problem: 'no manifest of this backup here' });
+          continue;
+        }
+        try {
+          await verifyChecksums(location, manifest.artifacts, (bytes) => Context.current().heartbeat({ location: location.name, bytes }));
+          const dataKey = unwrapKey(manifest.encryption.dataKey, deps.keyRing());
+          await listDump(await openArtifact(location, manifest.artifacts.db, dataKey), { config: deps.config.deployment.postgres });
+          return {
+            backupId: manifest.backupId,
+            startedAt: manifest.startedAt,
+            recordingsPoint: manifest.quiesce.recordingsPoint,
+            location: location.name,
+            skipped,
+            artifacts: manifest.artifacts,
+            rowCounts: manifest.postgres.rowCounts,
+          };
+        } catch (err) {
+          const cause = (err as { message?: string }).message ?? String(err);
+          skipped.push({ location: location.name, problem: cause });
+        }
+      }
+      throw failure('BackupCorrupt', `backup ${manifest.backupId} failed verification at every location: ${skipped.map((s) => `${s.location}: ${s.problem}`).join('; ')}`);
+    },
+
+    /** What exists now that is newer than the backup: counts only, and their digest for the confirmation. */
+    async computeLoss(input: { target: TargetName; since: string }): Promise<{ report: LossReport; digest: string }> {
+      const { client, bucket } = recordings(input.target);
+      const report = await computeLossReport({
+        config: deps.deployment(input.target).postgres,
+        password: deps.postgresPassword(input.target),
+        since: new Date(input.since),
+        recordings: { client, bucket },
+      });
+      return { report, digest: lossReportDigest(report) };
+    },
+
+    /** Before anything stops: the current connector inventory, kept so a rollback can put it back. */
+    async saveCurrentConnectors(input: { target: TargetName; deployment: string; restoreId: string }): Promise<void> {
+      const location = primaryLocation(deps);
+      if (await journalArtifact(location, 'connectors-before', input.deployment, input.restoreId)) return;
+      const inventory = await deps.controlPlane(input.target).exportConnectors();
+      await writeJournal(location, deps, input.deployment, input.restoreId, 'connectors-before', Buffer.from(JSON.stringify(inventory)));
+    },
+
+    async stopServices(input: { target: TargetName }): Promise<void> {
+      await deps.serviceControl(input.target).stop(Context.current().cancellationSignal);
+    },
+
+    /** Starts the control plane and waits until it answers /healthz. Idempotent. */
+    async startServices(input: { target: TargetName }): Promise<void> {
+      await deps.serviceControl(input.target).start();
+      const cp = deps.controlPlane(input.target);
+      const deadline = Date.now() + 60_000;
+      for (;;) {
+        try {
+          await cp.health();
+          return;
+        } catch (err) {
+          if (Date.now() > deadline) throw err;
+          await new Promise((r) => setTimeout(r, 500));
+        }
+      }
+    },
+
+    /**
+     * Restore step 2: the dump into a new database, then swapped in by rename (the live one is set aside, not
+     * dropped). Each state between the renames is recognised, so a retry after a crash at any line finishes the job.
+     */
+    async restoreDatabase(input: { target: TargetName; deployment: string; restoreId: string; backup: ResolvedBackup }): Promise<{ previousDatabase: string }> {
+      const ctx = Context.current();
+      const pgConfig = deps.deployment(input.target).postgres;
+      const password = deps.postgresPassword(input.target);
+      const live = pgConfig.database;
+      const names = restoreDatabaseNames(live, input.restoreId);
+      const exists = (name: string) => databaseExists(pgConfig, password, name);
+
+      if ((await exists(names.previous)) && !(await exists(names.restored))) {
+        if (await exists(live)) return { previousDatabase: names.previous };
+        throw failure('RestoreStateInvalid', `neither ${live} nor ${names.restored} exists while ${names.previous} does; restore it by hand: ALTER DATABASE ${names.previous} RENAME TO ${live}`);
+      }
+      if (!(await exists(names.previous))) {
+        await dropDatabase(pgConfig, password, names.restored, { ifExists: true, force: true });
+        await createDatabase(pgConfig, password, names.restored);
+        const location = locationByName(deps, input.backup.location);
+        const dataKey = await backupDataKey(deps, input.deployment, input.backup.backupId);
+        await restoreDump({
+          config: pgConfig,
+          password,
+          database: names.restored,
+          stream: await openArtifact(location, input.backup.artifacts.db, dataKey),
+          signal: ctx.cancellationSignal,
+          onProgress: ({ bytes }) => ctx.heartbeat({ phase: 'pg_restore', bytes, attempt: activityInfo().attempt }),
+        });
+        await renameDatabase(pgConfig, password, live, names.previous);
+      }
+      await renameDatabase(pgConfig, password, names.restored, live);
+      return { previousDatabase: names.previous };
+    },
+
+    /** Undo of restoreDatabase: the set-aside database back under the live name; the restored copy dropped. */
+    async swapBackDatabase(input: { target: TargetName; restoreId: string }): Promise<void> {
+      const pgConfig = deps.deployment(input.target).postgres;
+      const password = deps.postgresPassword(input.target);
+      const live = pgConfig.database;
+      const names = restoreDatabaseNames(live, input.restoreId);
+      if (await databaseExists(pgConfig, password, names.previous)) {
+        if (await databaseExists(pgConfig, password, live)) await dropDatabase(pgConfig, password, live, { force: true });
+        await renameDatabase(pgConfig, password, names.previous, live);
+      }
+      await dropDatabase(pgConfig, password, names.restored, { ifExists: true, force: true });
+    },
+
+    /**
+     * Restore step 3: the bucket made equal to the backup's index. Objects the backup lacks (or holds otherwise) move
+     * to the quarantine prefix; missing ones are decrypted back. The plan is journalled before anything moves.
+     */
+    async restoreRecordings(input: { target: TargetName; deployment: string; restoreId: string; backup: ResolvedBackup }): Promise<{ restored: number; quarantined: number; unchanged: number }> {
+      const ctx = Context.current();
+      const { client, bucket } = recordings(input.target);
+      const journal = primaryLocation(deps);
+      const source = locationByName(deps, input.backup.location);
+      const dataKey = await backupDataKey(deps, input.deployment, input.backup.backupId);
+
+      let plan = await journalArtifact(journal, 'recordings-plan', input.deployment, input.restoreId);
+      if (!plan) {
+        // The backup's index (key -> etag) against the live listing; both fit in memory as keys and tags only.
+        const wanted = new Map<string, string>();
+        for await (const e of readJsonLines<IndexEntry>(source, input.backup.artifacts.recordingsIndex, dataKey)) wanted.set(e.k, e.e);
+        const entries: PlanEntry[] = [];
+        const listing = client.listObjectsV2(bucket, '', true) as AsyncIterable<{ name?: string; etag?: string }>;
+        const seen = new Set<string>();
+        for await (const item of listing) {
+          if (!item.name || item.name.startsWith(RESERVED_PREFIX)) continue;
+          seen.add(item.name);
+          const etag = (item.etag ?? '').replace(/"/g, '');
+          const backupEtag = wanted.get(item.name);
+          if (backupEtag !== etag) {
+            entries.push({ op: 'quarantine', k: item.name });
+            if (backupEtag !== undefined) entries.push({ op: 'restore', k: item.name });
+          }
+        }
+        for (const k of wanted.keys()) if (!seen.has(k)) entries.push({ op: 'restore', k });
+        const body = Buffer.from(entries.map((e) => JSON.stringify(e)).join('\n') + (entries.length ? '\n' : ''));
+        plan = await writeJournal(journal, deps, input.deployment, input.restoreId, 'recordings-plan', body);
+      }
+
+      const planKey = await journalKey(journal, deps, input.deployment, input.restoreId);
+      const toRestore = new Set<string>();
+      let quarantined = 0;
+      // Quarantine first: a key both quarantined and restored must be moved aside before it is overwritten.
+      for await (const e of readJsonLines<PlanEntry>(journal, plan, planKey)) {
+        if (e.op === 'restore') {
+          toRestore.add(e.k);
+          continue;
+        }
+        const aside = `${QUARANTINE_PREFIX}${input.restoreId}/${e.k}`;
+        const present = await client.statObject(bucket, e.k).catch(() => undefined);
+        if (present) {
+          await client.copyObject(bucket, aside, `/${bucket}/${encodeURI(e.k)}`);
+          await client.removeObject(bucket, e.k);
+        }
+        quarantined += 1;
+        ctx.heartbeat({ phase: 'quarantine', quarantined });
+      }
+      let restored = 0;
+      const pool = new TaskPool(deps.config.backup.concurrency);
+      for await (const entry of readJsonLines<IndexEntry>(source, input.backup.artifacts.recordingsIndex, dataKey)) {
+        if (!toRestore.has(entry.k)) continue;
+        await pool.run(async () => {
+          await putRecording(input.target, source, input.deployment, entry);
+          restored += 1;
+          ctx.heartbeat({ phase: 'restore', restored });
+        });
+      }
+      await pool.drain();
+      return { restored, quarantined, unchanged: Math.max(0, (await countObjects(client, bucket)) - restored) };
+    },
+
+    /** Undo of restoreRecordings, from its journal: restored objects removed, quarantined ones moved back. */
+    async revertRecordings(input: { target: TargetName; deployment: string; restoreId: string }): Promise<{ removed: number; returned: number }> {
+      const { client, bucket } = recordings(input.target);
+      const journal = primaryLocation(deps);
+      const plan = await journalArtifact(journal, 'recordings-plan', input.deployment, input.restoreId);
+      if (!plan) return { removed: 0, returned: 0 };
+      const key = await journalKey(journal, deps, input.deployment, input.restoreId);
+      let removed = 0;
+      let returned = 0;
+      for await (const e of readJsonLines<PlanEntry>(journal, plan, key)) {
+        if (e.op !== 'restore') continue;
+        await client.removeObject(bucket, e.k);
+        removed += 1;
+      }
+      for await (const e of readJsonLines<PlanEntry>(journal, plan, key)) {
+        if (e.op !== 'quarantine') continue;
+        const aside = `${QUARANTINE_PREFIX}${input.restoreId}/${e.k}`;
+        if (!(await client.statObject(bucket, aside).catch(() => undefined))) continue;
+        await client.copyObject(bucket, e.k, `/${bucket}/${encodeURI(aside)}`);
+        await client.removeObject(bucket, aside);
+        returned += 1;
+      }
+      return { removed, returned };
+    },
+
+    async importConnectors(input: { target: TargetName; deployment: string; backup: ResolvedBackup }): Promise<{ count: number }> {
+      const location = locationByName(deps, input.backup.location);
+      const dataKey = await backupDataKey(deps, input.deployment, input.backup.backupId);
+      const inventory = JSON.parse((await readAll(await openArtifact(location, input.backup.artifacts.connectors, dataKey))).toString('utf8')) as ConnectorInventory;
+      await deps.controlPlane(input.target).importConnectors(inventory);
+      return { count: inventory.connectors.length };
+    },
+
+    /** Undo of importConnectors: the inventory saved before the restore began. */
+    async importPreviousConnectors(input: { target: TargetName; deployment: string; restoreId: string }): Promise<void> {
+      const journal = primaryLocation(deps);
+      const artifact = await journalArtifact(journal, 'connectors-before', input.deployment, input.restoreId);
+      if (!artifact) return;
+      const key = await journalKey(journal, deps, input.deployment, input.restoreId);
+      const inventory = JSON.parse((await readAll(await openArtifact(journal, artifact, key))).toString('utf8')) as ConnectorInventory;
+      await deps.controlPlane(input.target).importConnectors(inventory);
+    },
+
+    /** Seed restore step 5: resources, Safes and audit entries as the manifest says, read through the control plane. */
+    async verifyRestore(input: { target: TargetName; expected: Record<string, number> }): Promise<{ expected: Record<string, number>; found: Record<string, number> }> {
+      const stats = await deps.controlPlane(input.target).stats();
+      const checked = ['resources', 'safes', 'audit_log', 'credentials', 'sessions'] as const;
+      const expected: Record<string, number> = {};
+      const found: Record<string, number> = {};
+      for (const table of checked) {
+        if (input.expected[table] === undefined) continue;
+        expected[table] = input.expected[table];
+        found[table] = stats[table];
+      }
+      const differing = Object.keys(expected).filter((t) => expected[t] !== found[t]);
+      if (differing.length) {
+        throw failure('RestoreVerifyFailed', `after the restore the control plane reports ${differing.map((t) => `${t}=${found[t]} (backup: ${expected[t]})`).join(', ')}`);
+      }
+      return { expected, found };
+    },
+
+    /** Seed restore step 6: a session launched against a known resource, and its recording present in the bucket. */
+    async smokeTest(input: { target: TargetName }): Promise<{ resourceId: string; sessionId: string }> {
+      const deployment = deps.deployment(input.target);
+      const resourceId =
+        deployment.controlPlane.smokeTestResourceId ??
+        (await withClient(deployment.postgres, deps.postgresPassword(input.target), async (c) => (await c.query<{ id: string }>('SELECT id FROM resources ORDER BY created_at, id LIMIT 1')).rows[0]?.id));
+      if (!resourceId) throw failure('SmokeTestFailed', 'the restored deployment has no resource to launch a session against; set deployment.controlPlane.smokeTestResourceId');
+      let launch;
+      try {
+        launch = await deps.controlPlane(input.target).launchSession(resourceId);
+      } catch (err) {
+        throw failure('SmokeTestFailed', `a session launch against resource ${resourceId} failed: ${(err as Error).message}`);
+      }
+      const { client, bucket } = recordings(input.target);
+      if (!(await client.statObject(bucket, launch.recordingKey).catch(() => undefined))) {
+        throw failure('SmokeTestFailed', `the session ${launch.sessionId} launched but its recording ${launch.recordingKey} is not in bucket ${bucket}`);
+      }
+      return { resourceId, sessionId: launch.sessionId };
+    },
+
+    /**
+     * A scoped restore: the dump into a scratch database, then one resource with its Safes, credentials, sessions,
+     * audit entries and recordings copied into the live deployment, which keeps running. Idempotent (upserts).
+     */
+    async restoreOneResource(input: { target: TargetName; deployment: string; restoreId: string; backup: ResolvedBackup; resourceId: string }) {
+      const ctx = Context.current();
+      const pgConfig = deps.deployment(input.target).postgres;
+      const password = deps.postgresPassword(input.target);
+      const { scratch } = restoreDatabaseNames(pgConfig.database, input.restoreId);
+      const location = locationByName(deps, input.backup.location);
+      const dataKey = await backupDataKey(deps, input.deployment, input.backup.backupId);
+      await dropDatabase(pgConfig, password, scratch, { ifExists: true, force: true });
+      await createDatabase(pgConfig, password, scratch);
+      try {
+        await restoreDump({
+          config: pgConfig,
+          password,
+          database: scratch,
+          stream: await openArtifact(location, input.backup.artifacts.db, dataKey),
+          signal: ctx.cancellationSignal,
+          onProgress: ({ bytes }) => ctx.heartbeat({ phase: 'pg_restore', bytes }),
+        });
+        const keys = new Set(await resourceRecordingKeys({ config: pgConfig, password, database: scratch, resourceId: input.resourceId }));
+        let result;
+        try {
+          result = await restoreResource({ config: pgConfig, password, scratchDatabase: scratch, liveDatabase: pgConfig.database, resourceId: input.resourceId, backupId: input.backup.backupId });
+        } catch (err) {
+          throw failure('RestoreInputInvalid', (err as Error).message);
+        }
+        const { client, bucket } = recordings(input.target);
+        let recordingsRestored = 0;
+        for await (const entry of readJsonLines<IndexEntry>(location, input.backup.artifacts.recordingsIndex, dataKey)) {
+          if (!keys.has(entry.k)) continue;
+          if (await client.statObject(bucket, entry.k).catch(() => undefined)) continue;
+          await putRecording(input.target, location, input.deployment, entry);
+          recordingsRestored += 1;
+        }
+        return { tables: result.tables, recordingsRestored };
+      } finally {
+        await dropDatabase(pgConfig, password, scratch, { ifExists: true, force: true }).catch(() => undefined);
+      }
+    },
+  };
+}
+
+async function countObjects(client: ReturnType<Dependencies['recordingsClient']>, bucket: string): Promise<number> {
+  let n = 0;
+  for await (const item of client.listObjectsV2(bucket, '', true) as AsyncIterable<{ name?: string }>) {
+    if (item.name && !item.name.startsWith(RESERVED_PREFIX)) n += 1;
+  }
+  return n;
+}
+

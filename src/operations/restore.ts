@@ -1,0 +1,123 @@
+// Starting a restore, reading its report, confirming it (shared by the CLI, the API and the tests).
+import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError, WorkflowUpdateFailedError, type Client, type WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
+import type { Config } from '../config/schema';
+import { targetDeployment, type TargetName } from '../config/load';
+import { VaultpamBackupError } from '../errors/catalogue';
+import type { ConfirmArgs, RestoreInput, RestoreReport, RestoreScope } from '../../workflows/restore-types';
+import type { DrillReport } from '../../workflows/restore-drill';
+import { DEPLOYMENT, OPERATION } from '../../workflows/search-attributes';
+
+export interface StartRestoreOptions {
+  backupId?: string;
+  at?: string;
+  scope?: RestoreScope;
+  target?: TargetName;
+  reason?: string;
+  requestedBy?: string;
+  /** Pre-confirmed (--yes). */
+  confirmed?: boolean;
+  confirmTimeout?: string;
+  taskQueue?: string;
+}
+
+/** Parses `full` or `resource:<id>` (the CLI's --scope). */
+export function parseScope(text: string | undefined): RestoreScope {
+  if (text === undefined || text === 'full') return { kind: 'full' };
+  const m = /^resource:([A-Za-z0-9_-]{1,128})$/.exec(text);
+  if (!m) throw new VaultpamBackupError('VPB_ERR_INPUT_INVALID', `scope "${text}" is neither "full" nor "resource:<id>"`);
+  return { kind: 'resource', resourceId: m[1]! };
+}
+
+export function restoreWorkflowId(targetDeploymentName: string): string {
+  return `restore-${targetDeploymentName}`;
+}
+
+export async function startRestore(client: Client, config: Config, options: StartRestoreOptions): Promise<WorkflowHandleWithFirstExecutionRunId> {
+  if (!options.backupId === !options.at) {
+    throw new VaultpamBackupError('VPB_ERR_INPUT_INVALID', 'give either --backup <id> or --at <time>, not both');
+  }
+  if (options.at && Number.isNaN(new Date(options.at).getTime())) {
+    throw new VaultpamBackupError('VPB_ERR_INPUT_INVALID', `--at "${options.at}" is not a time: use ISO 8601, e.g. 2026-11-27T02:00:00Z`);
+  }
+  const target = options.target ?? 'production';
+  const into = targetDeployment(config, target).name;
+  const input: RestoreInput = {
+    deployment: config.deployment.name,
+    target,
+    targetDeployment: into,
+    ...(options.backupId ? { backupId: options.backupId } : {}),
+    ...(options.at ? { at: new Date(options.at).toISOString() } : {}),
+    scope: options.scope ?? { kind: 'full' },
+    ...(options.reason ? { reason: options.reason } : {}),
+    ...(options.requestedBy ? { requestedBy: options.requestedBy } : {}),
+    confirmed: options.confirmed ?? false,
+    ...(options.confirmTimeout ? { confirmTimeout: options.confirmTimeout } : {}),
+  };
+  const workflowId = restoreWorkflowId(into);
+  try {
+    return await client.workflow.start('restoreWorkflow', {
+      taskQueue: options.taskQueue ?? config.temporal.taskQueue,
+      workflowId,
+      args: [input],
+      typedSearchAttributes: [
+        { key: DEPLOYMENT, value: into },
+        { key: OPERATION, value: 'restore' },
+      ],
+      staticSummary: `Restore of ${into} from ${options.backupId ?? `the newest backup at ${options.at}`} (${input.scope!.kind === 'full' ? 'full' : `resource ${(input.scope as { resourceId: string }).resourceId}`})`,
+      staticDetails: `Requested by ${options.requestedBy ?? 'unknown'}: ${options.reason ?? 'no reason given'}`,
+    });
+  } catch (err) {
+    if (err instanceof WorkflowExecutionAlreadyStartedError) {
+      throw new VaultpamBackupError('VPB_ERR_INPUT_INVALID', `a restore of ${into} is already running: workflow ${workflowId}; see it with: vaultpam-backup restore report ${workflowId}`);
+    }
+    throw err;
+  }
+}
+
+/** The report of a running restore (query) or of a finished one (its result, or the report its failure carries). */
+export async function restoreReport(client: Client, workflowId: string): Promise<RestoreReport> {
+  const handle = client.workflow.getHandle(workflowId);
+  const description = await handle.describe();
+  if (description.status.name === 'RUNNING') {
+    return client.withDeadline(Date.now() + 5000, () => handle.query<RestoreReport>('report'));
+  }
+  try {
+    return (await handle.result()) as RestoreReport;
+  } catch (err) {
+    if (err instanceof WorkflowFailedError) {
+      const details = (err.cause as { details?: unknown[] } | undefined)?.details;
+      const report = details?.[0] as RestoreReport | undefined;
+      if (report) return report;
+      throw new VaultpamBackupError('VPB_ERR_STEP_FAILED', 'restore', (err.cause as Error | undefined)?.message ?? err.message);
+    }
+    throw err;
+  }
+}
+
+/** Confirms a restore: the workflow accepts only the backup id it resolved and the digest of its current loss report. */
+export async function confirmRestore(client: Client, workflowId: string, args: ConfirmArgs): Promise<RestoreReport> {
+  try {
+    return await client.workflow.getHandle(workflowId).executeUpdate<RestoreReport, [ConfirmArgs]>('confirm', { args: [args] });
+  } catch (err) {
+    if (err instanceof WorkflowUpdateFailedError) {
+      throw new VaultpamBackupError('VPB_ERR_INPUT_INVALID', `confirmation refused: ${(err.cause as Error | undefined)?.message ?? err.message}`);
+    }
+    throw err;
+  }
+}
+
+export async function startDrill(client: Client, config: Config, taskQueue = config.temporal.taskQueue) {
+  const staging = targetDeployment(config, 'staging').name;
+  return client.workflow.start('restoreDrillWorkflow', {
+    taskQueue,
+    workflowId: `restore-drill-${staging}-${Date.now().toString(36)}`,
+    args: [{ deployment: config.deployment.name, stagingDeployment: staging }],
+    typedSearchAttributes: [
+      { key: DEPLOYMENT, value: staging },
+      { key: OPERATION, value: 'restore-drill' },
+    ],
+    staticSummary: `Restore drill of ${config.deployment.name} into ${staging}`,
+  });
+}
+
+export type { DrillReport };

@@ -1,0 +1,211 @@
+// The restore workflow: the vendor's restore steps 1-6, made safe. Nothing changes before the backup verifies and
+// the operator confirms the loss report; every change from the stop to the smoke test is undone if any step fails.
+import {
+  ApplicationFailure,
+  CancellationScope,
+  condition,
+  defineQuery,
+  defineUpdate,
+  executeChild,
+  log,
+  proxyActivities,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { Activities } from '../activities';
+import { backupWorkflow } from './backup';
+import type { BackupInput } from './backup-types';
+import type { ConfirmArgs, RestoreInput, RestoreReport, RestoreStep } from './restore-types';
+import { BACKUP_ID, DEPLOYMENT, OPERATION, STATUS, STEP } from './search-attributes';
+
+export const reportQuery = defineQuery<RestoreReport>('report');
+export const confirmUpdate = defineUpdate<RestoreReport, [ConfirmArgs]>('confirm');
+
+const nonRetryableErrorTypes = ['RestoreInputInvalid', 'BackupNotFound', 'BackupCorrupt', 'RestoreVerifyFailed', 'SmokeTestFailed', 'RestoreStateInvalid'];
+
+const quick = proxyActivities<Activities>({
+  startToCloseTimeout: '3 minutes',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumAttempts: 5, nonRetryableErrorTypes },
+});
+const transfer = proxyActivities<Activities>({
+  startToCloseTimeout: '12 hours',
+  heartbeatTimeout: '30 seconds',
+  retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 10, nonRetryableErrorTypes },
+});
+/** Undo steps: retried longer, because a rollback that gives up leaves the deployment half restored. */
+const undoing = proxyActivities<Activities>({
+  startToCloseTimeout: '12 hours',
+  heartbeatTimeout: '60 seconds',
+  retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 30 },
+});
+
+export async function restoreWorkflow(input: RestoreInput): Promise<RestoreReport> {
+  const info = workflowInfo();
+  const target = input.target ?? 'production';
+  const scope = input.scope ?? { kind: 'full' };
+  const restoreId = info.workflowId;
+  const report: RestoreReport = { restoreId, deployment: input.deployment, target, scope, status: 'running', step: 'preflight' };
+  let confirmed = input.confirmed === true;
+
+  setHandler(reportQuery, () => report);
+  setHandler(
+    confirmUpdate,
+    (args) => {
+      confirmed = true;
+      report.confirmedBy = args.confirmedBy ?? 'unknown';
+      return report;
+    },
+    {
+      // A wrong answer is rejected before it enters the history: nothing is recorded, nothing changes.
+      validator: (args) => {
+        if (report.status !== 'awaiting-confirmation' || !report.backup || !report.lossReportDigest) {
+          throw new Error(`this restore is not awaiting confirmation (it is ${report.status}, step ${report.step})`);
+        }
+        if (args.backupId !== report.backup.backupId) {
+          throw new Error(`wrong backup id "${args.backupId}": this restore would restore backup ${report.backup.backupId}`);
+        }
+        if (args.lossReportDigest !== report.lossReportDigest) {
+          throw new Error(`the loss report digest does not match (${args.lossReportDigest.slice(0, 12)}… given, ${report.lossReportDigest.slice(0, 12)}… current): read the report again (vaultpam-backup restore report ${restoreId})`);
+        }
+      },
+    },
+  );
+
+  const enter = (step: RestoreStep) => {
+    report.step = step;
+    upsertSearchAttributes([{ key: STEP, value: step }]);
+  };
+  upsertSearchAttributes([{ key: STATUS, value: 'running' }]);
+  const base = { target, deployment: input.deployment, restoreId };
+
+  // 1. Preflight: resolve and verify the backup; nothing is touched before this passes.
+  enter('preflight');
+  const backup = await transfer.resolveBackup({ deployment: input.deployment, ...(input.backupId ? { backupId: input.backupId } : {}), ...(input.at ? { at: input.at } : {}) });
+  report.backup = backup;
+  upsertSearchAttributes([{ key: BACKUP_ID, value: backup.backupId }]);
+
+  // 2. The loss report, then the confirmation that echoes it.
+  enter('loss-report');
+  const loss = await quick.computeLoss({ target, since: backup.recordingsPoint });
+  report.lossReport = loss.report;
+  report.lossReportDigest = loss.digest;
+  if (!confirmed) {
+    report.status = 'awaiting-confirmation';
+    enter('awaiting-confirmation');
+    upsertSearchAttributes([{ key: STATUS, value: 'awaiting-confirmation' }]);
+    const answered = await condition(() => confirmed, (input.confirmTimeout ?? '1 hour') as '1 hour');
+    if (!answered) {
+      report.status = 'not-confirmed';
+      upsertSearchAttributes([{ key: STATUS, value: 'not-confirmed' }]);
+      throw ApplicationFailure.create({
+        type: 'RestoreNotConfirmed',
+        nonRetryable: true,
+        message: `restore of backup ${backup.backupId} was not confirmed within ${input.confirmTimeout ?? '1 hour'}; nothing was changed`,
+      });
+    }
+  }
+  report.status = 'running';
+  upsertSearchAttributes([{ key: STATUS, value: 'running' }]);
+
+  // 3. Safety snapshot: the current state backed up first, so this restore can itself be undone.
+  if (input.safetySnapshot ?? target === 'production') {
+    enter('safety-snapshot');
+    const snapshotInput: BackupInput = {
+      deployment: input.targetDeployment ?? input.deployment,
+      target,
+      reason: `safety snapshot before restore ${restoreId}`,
+      requestedBy: 'restore',
+      tags: ['pre-restore'],
+    };
+    const snapshot = await executeChild(backupWorkflow, {
+      workflowId: `backup-${snapshotInput.deployment}`,
+      args: [snapshotInput],
+      typedSearchAttributes: [
+        { key: DEPLOYMENT, value: snapshotInput.deployment },
+        { key: OPERATION, value: 'backup' },
+      ],
+      staticSummary: `Safety snapshot before restore ${restoreId}`,
+    });
+    report.safetySnapshotId = snapshot.backupId;
+  }
+
+  const undo: { name: string; run: () => Promise<unknown> }[] = [];
+  let stoppedAt: number | undefined;
+  try {
+    if (scope.kind === 'resource') {
+      enter('restore-database');
+      const result = await transfer.restoreOneResource({ ...base, backup, resourceId: scope.resourceId });
+      report.recordings = { restored: result.recordingsRestored, quarantined: 0, unchanged: 0 };
+    } else {
+      await quick.saveCurrentConnectors(base);
+
+      // 4. Stop the control plane.
+      enter('stop');
+      stoppedAt = Date.now();
+      undo.push({ name: 'start the control plane', run: () => undoing.startServices({ target }) });
+      await quick.stopServices({ target });
+
+      // 5. The database: restored beside the live one, swapped in by rename.
+      enter('restore-database');
+      undo.push({ name: 'swap the previous database back', run: () => undoing.swapBackDatabase({ target, restoreId }) });
+      const db = await transfer.restoreDatabase({ ...base, backup });
+      report.previousDatabase = db.previousDatabase;
+
+      // 6. Recordings: newer objects quarantined, missing ones restored.
+      enter('restore-recordings');
+      undo.push({ name: 'put quarantined recordings back', run: () => undoing.revertRecordings(base) });
+      report.recordings = await transfer.restoreRecordings({ ...base, backup });
+
+      // 7. Restart, then re-import the connectors.
+      enter('restart');
+      undo.push({ name: 'stop the control plane again', run: () => undoing.stopServices({ target }) });
+      await quick.startServices({ target });
+      enter('import-connectors');
+      undo.push({ name: 're-import the previous connectors', run: () => undoing.importPreviousConnectors(base) });
+      await quick.importConnectors({ target, deployment: input.deployment, backup });
+
+      // 8. Verify what the seed asks an Org Admin to check: resources, Safes, audit log.
+      enter('verify');
+      report.verify = await quick.verifyRestore({ target, expected: backup.rowCounts });
+    }
+
+    // 9. Smoke test: a session launch against a known resource.
+    enter('smoke-test');
+    report.smokeTest = await quick.smokeTest({ target });
+    if (stoppedAt !== undefined) report.rtoMs = Date.now() - stoppedAt;
+
+    enter('done');
+    report.status = 'completed';
+    upsertSearchAttributes([{ key: STATUS, value: 'completed' }]);
+    return report;
+  } catch (err) {
+    const failedStep = report.step;
+    report.error = err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err);
+    enter('rollback');
+    report.rollback = [];
+    // 10. Roll everything back, newest first, even if the workflow is being cancelled; keep going past a failing undo.
+    await CancellationScope.nonCancellable(async () => {
+      for (const step of undo.reverse()) {
+        try {
+          await step.run();
+          report.rollback!.push({ step: step.name, ok: true });
+        } catch (undoErr) {
+          log.error(`rollback step "${step.name}" failed`, { error: (undoErr as Error).message });
+          report.rollback!.push({ step: step.name, ok: false, error: (undoErr as Error).message });
+        }
+      }
+    });
+    const clean = report.rollback.every((r) => r.ok);
+    report.status = clean ? 'rolled-back' : 'failed';
+    upsertSearchAttributes([{ key: STATUS, value: report.status }]);
+    throw ApplicationFailure.create({
+      type: clean ? 'RestoreRolledBack' : 'RestoreRollbackIncomplete',
+      nonRetryable: true,
+      message: clean
+        ? `restore of backup ${backup.backupId} failed at step "${failedStep}": ${report.error}. Every change was rolled back; the deployment is as it was.`
+        : `restore of backup ${backup.backupId} failed at step "${failedStep}": ${report.error}. The rollback did not complete: ${report.rollback.filter((r) => !r.ok).map((r) => `${r.step}: ${r.error}`).join('; ')}`,
+      details: [report],
+    });
+  }
+}
