@@ -121,6 +121,15 @@ async function healthy(host: string, port: number): Promise<boolean> {
   }
 }
 
+/** Sends a signal to a process that may have exited a moment ago (ESRCH is not an error then). */
+function signalProcess(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(pid, signal);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
+  }
+}
+
 /**
  * True when `pid` is this instance's server. The pid file may be stale and the number reused by another
  * program: on Linux the command line must name this configuration, so nothing else is ever signalled. A
@@ -196,7 +205,7 @@ export async function stopInstance(configPath: string, options: { timeoutMs?: nu
   const pid = await runningServer(pidFile, path);
 
   if (pid !== undefined) {
-    process.kill(pid, 'SIGTERM');
+    signalProcess(pid, 'SIGTERM');
     let killed = false;
     for (;;) {
       const alive = isInstanceServer(pid, path);
@@ -204,7 +213,7 @@ export async function stopInstance(configPath: string, options: { timeoutMs?: nu
       const elapsed = Date.now() - started;
       if (alive && !killed && elapsed > timeoutMs * 0.8) {
         // The server gives itself 2 s to close; past that it is stuck, and the caller is about to swap its database.
-        process.kill(pid, 'SIGKILL');
+        signalProcess(pid, 'SIGKILL');
         killed = true;
       }
       if (elapsed > timeoutMs) {
@@ -291,7 +300,7 @@ export async function startInstance(configPath: string, options: { timeoutMs?: n
       throw new SandboxInstanceError(`sandbox instance "${config.name}" exited while starting (${exit}); see ${logFile}:\n${await logTail(logFile)}`);
     }
     if (Date.now() > deadline) {
-      process.kill(pid, 'SIGKILL');
+      signalProcess(pid, 'SIGKILL');
       await rm(pidFile, { force: true });
       throw new SandboxInstanceError(
         `sandbox instance "${config.name}" did not answer /healthz on port ${config.port} within ${timeoutMs} ms and was killed; see ${logFile}:\n${await logTail(logFile)}`,

@@ -44,7 +44,8 @@ export async function restoreWorkflow(input: RestoreInput): Promise<RestoreRepor
   const info = workflowInfo();
   const target = input.target ?? 'production';
   const scope = input.scope ?? { kind: 'full' };
-  const restoreId = info.workflowId;
+  // Unique per run: the workflow id is reused by every restore of the deployment, the databases set aside are not.
+  const restoreId = `${info.workflowId}-${info.firstExecutionRunId.replace(/-/g, '').slice(-8)}`;
   const report: RestoreReport = { restoreId, deployment: input.deployment, target, scope, status: 'running', step: 'preflight' };
   let confirmed = input.confirmed === true;
 

@@ -108,6 +108,10 @@ function validate(options: ResourceRestoreOptions): void {
   if (!Number.isInteger(batch) || batch < 1) {
     throw new ResourceRestoreError('VPB_ERR_RESTORE_INPUT_INVALID', `batchSize must be a positive integer, got ${String(options.batchSize)}`);
   }
+  const lockTimeout = options.lockTimeoutMs ?? 30_000;
+  if (!Number.isInteger(lockTimeout) || lockTimeout < 1) {
+    throw new ResourceRestoreError('VPB_ERR_RESTORE_INPUT_INVALID', `lockTimeoutMs must be a positive integer (milliseconds), got ${String(options.lockTimeoutMs)}`);
+  }
 }
 
 async function tableColumns(client: pg.ClientBase, table: string): Promise<string[]> {
@@ -240,7 +244,7 @@ export async function restoreResource(options: ResourceRestoreOptions): Promise<
 
       await live.query('BEGIN');
       try {
-        await live.query(`SET LOCAL lock_timeout = ${Math.max(1, Math.round(options.lockTimeoutMs ?? 30_000))}`);
+        await live.query(`SET LOCAL lock_timeout = ${options.lockTimeoutMs ?? 30_000}`);
         const { rowCount } = await live.query('SELECT 1 FROM public.organisations WHERE id = $1', [resource.organisation_id]);
         if ((rowCount ?? 0) === 0) {
           throw new ResourceRestoreError(

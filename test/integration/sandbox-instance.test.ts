@@ -95,7 +95,7 @@ describe('an isolated sandbox instance', () => {
   it('stops through its stopCommand: the port closes and the database is free to be renamed', async () => {
     const started = performance.now();
     await runCommand(instance.deployment.controlPlane.stopCommand);
-    console.log('STOP MS', performance.now() - started, readFileSync(join(localStackDir(), 'instances', name, 'server.log'), 'utf8').split('\n').slice(-4).map((l) => l.slice(0, 220)).join('\n'));
+    expect(performance.now() - started).toBeLessThan(10_000);
     expect(await portOpen(instance.port)).toBe(false);
     expect(existsSync(join(localStackDir(), 'instances', name, 'server.pid'))).toBe(false);
     // The server closed its pool on the way out; a rename needs the database to itself.

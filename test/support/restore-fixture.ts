@@ -1,0 +1,78 @@
+// An isolated deployment for restore tests (its own control plane, database and bucket) and a fingerprint of its state.
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { parseConfig } from '../../src/config/load';
+import type { Config } from '../../src/config/schema';
+import { tableChecksums, tableRowCounts } from '../../src/postgres';
+import { createDependencies, type Dependencies } from '../../src/runtime/dependencies';
+import { createSandboxInstance, type SandboxInstance } from '../../sandbox/instance';
+import { loadSandboxConfig } from '../../sandbox/sandbox-config';
+import { seed, type SeedOptions } from '../../sandbox/seed';
+import { isolatedConfig } from './backup-fixture';
+
+export const TABLES = ['organisations', 'users', 'resources', 'safes', 'credentials', 'connectors', 'audit_log', 'sessions'];
+
+export interface RestoreFixture {
+  instance: SandboxInstance;
+  config: Config;
+  deps: Dependencies;
+  token: string;
+  seed(options: SeedOptions): Promise<unknown>;
+  /** Calls the instance's admin API. */
+  api(method: string, path: string, body?: unknown): Promise<{ status: number; json: unknown }>;
+  /** Everything a restore could change: per-table counts and checksums, the bucket with ETags, the connector export. */
+  fingerprint(): Promise<{ counts: Record<string, number>; checksums: Record<string, string>; objects: string[]; connectors: unknown }>;
+  destroy(): Promise<void>;
+}
+
+export async function restoreFixture(overrides: { smokeTestResourceId?: string } = {}): Promise<RestoreFixture> {
+  const name = `rt-${randomBytes(3).toString('hex')}`;
+  const instance = await createSandboxInstance({ name });
+  const base = isolatedConfig();
+  const config = parseConfig({
+    ...base,
+    deployment: { ...instance.deployment, controlPlane: { ...instance.deployment.controlPlane, ...overrides } },
+    staging: undefined,
+  });
+  const deps = createDependencies(config);
+  const token = readFileSync(instance.tokenFile, 'utf8').trim();
+  const pgConfig = config.deployment.postgres;
+  const password = deps.postgresPassword('production');
+  return {
+    instance,
+    config,
+    deps,
+    token,
+    async seed(options) {
+      return seed(await loadSandboxConfig(instance.configPath), options);
+    },
+    async api(method, path, body) {
+      const res = await fetch(`${instance.url}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      const text = await res.text();
+      return { status: res.status, json: text ? (JSON.parse(text) as unknown) : undefined };
+    },
+    async fingerprint() {
+      const client = deps.recordingsClient('production');
+      const objects: string[] = [];
+      for await (const o of client.listObjectsV2(config.deployment.recordings.bucket, '', true) as AsyncIterable<{ name: string; etag: string }>) {
+        objects.push(`${o.name} ${o.etag}`);
+      }
+      objects.sort();
+      const connectors = await deps.controlPlane('production').exportConnectors();
+      delete (connectors as { exportedAt?: unknown }).exportedAt;
+      return {
+        counts: await tableRowCounts(pgConfig, password, pgConfig.database, TABLES),
+        checksums: await tableChecksums(pgConfig, password, pgConfig.database, TABLES),
+        objects,
+        connectors,
+      };
+    },
+    async destroy() {
+      await instance.destroy();
+    },
+  };
+}
