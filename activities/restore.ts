@@ -11,7 +11,7 @@ import type { Artifact } from '../src/catalog/manifest';
 import { createDecryptStream, generateDataKey, unwrapKey, wrappedKeySchema } from '../src/crypto';
 import { createDatabase, databaseExists, dropDatabase, listDump, renameDatabase, restoreDump, withClient } from '../src/postgres';
 import { computeLossReport, lossReportDigest, type LossReport } from '../src/restore/loss-report';
-import { resourceRecordingKeys, restoreResource } from '../src/restore/resource-restore';
+import { ResourceRestoreError, resourceRecordingKeys, restoreResource } from '../src/restore/resource-restore';
 import type { Dependencies } from '../src/runtime/dependencies';
 import { blobKey, isNotFound, type BackupLocation } from '../src/storage';
 import type { ConnectorInventory } from '../src/vaultpam/admin-api-schema';
@@ -144,7 +144,7 @@ export function createRestoreActivities(deps: Dependencies) {
         config: deps.deployment(input.target).postgres,
         password: deps.postgresPassword(input.target),
         since: new Date(input.since),
-        recordings: { client, bucket },
+        recordings: { client, bucket, excludePrefixes: [`${RESERVED_PREFIX}/`] },
       });
       return { report, digest: lossReportDigest(report) };
     },
@@ -399,7 +399,9 @@ export function createRestoreActivities(deps: Dependencies) {
         try {
           result = await restoreResource({ config: pgConfig, password, scratchDatabase: scratch, liveDatabase: pgConfig.database, resourceId: input.resourceId, backupId: input.backup.backupId });
         } catch (err) {
-          throw failure('RestoreInputInvalid', (err as Error).message);
+          // A refusal (resource not in the backup, organisation gone) is final; a lost connection is retried.
+          if (err instanceof ResourceRestoreError) throw failure('RestoreInputInvalid', err.message);
+          throw err;
         }
         const { client, bucket } = recordings(input.target);
         let recordingsRestored = 0;

@@ -10,6 +10,7 @@ import { listBackups } from '../catalog/catalog';
 import { backupWorkflowId, startBackup } from '../operations/backup';
 import { runPreflight } from '../operations/preflight';
 import { readBackupProgress } from '../operations/progress';
+import { confirmRestore, parseScope, restoreReport, startDrill, startRestore } from '../operations/restore';
 import { runVerify } from '../operations/verify';
 import { createDependencies } from '../runtime/dependencies';
 import type { BackupLocation } from '../storage';
@@ -36,6 +37,25 @@ const backupBody = z
   })
   .strict();
 const verifyBody = z.object({ deep: z.boolean().default(false) }).strict();
+const restoreBody = z
+  .object({
+    backupId: z.string().regex(/^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}$/, 'a backup id like 20261127T020000Z-1a2b3c').optional(),
+    at: z.iso.datetime({ offset: true }).optional(),
+    scope: z.string().default('full'),
+    target: z.enum(['production', 'staging']).default('production'),
+    reason: z.string().min(1).max(500).optional(),
+    requestedBy: z.string().min(1).max(200).optional(),
+    confirmed: z.boolean().default(false),
+  })
+  .strict()
+  .refine((b) => !b.backupId !== !b.at, { message: 'give either backupId or at, not both', path: ['backupId'] });
+const confirmBody = z
+  .object({
+    backupId: z.string().min(1),
+    lossReportDigest: z.string().regex(/^[0-9a-f]{64}$/, 'the 64-hex digest from the restore report'),
+    confirmedBy: z.string().min(1).max(200).optional(),
+  })
+  .strict();
 
 function sendError(reply: FastifyReply, status: number, code: string, message: string) {
   return reply.code(status).send({ error: { code, message } });
@@ -112,6 +132,27 @@ export function buildApi(options: ApiOptions): FastifyInstance {
     if (!body.success) return sendError(reply, 400, 'VPB_ERR_INPUT_INVALID', formatIssues(body.error));
     const report = await runVerify(client, config, request.params.backupId, body.data.deep, taskQueue);
     return reply.code(report.ok ? 200 : 422).send(report);
+  });
+
+  app.post('/v1/restores', async (request, reply) => {
+    const body = restoreBody.safeParse(request.body ?? {});
+    if (!body.success) return sendError(reply, 400, 'VPB_ERR_INPUT_INVALID', formatIssues(body.error));
+    const { scope, ...rest } = body.data;
+    const handle = await startRestore(client, config, { ...rest, scope: parseScope(scope), requestedBy: rest.requestedBy ?? 'api', taskQueue });
+    return reply.code(202).send({ workflowId: handle.workflowId, report: `/v1/restores/${handle.workflowId}` });
+  });
+
+  app.get<{ Params: { workflowId: string } }>('/v1/restores/:workflowId', async (request) => restoreReport(client, request.params.workflowId));
+
+  app.post<{ Params: { workflowId: string } }>('/v1/restores/:workflowId/confirm', async (request, reply) => {
+    const body = confirmBody.safeParse(request.body ?? {});
+    if (!body.success) return sendError(reply, 400, 'VPB_ERR_INPUT_INVALID', formatIssues(body.error));
+    return reply.send(await confirmRestore(client, request.params.workflowId, { ...body.data, confirmedBy: body.data.confirmedBy ?? 'api' }));
+  });
+
+  app.post('/v1/restore-drills', async (_request, reply) => {
+    const handle = await startDrill(client, config, taskQueue);
+    return reply.code(202).send({ workflowId: handle.workflowId });
   });
 
   return app;

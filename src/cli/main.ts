@@ -13,13 +13,15 @@ import type { Config } from '../config/schema';
 import { VaultpamBackupError } from '../errors/catalogue';
 import { backupResult, backupWorkflowId, startBackup } from '../operations/backup';
 import { runPreflight } from '../operations/preflight';
+import { confirmRestore, parseScope, restoreReport, startDrill, startRestore, type DrillReport } from '../operations/restore';
+import type { RestoreReport } from '../../workflows/restore-types';
 import { formatProgress, readBackupProgress } from '../operations/progress';
 import { createBackupSchedule, deleteBackupSchedule, describeBackupSchedule } from '../operations/schedule';
 import { runVerify } from '../operations/verify';
 import { createDependencies } from '../runtime/dependencies';
 import { connectClient } from '../temporal/connect';
 import { createWorker } from '../temporal/worker';
-import { formatBackupList, formatBackupResult, formatPreflight, formatVerify, printJson } from './output';
+import { formatBackupList, formatBackupResult, formatPreflight, formatRestoreReport, formatVerify, printJson } from './output';
 
 const program = new Command('vaultpam-backup')
   .description('Back up and restore VaultPAM deployments with durable Temporal workflows')
@@ -214,6 +216,111 @@ schedule.command('delete').action(async () => {
   await withClient(cfg, (client) => deleteBackupSchedule(client, cfg));
   process.stdout.write('schedule deleted\n');
 });
+
+const restore = program
+  .command('restore')
+  .description('restore a backup: verified first, confirmed against a loss report, rolled back if any step fails (needs a running worker)')
+  .option('--backup <id>', 'the backup to restore')
+  .option('--at <time>', 'the newest backup taken at or before this time (ISO 8601)')
+  .option('--scope <scope>', '"full", or "resource:<id>" to bring back one resource while the deployment keeps running', 'full')
+  .addOption(targetOption())
+  .option('--reason <text>', 'why (kept in the workflow)')
+  .option('--yes', 'pre-confirm: skip the confirmation step (drills, scripts)')
+  .option('--wait', 'wait for the end (with --yes), printing the report')
+  .option('--json', 'print as JSON')
+  .action(async (opts: { backup?: string; at?: string; scope: string; target: TargetName; reason?: string; yes?: boolean; wait?: boolean; json?: boolean }) => {
+    const cfg = config();
+    await withClient(cfg, async (client) => {
+      const handle = await startRestore(client, cfg, {
+        ...(opts.backup ? { backupId: opts.backup } : {}),
+        ...(opts.at ? { at: opts.at } : {}),
+        scope: parseScope(opts.scope),
+        target: opts.target,
+        reason: opts.reason ?? 'on demand',
+        requestedBy: `cli:${userInfo().username}`,
+        confirmed: opts.yes ?? false,
+      });
+      const id = handle.workflowId;
+      if (!opts.yes) {
+        // Show what would be lost, then say exactly how to confirm.
+        const report = await waitForReport(client, id);
+        if (opts.json) printJson(report);
+        else process.stdout.write(`${formatRestoreReport(report)}\n\nTo go ahead: vaultpam-backup restore confirm ${id} --backup ${report.backup?.backupId ?? '<id>'}\n`);
+        return;
+      }
+      if (!opts.wait) {
+        process.stdout.write(`restore started: workflow ${id}\n  follow it: vaultpam-backup restore report ${id}   or ${workflowUrl(cfg, id)}\n`);
+        return;
+      }
+      const report = await handle.result().then(
+        (r) => r as RestoreReport,
+        () => restoreReport(client, id),
+      );
+      if (opts.json) printJson(report);
+      else process.stdout.write(`${formatRestoreReport(report)}\n  workflow: ${workflowUrl(cfg, id)}\n`);
+      process.exitCode = report.status === 'completed' ? 0 : 1;
+    });
+  });
+
+restore
+  .command('confirm')
+  .description('confirm a restore awaiting confirmation, after reading its loss report')
+  .argument('<workflowId>')
+  .requiredOption('--backup <id>', 'the backup id the restore will restore (echoed back as proof you read the report)')
+  .option('--wait', 'wait for the end, printing the report')
+  .action(async (workflowId: string, opts: { backup: string; wait?: boolean }) => {
+    const cfg = config();
+    await withClient(cfg, async (client) => {
+      const current = await restoreReport(client, workflowId);
+      if (!current.lossReportDigest) throw new VaultpamBackupError('VPB_ERR_INPUT_INVALID', `restore ${workflowId} has no loss report yet (status ${current.status}); wait a moment and try again`);
+      process.stdout.write(`${formatRestoreReport(current)}\n\n`);
+      await confirmRestore(client, workflowId, { backupId: opts.backup, lossReportDigest: current.lossReportDigest, confirmedBy: `cli:${userInfo().username}` });
+      process.stdout.write(`confirmed; the restore of ${opts.backup} goes ahead\n`);
+      if (opts.wait) {
+        const report = await client.workflow.getHandle(workflowId).result().then(
+          (r) => r as RestoreReport,
+          () => restoreReport(client, workflowId),
+        );
+        process.stdout.write(`${formatRestoreReport(report)}\n`);
+        process.exitCode = report.status === 'completed' ? 0 : 1;
+      }
+    });
+  });
+
+restore
+  .command('report')
+  .description('the report of a restore: loss report, step, verification, RTO, rollback')
+  .argument('<workflowId>')
+  .option('--json', 'print as JSON')
+  .action(async (workflowId: string, opts: { json?: boolean }) => {
+    const cfg = config();
+    const report = await withClient(cfg, (client) => restoreReport(client, workflowId));
+    if (opts.json) printJson(report);
+    else process.stdout.write(`${formatRestoreReport(report)}\n`);
+  });
+
+restore
+  .command('drill')
+  .description('restore the newest backup into the staging deployment, verify and smoke-test it, report the RTO')
+  .option('--json', 'print as JSON')
+  .action(async (opts: { json?: boolean }) => {
+    const cfg = config();
+    await withClient(cfg, async (client) => {
+      const handle = await startDrill(client, cfg);
+      const report = (await handle.result()) as DrillReport;
+      if (opts.json) printJson(report);
+      else process.stdout.write(`Restore drill passed: backup ${report.backupId} restored into staging, RTO ${report.rtoMs ?? '?'} ms, smoke-test session ${report.smokeTest?.sessionId}\n`);
+    });
+  });
+
+/** Waits until a new restore has its loss report (or has ended). */
+async function waitForReport(client: Client, workflowId: string): Promise<RestoreReport> {
+  for (;;) {
+    const report = await restoreReport(client, workflowId).catch(() => undefined);
+    if (report && (report.lossReportDigest || report.status !== 'running')) return report;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
 
 program
   .command('demo')

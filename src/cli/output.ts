@@ -2,6 +2,7 @@
 import type { PreflightReport } from '../../workflows/preflight-types';
 import type { BackupResult } from '../../workflows/backup-types';
 import type { VerifyReport } from '../../workflows/verify';
+import type { RestoreReport } from '../../workflows/restore-types';
 import type { CatalogEntry } from '../catalog/catalog';
 import { formatBytes } from '../operations/progress';
 
@@ -44,4 +45,28 @@ export function formatVerify(r: VerifyReport): string {
     `Verify ${r.backupId}: ${r.ok ? 'OK' : 'FAILED'}`,
     ...r.locations.map((l) => `  ${l.ok ? 'ok  ' : 'FAIL'}  ${l.name}  ${l.ok ? `${l.level}, ${l.blobsChecked} blobs` : l.problem}`),
   ].join('\n');
+}
+
+export function formatRestoreReport(r: RestoreReport): string {
+  const lines = [`Restore ${r.restoreId} of ${r.deployment} (${r.target}, ${r.scope.kind === 'full' ? 'full' : `resource ${r.scope.resourceId}`}): ${r.status.toUpperCase()}, step ${r.step}`];
+  if (r.backup) {
+    lines.push(`  backup           ${r.backup.backupId} (consistent point ${r.backup.recordingsPoint}), verified at ${r.backup.location}`);
+    for (const s of r.backup.skipped) lines.push(`    skipped ${s.location}: ${s.problem}`);
+  }
+  if (r.lossReport) {
+    const l = r.lossReport;
+    lines.push(`  would be lost (everything newer than the backup):`);
+    lines.push(`    audit entries ${l.auditEntries}, sessions ${l.sessions}${l.recordings ? `, recordings ${l.recordings.objects} (${formatBytes(l.recordings.bytes)}) moved to quarantine` : ''}`);
+    lines.push(`    resources +${l.resources.created}/~${l.resources.modified}, Safes +${l.safes.created}/~${l.safes.modified}, credentials +${l.credentials.created}/~${l.credentials.modified} (rotated ${l.credentials.rotated}), connectors +${l.connectors.created}/~${l.connectors.modified}`);
+    lines.push(`    (+ created, ~ modified)   digest ${r.lossReportDigest}`);
+  }
+  if (r.safetySnapshotId) lines.push(`  safety snapshot  ${r.safetySnapshotId}`);
+  if (r.recordings) lines.push(`  recordings       restored ${r.recordings.restored}, quarantined ${r.recordings.quarantined}, unchanged ${r.recordings.unchanged}`);
+  if (r.verify) lines.push(`  verified         ${Object.entries(r.verify.found).map(([k, v]) => `${k}=${v}`).join(' ')}`);
+  if (r.smokeTest) lines.push(`  smoke test       session ${r.smokeTest.sessionId} on resource ${r.smokeTest.resourceId}`);
+  if (r.rtoMs !== undefined) lines.push(`  RTO              ${(r.rtoMs / 1000).toFixed(1)} s (stop to smoke test passed)`);
+  if (r.previousDatabase) lines.push(`  previous database kept as ${r.previousDatabase} (drop it once you are satisfied)`);
+  if (r.error) lines.push(`  error            ${r.error}`);
+  for (const step of r.rollback ?? []) lines.push(`  rollback         ${step.ok ? 'ok  ' : 'FAIL'} ${step.step}${step.error ? `: ${step.error}` : ''}`);
+  return lines.join('\n');
 }

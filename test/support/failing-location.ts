@@ -1,13 +1,17 @@
-// Fault injection over a real backup location: the real driver stores everything until the chosen put, then puts fail.
+// Fault injection over a real backup location: puts refused after the first N, or held back; the rest is the real driver.
 import type { Readable } from 'node:stream';
 import { ApplicationFailure } from '@temporalio/common';
 import type { BackupLocation, ListedObject, ObjectStat, PutResult } from '../../src/storage';
 
 export interface FailingLocationOptions {
-  /** Puts that reach the real driver before the first refusal. @default 0 */
+  /** Puts that reach the real driver before the first refusal; Infinity for a location that never refuses. @default 0 */
   failAfterPuts?: number;
-  /** Only puts whose key matches count and fail; others pass through. @default every key */
+  /** Only puts whose key matches count, wait and fail; others pass straight through. @default every key */
   keys?: (key: string) => boolean;
+  /** Awaited before a counted put reaches the real driver: a slow link, or a gate the test opens. */
+  beforePut?: (key: string) => Promise<void>;
+  /** Called on every listing, before it starts: lets a test see when a sweep of a prefix begins. */
+  onList?: (prefix: string) => void;
 }
 
 /**
@@ -19,12 +23,12 @@ export class FailingLocation implements BackupLocation {
   readonly name: string;
   readonly region: string;
   readonly kind: BackupLocation['kind'];
-  /** Keys the real driver stored. */
+  /** Counted keys handed to the real driver, in order. */
   readonly stored: string[] = [];
-  /** Keys refused. */
+  /** Counted keys refused. */
   readonly refused: string[] = [];
   private readonly limit: number;
-  private readonly matches: (key: string) => boolean;
+  private readonly options: FailingLocationOptions;
 
   constructor(
     readonly real: BackupLocation,
@@ -34,11 +38,11 @@ export class FailingLocation implements BackupLocation {
     this.region = real.region;
     this.kind = real.kind;
     this.limit = options.failAfterPuts ?? 0;
-    this.matches = options.keys ?? (() => true);
+    this.options = options;
   }
 
   async put(key: string, body: Readable | Buffer, size?: number): Promise<PutResult> {
-    if (!this.matches(key)) return this.real.put(key, body, size);
+    if (this.options.keys && !this.options.keys(key)) return this.real.put(key, body, size);
     if (this.stored.length >= this.limit) {
       this.refused.push(key);
       // A real driver consumes or destroys the body it is handed; an abandoned source stream would hold its socket.
@@ -51,6 +55,7 @@ export class FailingLocation implements BackupLocation {
     }
     // Counted before the write, so concurrent puts cannot all slip under the limit.
     this.stored.push(key);
+    if (this.options.beforePut) await this.options.beforePut(key);
     return this.real.put(key, body, size);
   }
 
@@ -67,6 +72,7 @@ export class FailingLocation implements BackupLocation {
   }
 
   list(prefix: string): AsyncIterable<ListedObject> {
+    this.options.onList?.(prefix);
     return this.real.list(prefix);
   }
 

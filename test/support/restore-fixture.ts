@@ -72,6 +72,10 @@ export async function restoreFixture(overrides: { smokeTestResourceId?: string }
       };
     },
     async destroy() {
+      // Databases a restore set aside (kept until cleanup in production) go with the instance.
+      const { withClient, dropDatabase } = await import('../../src/postgres');
+      const leftovers = await withClient(pgConfig, password, async (c) => (await c.query<{ datname: string }>(`SELECT datname FROM pg_database WHERE datname LIKE $1`, [`${pgConfig.database}\\_%`])).rows.map((r) => r.datname), { database: 'postgres' });
+      for (const name of leftovers) await dropDatabase(pgConfig, password, name, { ifExists: true, force: true });
       await instance.destroy();
     },
   };
