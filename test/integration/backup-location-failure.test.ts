@@ -1,12 +1,14 @@
 // A backup whose replication hits a failing location: it fails at "replicate", leaves maintenance mode, commits no
 // manifest and leaves nothing behind anywhere; and a configuration with one region is refused before any pause.
+import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { listBackups, readManifest } from '../../src/catalog/catalog';
+import type { Config } from '../../src/config/schema';
 import { backupResult, startBackup } from '../../src/operations/backup';
-import { createDependencies } from '../../src/runtime/dependencies';
-import { backupPrefix, blobsPrefix, type BackupLocation } from '../../src/storage';
+import { createDependencies, type Dependencies } from '../../src/runtime/dependencies';
+import { backupPrefix, backupsPrefix, blobsPrefix, type BackupLocation } from '../../src/storage';
 import type { ControlPlane } from '../../src/vaultpam/control-plane';
 import { BACKUP_ID, STATUS } from '../../workflows/search-attributes';
 import { isolatedConfig } from '../support/backup-fixture';
@@ -50,44 +52,43 @@ function observedControlPlane(real: ControlPlane, changes: boolean[]): ControlPl
   };
 }
 
-describe('backup workflow when a location fails', () => {
-  // Three locations in three regions; the third, a second S3 location, is the one that fails.
-  const config = isolatedConfig((base) => {
+/** Three locations in three regions; the third, a second S3 location (same bucket, own prefix), is the one that fails. */
+function threeRegionConfig(): Config {
+  return isolatedConfig((base) => {
     const s3 = base.locations.find((l) => l.kind === 's3')!;
     return { locations: [...base.locations, { ...s3, name: 'tertiary', region: 'ap-southeast', prefix: `${s3.prefix}-ap` }] };
   });
-  const deployment = config.deployment.name;
-  const deps = createDependencies(config);
+}
+
+describe('backup workflow when a location fails', () => {
   let h: TemporalHarness;
 
   beforeAll(async () => {
-    h = await temporalHarness(config);
+    h = await temporalHarness(threeRegionConfig());
   });
   afterAll(async () => h?.close());
 
-  it('fails at replicate with maintenance mode off, no manifest anywhere and nothing of the backup left', async () => {
-    const [primary, secondary, tertiary] = deps.locations();
-    expect(tertiary!.name).toBe('tertiary');
-    // Replication is the first writer there: the first three blob copies land, every later put is refused.
-    const failing = new FailingLocation(tertiary!, { failAfterPuts: 3 });
-    const locations = [primary!, secondary!, failing];
-    const changes: boolean[] = [];
-    const controlPlane = observedControlPlane(deps.controlPlane('production'), changes);
+  /** Runs one backup of `config` on a worker whose locations are `locations`; resolves once the worker has stopped. */
+  async function backupWith(config: Config, locations: BackupLocation[] | undefined, controlPlane: ControlPlane): Promise<WorkflowHandle> {
+    return h.withWorker(
+      async () => {
+        const started = await startBackup(h.client, config, { taskQueue: h.taskQueue, reason: 'location failure test', requestedBy: 'vitest' });
+        await started.result().catch(() => undefined);
+        return started;
+      },
+      { controlPlane: () => controlPlane, ...(locations ? { locations: () => locations } : {}) },
+      config,
+    );
+  }
 
-    const handle = await h.withWorker(async () => {
-      const started = await startBackup(h.client, config, { taskQueue: h.taskQueue, reason: 'location failure test', requestedBy: 'vitest' });
-      await started.result().catch(() => undefined);
-      return started;
-    }, { locations: () => locations, controlPlane: () => controlPlane });
-
+  /** The outcome every failed replication must have: failed, out of maintenance, and no trace in any location. */
+  async function expectFailedWithoutTrace(handle: WorkflowHandle, deps: Dependencies, changes: boolean[]): Promise<void> {
+    const deployment = deps.config.deployment.name;
     const failure = await backupFailure(handle);
     expect(failure.message).toContain('failed at step "replicate"');
     expect(causeMessages(failure)).toContain('injected failure: location "tertiary"');
     // What an operator reads first (CLI, API, Temporal UI) must say why, not only "Activity task failed".
     expect.soft(failure.message).toContain('injected failure: location "tertiary"');
-    expect(failing.stored).toHaveLength(3);
-    expect(failing.stored.every((key) => key.startsWith(blobsPrefix(deployment)))).toBe(true);
-    expect(failing.refused.length).toBeGreaterThan(0);
 
     const description = await handle.describe();
     expect(description.typedSearchAttributes.get(STATUS)).toBe('failed');
@@ -95,7 +96,7 @@ describe('backup workflow when a location fails', () => {
     const backupId = description.typedSearchAttributes.get(BACKUP_ID)!;
     expect(backupId).toBeTruthy();
 
-    // Maintenance mode: entered once for the pause, left after the dump, left again (idempotently) by the compensation.
+    // Maintenance mode: entered for the pause, left after the dump, left again (idempotently) by the compensation.
     expect(changes).toEqual([true, false, false]);
     expect((await deps.controlPlane('production').maintenance()).enabled).toBe(false);
 
@@ -107,23 +108,63 @@ describe('backup workflow when a location fails', () => {
       // The deployment is new: every blob under it was written by this backup.
       expect(await keysUnder(location, blobsPrefix(deployment)), `blobs at ${location.name}`).toEqual([]);
     }
+  }
+
+  it('fails at replicate with maintenance mode off, no manifest anywhere and nothing of the backup left', async () => {
+    const config = threeRegionConfig();
+    const deps = createDependencies(config);
+    const [primary, secondary, tertiary] = deps.locations();
+    // Replication is the first writer there: the first three blob copies land, every later put is refused.
+    const failing = new FailingLocation(tertiary!, { failAfterPuts: 3 });
+    const changes: boolean[] = [];
+
+    const handle = await backupWith(config, [primary!, secondary!, failing], observedControlPlane(deps.controlPlane('production'), changes));
+
+    expect(failing.stored).toHaveLength(3);
+    expect(failing.stored.every((key) => key.startsWith(blobsPrefix(config.deployment.name)))).toBe(true);
+    expect(failing.refused.length).toBeGreaterThan(0);
+    await expectFailedWithoutTrace(handle, deps, changes);
+  });
+
+  it('cleans up a healthy location that was still replicating when the other one failed', async () => {
+    const config = threeRegionConfig();
+    const deps = createDependencies(config);
+    const [primary, secondary, tertiary] = deps.locations();
+    const failing = new FailingLocation(tertiary!, { failAfterPuts: 3 });
+    // The healthy location is slow: its artifact copies (after its blobs) wait until a sweep of a backup's prefix there
+    // has begun and had a second to finish, or 10 s at most (well under the 30 s heartbeat timeout). A compensation
+    // that runs while this replication is still going sweeps first and is followed by the writes.
+    let openGate!: () => void;
+    const swept = new Promise<void>((resolve) => (openGate = resolve));
+    let gate: Promise<unknown> | undefined;
+    const singleBackupPrefix = new RegExp(`^${backupsPrefix(config.deployment.name)}[^/]+/$`);
+    const slow = new FailingLocation(secondary!, {
+      failAfterPuts: Infinity,
+      keys: (key) => key.startsWith(backupsPrefix(config.deployment.name)),
+      beforePut: async () => {
+        gate ??= Promise.race([swept.then(() => delay(1000)), delay(10_000)]);
+        await gate;
+      },
+      onList: (prefix) => {
+        if (singleBackupPrefix.test(prefix)) openGate();
+      },
+    });
+    const changes: boolean[] = [];
+
+    const handle = await backupWith(config, [primary!, slow, failing], observedControlPlane(deps.controlPlane('production'), changes));
+
+    expect(failing.refused.length).toBeGreaterThan(0);
+    // The healthy location got its artifacts (the replication ran to its end), and the compensation removed them.
+    expect(slow.stored.length).toBeGreaterThanOrEqual(4);
+    await expectFailedWithoutTrace(handle, deps, changes);
   });
 
   it('refuses a configuration with locations in one region before entering maintenance mode', async () => {
     const oneRegion = isolatedConfig((base) => ({ locations: base.locations.map((l) => ({ ...l, region: 'eu-central' })) }));
-    const oneRegionDeps = createDependencies(oneRegion);
+    const deps = createDependencies(oneRegion);
     const changes: boolean[] = [];
-    const controlPlane = observedControlPlane(oneRegionDeps.controlPlane('production'), changes);
 
-    const handle = await h.withWorker(
-      async () => {
-        const started = await startBackup(h.client, oneRegion, { taskQueue: h.taskQueue, reason: 'one region test', requestedBy: 'vitest' });
-        await started.result().catch(() => undefined);
-        return started;
-      },
-      { controlPlane: () => controlPlane },
-      oneRegion,
-    );
+    const handle = await backupWith(oneRegion, undefined, observedControlPlane(deps.controlPlane('production'), changes));
 
     const failure = await backupFailure(handle);
     expect(failure.message).toContain('failed at step "prepare"');
@@ -132,13 +173,13 @@ describe('backup workflow when a location fails', () => {
     // The fix must be in the message an operator reads first, not only deep in the cause chain.
     expect.soft(failure.message).toContain(refusal);
     expect(changes).toEqual([]);
-    expect((await oneRegionDeps.controlPlane('production').maintenance()).enabled).toBe(false);
+    expect((await deps.controlPlane('production').maintenance()).enabled).toBe(false);
     expect((await handle.describe()).typedSearchAttributes.get(STATUS)).toBe('failed');
-    // Refused up front, so retrying could not help: one attempt, and nothing written to any location.
+    // Refused up front, where retrying cannot help: one attempt of one activity, and nothing written anywhere.
     const history = await handle.fetchHistory();
-    const prepareAttempts = (history.events ?? []).filter((e) => e.activityTaskStartedEventAttributes).map((e) => e.activityTaskStartedEventAttributes!.attempt);
-    expect(prepareAttempts).toEqual([1]);
-    for (const location of oneRegionDeps.locations()) {
+    const started = (history.events ?? []).filter((e) => e.activityTaskStartedEventAttributes).map((e) => e.activityTaskStartedEventAttributes!.attempt);
+    expect(started).toEqual([1]);
+    for (const location of deps.locations()) {
       expect(await keysUnder(location, `${oneRegion.deployment.name}/`), `objects at ${location.name}`).toEqual([]);
     }
   });

@@ -1,0 +1,170 @@
+// A backup whose dump is corrupt at the first location is restored from the next one; corrupt at every location, the
+// restore stops at preflight and the deployment is never stopped or changed.
+import { ActivityFailure, ApplicationFailure, WorkflowFailedError } from '@temporalio/client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { restoreDatabaseNames } from '../../activities/restore';
+import { readAll } from '../../src/catalog/artifacts';
+import { readManifest } from '../../src/catalog/catalog';
+import type { Manifest } from '../../src/catalog/manifest';
+import { backupResult, startBackup } from '../../src/operations/backup';
+import { startRestore } from '../../src/operations/restore';
+import { dropDatabase } from '../../src/postgres';
+import type { DependencyOverrides } from '../../src/runtime/dependencies';
+import { createDependencies } from '../../src/runtime/dependencies';
+import type { BackupLocation } from '../../src/storage';
+import type { RestoreReport } from '../../workflows/restore-types';
+import { restoreFixture, type RestoreFixture } from '../support/restore-fixture';
+import { temporalHarness, type TemporalHarness } from '../support/temporal';
+
+/** The real service commands, with every call recorded: a test can prove the control plane was never stopped. */
+function observedServiceControl(f: RestoreFixture): { calls: string[]; overrides: DependencyOverrides } {
+  const real = createDependencies(f.config);
+  const calls: string[] = [];
+  return {
+    calls,
+    overrides: {
+      serviceControl: (target) => ({
+        async stop(signal) {
+          calls.push(`stop ${target}`);
+          await real.serviceControl(target).stop(signal);
+        },
+        async start(signal) {
+          calls.push(`start ${target}`);
+          await real.serviceControl(target).start(signal);
+        },
+      }),
+    },
+  };
+}
+
+/** Polls /healthz until stopped; every answer that was not "ok" is kept. */
+function watchHealth(f: RestoreFixture): { stop(): Promise<{ checks: number; problems: string[] }> } {
+  const problems: string[] = [];
+  let checks = 0;
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      try {
+        const health = await f.deps.controlPlane('production').health();
+        if (health.status !== 'ok') problems.push(`status ${health.status}`);
+      } catch (err) {
+        problems.push((err as Error).message);
+      }
+      checks += 1;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  })();
+  return {
+    async stop() {
+      running = false;
+      await loop;
+      return { checks, problems };
+    },
+  };
+}
+
+/** The same bytes with one bit flipped in the middle: same size, another checksum. */
+async function corrupt(location: BackupLocation, key: string, original: Buffer): Promise<void> {
+  const flipped = Buffer.from(original);
+  const at = Math.floor(flipped.length / 2);
+  flipped[at] = flipped[at]! ^ 0x01;
+  await location.put(key, flipped);
+}
+
+describe('restore from the next location when the first copy is corrupt', () => {
+  let f: RestoreFixture;
+  let h: TemporalHarness;
+  let backupId: string;
+  let manifest: Manifest;
+  let locations: BackupLocation[];
+  let originalDump: Buffer;
+  const setAside: string[] = [];
+
+  beforeAll(async () => {
+    f = await restoreFixture();
+    h = await temporalHarness(f.config);
+    await f.seed({ resources: 20, auditEntries: 300, recordings: 20, recordingBytes: 4_000 });
+    backupId = (await h.withWorker(async () => backupResult(await startBackup(h.client, f.config, { taskQueue: h.taskQueue, reason: 'before the corruption' })))).backupId;
+    locations = f.deps.locations();
+    expect(locations.length).toBeGreaterThanOrEqual(2);
+    expect(locations[0]!.kind).toBe('s3');
+    manifest = (await readManifest(locations[0]!, f.config.deployment.name, backupId))!;
+    expect(manifest).toBeDefined();
+    originalDump = await readAll(await locations[0]!.get(manifest.artifacts.db.key));
+  }, 240_000);
+  afterAll(async () => {
+    // The pre-restore database a completed restore keeps for cleanup is this test's to drop.
+    const pg = f?.config.deployment.postgres;
+    for (const name of setAside) await dropDatabase(pg, f.deps.postgresPassword('production'), name, { ifExists: true, force: true }).catch(() => undefined);
+    await h?.close();
+    await f?.destroy();
+  });
+
+  it('skips the first location with its checksum problem, restores from the second, and verifies', async () => {
+    await corrupt(locations[0]!, manifest.artifacts.db.key, originalDump);
+    const resources = ((await f.api('GET', '/resources?limit=100')).json as { resources: { id: string }[] }).resources;
+    for (const r of resources.slice(0, 5)) expect((await f.api('DELETE', `/resources/${r.id}`)).status).toBe(200);
+
+    const started = Date.now();
+    const report = await h.withWorker(async () => {
+      const handle = await startRestore(h.client, f.config, { backupId, confirmed: true, reason: 'corrupt primary copy', requestedBy: 'vitest', taskQueue: h.taskQueue });
+      return (await handle.result()) as RestoreReport;
+    });
+    console.info(`restore from the second location: ${((Date.now() - started) / 1000).toFixed(1)} s, RTO ${report.rtoMs} ms`);
+    if (report.previousDatabase) setAside.push(report.previousDatabase);
+
+    expect(report.status).toBe('completed');
+    expect(report.backup!.backupId).toBe(backupId);
+    expect(report.backup!.location).toBe(locations[1]!.name);
+    expect(report.backup!.skipped).toHaveLength(1);
+    expect(report.backup!.skipped[0]!.location).toBe(locations[0]!.name);
+    expect(report.backup!.skipped[0]!.problem).toMatch(/SHA-256 [0-9a-f]{64} differs from the recorded [0-9a-f]{64}/);
+    expect(report.backup!.skipped[0]!.problem).toContain(manifest.artifacts.db.key);
+    expect(report.verify!.found).toEqual(report.verify!.expected);
+    expect(report.verify!.expected.resources).toBe(resources.length);
+    expect(report.smokeTest!.sessionId).toBeTruthy();
+    expect((await f.fingerprint()).counts.resources).toBe(resources.length);
+  });
+
+  it('fails at preflight when every copy is corrupt, naming each location, and never stops or changes the deployment', async () => {
+    // Whatever the first test did, both copies of the dump are now corrupt.
+    await corrupt(locations[0]!, manifest.artifacts.db.key, originalDump);
+    await corrupt(locations[1]!, manifest.artifacts.db.key, await readAll(await locations[1]!.get(manifest.artifacts.db.key)));
+    const before = await f.fingerprint();
+    const service = observedServiceControl(f);
+    const health = watchHealth(f);
+
+    let failure: unknown;
+    let workflowId = '';
+    await h.withWorker(async () => {
+      const handle = await startRestore(h.client, f.config, { backupId, confirmed: true, reason: 'every copy corrupt', requestedBy: 'vitest', taskQueue: h.taskQueue });
+      workflowId = handle.workflowId;
+      failure = await handle.result().then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+    }, service.overrides);
+    const watched = await health.stop();
+
+    expect(failure).toBeInstanceOf(WorkflowFailedError);
+    const activityFailure = (failure as WorkflowFailedError).cause;
+    expect(activityFailure).toBeInstanceOf(ActivityFailure);
+    expect((activityFailure as ActivityFailure).activityType).toBe('resolveBackup');
+    const cause = (activityFailure as ActivityFailure).cause;
+    expect(cause).toBeInstanceOf(ApplicationFailure);
+    expect((cause as ApplicationFailure).type).toBe('BackupCorrupt');
+    expect((cause as ApplicationFailure).nonRetryable).toBe(true);
+    for (const location of locations) expect(cause!.message).toContain(`${location.name}: `);
+    expect(cause!.message).toMatch(new RegExp(`backup ${backupId} failed verification at every location`));
+
+    // Nothing ran past preflight: no stop, no database set aside, no change, and the control plane answered throughout.
+    const description = await h.client.workflow.getHandle(workflowId).describe();
+    expect(description.searchAttributes.VaultpamStep).toEqual(['preflight']);
+    expect(service.calls).toEqual([]);
+    expect(watched.checks).toBeGreaterThan(0);
+    expect(watched.problems).toEqual([]);
+    expect(await f.fingerprint()).toEqual(before);
+    const names = restoreDatabaseNames(f.config.deployment.postgres.database, `${workflowId}-`);
+    expect(names.restored).toMatch(/_r_/);
+  });
+});
