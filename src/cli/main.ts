@@ -2,7 +2,7 @@
 import { spawnSync } from 'node:child_process';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
-import type { Client } from '@temporalio/client';
+import { WorkflowFailedError, type Client } from '@temporalio/client';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { startApi } from '../api/server';
@@ -26,7 +26,9 @@ import { formatBackupList, formatBackupResult, formatPreflight, formatRestoreRep
 const program = new Command('vaultpam-backup')
   .description('Back up and restore VaultPAM deployments with durable Temporal workflows')
   .option('-c, --config <path>', 'JSON configuration file (default: $VAULTPAM_BACKUP_CONFIG, else the local stack)')
-  .showHelpAfterError();
+  .showHelpAfterError()
+  // `restore --backup` and `restore confirm --backup` are different options: each belongs where it is written.
+  .enablePositionalOptions();
 
 function config(): Config {
   return loadConfig({ path: program.opts<{ config?: string }>().config });
@@ -219,6 +221,7 @@ schedule.command('delete').action(async () => {
 
 const restore = program
   .command('restore')
+  .enablePositionalOptions()
   .description('restore a backup: verified first, confirmed against a loss report, rolled back if any step fails (needs a running worker)')
   .option('--backup <id>', 'the backup to restore')
   .option('--at <time>', 'the newest backup taken at or before this time (ISO 8601)')
@@ -357,7 +360,8 @@ program
 try {
   await program.parseAsync(process.argv);
 } catch (err) {
-  const message = err instanceof Error ? err.message : String(err);
+  // A failed workflow's own failure says which step failed and why; its wrapper only says "Workflow execution failed".
+  const message = err instanceof WorkflowFailedError && err.cause ? err.cause.message : err instanceof Error ? err.message : String(err);
   process.stderr.write(`vaultpam-backup: ${message}\n`);
   process.exitCode = err instanceof VaultpamBackupError && err.code.startsWith('VPB_ERR_CONFIG') ? 2 : 1;
 }

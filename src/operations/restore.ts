@@ -3,6 +3,7 @@ import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError, WorkflowUpda
 import type { Config } from '../config/schema';
 import { targetDeployment, type TargetName } from '../config/load';
 import { VaultpamBackupError } from '../errors/catalogue';
+import { rootCauseMessage } from './failure-message';
 import type { ConfirmArgs, RestoreInput, RestoreReport, RestoreScope } from '../../workflows/restore-types';
 import type { DrillReport } from '../../workflows/restore-drill';
 import { DEPLOYMENT, OPERATION } from '../../workflows/search-attributes';
@@ -88,7 +89,7 @@ export async function restoreReport(client: Client, workflowId: string): Promise
       const details = (err.cause as { details?: unknown[] } | undefined)?.details;
       const report = details?.[0] as RestoreReport | undefined;
       if (report) return report;
-      throw new VaultpamBackupError('VPB_ERR_STEP_FAILED', 'restore', (err.cause as Error | undefined)?.message ?? err.message);
+      throw new VaultpamBackupError('VPB_ERR_STEP_FAILED', 'restore', rootCauseMessage(err));
     }
     throw err;
   }
@@ -100,7 +101,7 @@ export async function confirmRestore(client: Client, workflowId: string, args: C
     return await client.workflow.getHandle(workflowId).executeUpdate<RestoreReport, [ConfirmArgs]>('confirm', { args: [args] });
   } catch (err) {
     if (err instanceof WorkflowUpdateFailedError) {
-      throw new VaultpamBackupError('VPB_ERR_INPUT_INVALID', `confirmation refused: ${(err.cause as Error | undefined)?.message ?? err.message}`);
+      throw new VaultpamBackupError('VPB_ERR_INPUT_INVALID', `confirmation refused: ${rootCauseMessage(err)}`);
     }
     throw err;
   }

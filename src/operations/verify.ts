@@ -2,6 +2,7 @@
 import type { Client } from '@temporalio/client';
 import type { Config } from '../config/schema';
 import { VaultpamBackupError } from '../errors/catalogue';
+import { rootCauseMessage } from './failure-message';
 import type { VerifyReport } from '../../workflows/verify';
 import { BACKUP_ID, DEPLOYMENT, OPERATION } from '../../workflows/search-attributes';
 
@@ -26,7 +27,6 @@ export async function runVerify(client: Client, config: Config, backupId: string
   try {
     return (await handle.result()) as VerifyReport;
   } catch (err) {
-    const cause = (err as { cause?: { message?: string } }).cause;
-    throw new VaultpamBackupError('VPB_ERR_BACKUP_NOT_FOUND', `${backupId}: ${cause?.message ?? (err as Error).message}`);
+    throw new VaultpamBackupError('VPB_ERR_STEP_FAILED', 'verify', rootCauseMessage(err));
   }
 }

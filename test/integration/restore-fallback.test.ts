@@ -2,17 +2,17 @@
 // restore stops at preflight and the deployment is never stopped or changed.
 import { ActivityFailure, ApplicationFailure, WorkflowFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { restoreDatabaseNames } from '../../activities/restore';
 import { readAll } from '../../src/catalog/artifacts';
 import { readManifest } from '../../src/catalog/catalog';
 import type { Manifest } from '../../src/catalog/manifest';
 import { backupResult, startBackup } from '../../src/operations/backup';
-import { startRestore } from '../../src/operations/restore';
-import { dropDatabase } from '../../src/postgres';
+import { restoreReport, startRestore } from '../../src/operations/restore';
+import { dropDatabase, withClient } from '../../src/postgres';
 import type { DependencyOverrides } from '../../src/runtime/dependencies';
 import { createDependencies } from '../../src/runtime/dependencies';
 import type { BackupLocation } from '../../src/storage';
 import type { RestoreReport } from '../../workflows/restore-types';
+import { STEP } from '../../workflows/search-attributes';
 import { restoreFixture, type RestoreFixture } from '../support/restore-fixture';
 import { temporalHarness, type TemporalHarness } from '../support/temporal';
 
@@ -61,6 +61,15 @@ function watchHealth(f: RestoreFixture): { stop(): Promise<{ checks: number; pro
       return { checks, problems };
     },
   };
+}
+
+/** Databases a full restore of this deployment creates beside the live one (restoreDatabaseNames' `_r_`). */
+async function restoredCopies(f: RestoreFixture): Promise<string[]> {
+  const pg = f.config.deployment.postgres;
+  const rows = await withClient(pg, f.deps.postgresPassword('production'), async (c) => (await c.query<{ datname: string }>('SELECT datname FROM pg_database WHERE starts_with(datname, $1)', [`${pg.database}_r_`])).rows, {
+    database: 'postgres',
+  });
+  return rows.map((r) => r.datname);
 }
 
 /** The same bytes with one bit flipped in the middle: same size, another checksum. */
@@ -157,14 +166,16 @@ describe('restore from the next location when the first copy is corrupt', () => 
     for (const location of locations) expect(cause!.message).toContain(`${location.name}: `);
     expect(cause!.message).toMatch(new RegExp(`backup ${backupId} failed verification at every location`));
 
+    // The operator's view (CLI, API) of the failed restore names the problem, not just that an activity failed.
+    await expect(restoreReport(h.client, workflowId)).rejects.toThrow(new RegExp(`Step restore failed: backup ${backupId} failed verification at every location: ${locations[0]!.name}: `));
+
     // Nothing ran past preflight: no stop, no database set aside, no change, and the control plane answered throughout.
     const description = await h.client.workflow.getHandle(workflowId).describe();
-    expect(description.searchAttributes.VaultpamStep).toEqual(['preflight']);
+    expect(description.typedSearchAttributes.get(STEP)).toBe('preflight');
     expect(service.calls).toEqual([]);
     expect(watched.checks).toBeGreaterThan(0);
     expect(watched.problems).toEqual([]);
     expect(await f.fingerprint()).toEqual(before);
-    const names = restoreDatabaseNames(f.config.deployment.postgres.database, `${workflowId}-`);
-    expect(names.restored).toMatch(/_r_/);
+    expect(await restoredCopies(f)).toEqual([]);
   });
 });

@@ -1,0 +1,90 @@
+// The whole product through its command line: a worker process, backup, catalog, verify, a confirmed restore, and
+// bad input refused with a clear error and an exit code, all against the real stack.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { repoRoot } from '../../src/config/local-stack';
+import { restoreFixture, type RestoreFixture } from '../support/restore-fixture';
+
+const bin = join(repoRoot, 'bin', 'vaultpam-backup.mjs');
+
+describe('vaultpam-backup command line', () => {
+  let f: RestoreFixture;
+  let configPath: string;
+  let worker: ChildProcess;
+
+  const cli = (...args: string[]) => {
+    const r = spawnSync(process.execPath, [bin, '--config', configPath, ...args], { encoding: 'utf8', timeout: 240_000 });
+    return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+  };
+
+  beforeAll(async () => {
+    f = await restoreFixture();
+    await f.seed({ resources: 8, auditEntries: 50, recordings: 12, recordingBytes: 4_000 });
+    const dir = mkdtempSync(join(tmpdir(), 'vpb-e2e-'));
+    configPath = join(dir, 'config.json');
+    writeFileSync(configPath, JSON.stringify({ ...f.config, temporal: { ...f.config.temporal, taskQueue: `e2e-${randomUUID()}` } }));
+    worker = spawn(process.execPath, [bin, '--config', configPath, 'worker'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    await new Promise<void>((resolve, reject) => {
+      worker.stderr!.on('data', (d: Buffer) => d.toString().includes('worker polling') && resolve());
+      worker.once('exit', (code) => reject(new Error(`the worker exited with ${code}`)));
+    });
+  }, 180_000);
+  afterAll(async () => {
+    worker?.kill('SIGTERM');
+    await f?.destroy();
+  });
+
+  it('refuses bad flags and a bad configuration with a clear error, changing nothing', () => {
+    const scope = cli('restore', '--backup', '20261127T000000Z-000000', '--scope', 'everything');
+    expect(scope.code).toBe(1);
+    expect(scope.stderr).toMatch(/scope "everything" is neither "full" nor "resource:<id>"/);
+    const both = cli('restore', '--backup', '20261127T000000Z-000000', '--at', '2026-11-27T00:00:00Z');
+    expect(both.stderr).toMatch(/either --backup <id> or --at <time>, not both/);
+    const target = cli('preflight', '--target', 'moon');
+    expect(target.code).not.toBe(0);
+    expect(target.stderr).toMatch(/Allowed choices are production, staging/);
+    const badConfig = join(mkdtempSync(join(tmpdir(), 'vpb-e2e-bad-')), 'config.json');
+    writeFileSync(badConfig, JSON.stringify({ ...f.config, locations: [] }));
+    const r = spawnSync(process.execPath, [bin, '--config', badConfig, 'backups', 'list'], { encoding: 'utf8' });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/VPB_ERR_CONFIG_INVALID: .*locations: configure at least one backup location/);
+  });
+
+  it('backs up, lists, verifies, and restores after a confirmation', () => {
+    const backup = cli('backup', '--wait', '--json', '--reason', 'e2e');
+    expect(backup.code, backup.stderr).toBe(0);
+    const result = JSON.parse(backup.stdout) as { backupId: string; locations: string[]; recordings: { objects: number } };
+    expect(result.locations).toHaveLength(2);
+    expect(result.recordings.objects).toBeGreaterThanOrEqual(12);
+
+    const list = JSON.parse(cli('backups', 'list', '--json').stdout) as { backupId: string }[];
+    expect(list.map((b) => b.backupId)).toEqual([result.backupId]);
+
+    const verify = cli('backups', 'verify', result.backupId, '--deep', '--json');
+    expect(verify.code, verify.stderr).toBe(0);
+    const report = JSON.parse(verify.stdout) as { ok: boolean; locations: { level?: string }[] };
+    expect(report.ok).toBe(true);
+    expect(report.locations.map((l) => l.level)).toEqual(['deep', 'standard']);
+
+    const missing = cli('backups', 'verify', '20200101T000000Z-abcdef');
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/VPB_ERR_STEP_FAILED: .*no location holds a manifest of backup 20200101T000000Z-abcdef/);
+
+    const asked = cli('restore', '--backup', result.backupId);
+    expect(asked.code, asked.stderr).toBe(0);
+    expect(asked.stdout).toMatch(/would be lost/);
+    const workflowId = /vaultpam-backup restore confirm (\S+) --backup/.exec(asked.stdout)?.[1];
+    expect(workflowId).toBeDefined();
+    const wrong = cli('restore', 'confirm', workflowId!, '--backup', '20200101T000000Z-abcdef');
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toMatch(/confirmation refused: wrong backup id/);
+    const confirmed = cli('restore', 'confirm', workflowId!, '--backup', result.backupId, '--wait');
+    expect(confirmed.code, confirmed.stderr + confirmed.stdout).toBe(0);
+    expect(confirmed.stdout).toMatch(/COMPLETED/);
+    expect(confirmed.stdout).toMatch(/RTO\s+\d+\.\d s/);
+  });
+});
