@@ -5,6 +5,7 @@ import {
   defineQuery,
   log,
   proxyActivities,
+  setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
@@ -45,6 +46,7 @@ export async function backupWorkflow(input: BackupInput): Promise<BackupResult> 
     if (progress.step !== 'starting' && progress.step !== step) progress.stepsDone.push(progress.step);
     progress.step = step;
     upsertSearchAttributes([{ key: STEP, value: step }]);
+    setCurrentDetails(`Backup ${backupId}: ${step}${progress.stepsDone.length ? ` (done: ${progress.stepsDone.join(', ')})` : ''}`);
   };
   upsertSearchAttributes([
     { key: BACKUP_ID, value: backupId },

@@ -9,6 +9,7 @@ import {
   executeChild,
   log,
   proxyActivities,
+  setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
@@ -76,6 +77,7 @@ export async function restoreWorkflow(input: RestoreInput): Promise<RestoreRepor
   const enter = (step: RestoreStep) => {
     report.step = step;
     upsertSearchAttributes([{ key: STEP, value: step }]);
+    setCurrentDetails(`Restore of ${report.backup?.backupId ?? 'a backup'} into ${target}: ${step}${step === 'awaiting-confirmation' ? ` — confirm with: vaultpam-backup restore confirm ${info.workflowId} --backup ${report.backup?.backupId}` : ''}`);
   };
   upsertSearchAttributes([{ key: STATUS, value: 'running' }]);
   const base = { target, deployment: input.deployment, restoreId };
