@@ -57,6 +57,31 @@ const confirmBody = z
   })
   .strict();
 
+const bodies = { preflight: () => preflightBody, backup: () => backupBody, verify: () => verifyBody, restore: () => restoreBody, confirm: () => confirmBody };
+
+function openApiDocument() {
+  const json = (schema: z.ZodType) => z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' });
+  const body = (schema: z.ZodType) => ({ required: true, content: { 'application/json': { schema: json(schema) } } });
+  const error = { description: 'error', content: { 'application/json': { schema: { type: 'object', properties: { error: { type: 'object', properties: { code: { type: 'string' }, message: { type: 'string' } } } } } } } };
+  const op = (summary: string, extra: Record<string, unknown> = {}) => ({ summary, security: [{ bearer: [] }], responses: { '400': error, '401': error }, ...extra });
+  return {
+    openapi: '3.1.0',
+    info: { title: 'vaultpam-backup', version: '0.1.0', description: 'Back up and restore VaultPAM deployments with durable Temporal workflows' },
+    components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+    paths: {
+      '/healthz': { get: { summary: 'liveness', responses: { '200': { description: 'serving' } } } },
+      '/v1/preflight': { post: op('run the preflight checks', { requestBody: body(bodies.preflight()) }) },
+      '/v1/backups': { post: op('start a backup (409 when one runs)', { requestBody: body(bodies.backup()) }), get: op('the catalog of committed backups') },
+      '/v1/backups/status': { get: op('progress of the running or last backup') },
+      '/v1/backups/{backupId}/verify': { post: op('verify a backup at every location', { requestBody: body(bodies.verify()) }) },
+      '/v1/restores': { post: op('start a restore (it waits for confirmation unless confirmed)', { requestBody: body(bodies.restore()) }) },
+      '/v1/restores/{workflowId}': { get: op('the report of a restore: loss report, digest, step, verification, RTO, rollback') },
+      '/v1/restores/{workflowId}/confirm': { post: op('confirm a restore with the backup id and the loss report digest', { requestBody: body(bodies.confirm()) }) },
+      '/v1/restore-drills': { post: op('start a restore drill into staging') },
+    },
+  };
+}
+
 function sendError(reply: FastifyReply, status: number, code: string, message: string) {
   return reply.code(status).send({ error: { code, message } });
 }
@@ -78,7 +103,7 @@ export function buildApi(options: ApiOptions): FastifyInstance {
   });
 
   app.addHook('onRequest', async (request, reply) => {
-    if (request.url === '/healthz' || options.token === undefined) return;
+    if (request.url === '/healthz' || request.url === '/openapi.json' || options.token === undefined) return;
     const header = request.headers.authorization ?? '';
     const given = header.startsWith('Bearer ') ? header.slice(7) : '';
     if (!tokenMatches(given, options.token)) {
@@ -100,6 +125,9 @@ export function buildApi(options: ApiOptions): FastifyInstance {
   });
 
   app.get('/healthz', async () => ({ status: 'ok' }));
+
+  // The API described from the same zod schemas that validate its bodies, so the two cannot drift apart.
+  app.get('/openapi.json', async () => openApiDocument());
 
   app.post('/v1/preflight', async (request, reply) => {
     const body = preflightBody.safeParse(request.body ?? {});

@@ -71,6 +71,13 @@ describe('HTTP API', () => {
     expect(status.json()).toMatchObject({ workflowStatus: 'COMPLETED', status: 'committed', step: 'done' });
   });
 
+  it('describes itself in OpenAPI from the same schemas that validate the bodies', async () => {
+    const doc = (await app.inject({ method: 'GET', url: '/openapi.json' })).json() as { paths: Record<string, Record<string, { requestBody?: { content: Record<string, { schema: { properties: Record<string, unknown> } }> } }>> };
+    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/v1/backups', '/v1/restores', '/v1/restores/{workflowId}/confirm']));
+    const confirm = doc.paths['/v1/restores/{workflowId}/confirm']!.post!.requestBody!.content['application/json']!.schema;
+    expect(Object.keys(confirm.properties)).toEqual(['backupId', 'lossReportDigest', 'confirmedBy']);
+  });
+
   it('rejects bad backup and verify requests with the field named', async () => {
     const bad = await app.inject({ method: 'POST', url: '/v1/backups', payload: { deep: 'yes', colour: 'red' }, headers: auth });
     expect(bad.statusCode).toBe(400);
