@@ -8,7 +8,7 @@ import { MANIFEST_FORMAT } from '../src/catalog/manifest';
 import type { Dependencies } from '../src/runtime/dependencies';
 import { backupPrefix, blobKey, manifestKey } from '../src/storage';
 import type { PrepareResult } from '../workflows/backup-types';
-import { backupDataKey, blobIdOf, blobSealedWith, deriveBlobKey, primaryLocation, type ListingEntry } from './backup-context';
+import { TaskPool, backupDataKey, blobIdOf, blobSealedWith, deriveBlobKey, primaryLocation, type ListingEntry } from './backup-context';
 import { loadIndexKeys, readJsonLines } from './sync';
 
 export type ManifestDraft = Omit<Manifest, 'format' | 'encryption' | 'committedAt'>;
@@ -68,19 +68,23 @@ export function createCommitActivities(deps: Dependencies) {
         const listingReadable = dataKey && (await primaryLocation(deps).stat(input.listing.key));
         if (dataKey && listingReadable) {
           const previous = input.previousBackupId ? await loadIndexKeys(deps, input.deployment, input.previousBackupId) : new Map<string, string>();
+          const pool = new TaskPool(16);
           for await (const entry of readJsonLines<ListingEntry>(primaryLocation(deps), input.listing, dataKey)) {
             const id = blobIdOf(entry);
             if (previous.has(id)) continue;
             const sealKey = deriveBlobKey(dataKey, id);
-            for (const location of locations) {
-              const k = blobKey(input.deployment, id);
-              if (await blobSealedWith(location, k, sealKey)) {
-                await location.delete([k]);
-                deleted += 1;
+            await pool.run(async () => {
+              for (const location of locations) {
+                const k = blobKey(input.deployment, id);
+                if (await blobSealedWith(location, k, sealKey)) {
+                  await location.delete([k]);
+                  deleted += 1;
+                }
               }
-            }
-            ctx.heartbeat({ deleted });
+              ctx.heartbeat({ deleted });
+            });
           }
+          await pool.drain();
         }
       }
 

@@ -11,8 +11,8 @@ import { TaskPool, backupDataKey, locationByName, primaryLocation, type IndexEnt
 import { readJsonLines } from './sync';
 import { verifyChecksums } from './verify';
 
-async function copyObject(from: BackupLocation, to: BackupLocation, key: string, size?: number): Promise<number> {
-  const meter = new Meter();
+async function copyObject(from: BackupLocation, to: BackupLocation, key: string, size?: number, onBytes?: () => void): Promise<number> {
+  const meter = new Meter(onBytes);
   const source = await from.get(key);
   const body = source.pipe(meter);
   source.on('error', (err) => body.destroy(err));
@@ -37,6 +37,7 @@ export function createReplicateActivities(deps: Dependencies) {
       const dataKey = await backupDataKey(deps, input.deployment, input.backupId);
       const state: ReplicateCheckpoint = (activityInfo().heartbeatDetails as ReplicateCheckpoint | undefined) ?? { blobsDone: 0, blobsCopied: 0, blobsPresent: 0, bytesCopied: 0 };
 
+      const beat = () => ctx.heartbeat({ ...state });
       // Blobs first: a location never holds an index that points at blobs it lacks.
       const done = new Set<number>();
       const pool = new TaskPool(deps.config.backup.concurrency);
@@ -51,7 +52,7 @@ export function createReplicateActivities(deps: Dependencies) {
           const there = await to.stat(key);
           if (there && there.size === size) state.blobsPresent += 1;
           else {
-            state.bytesCopied += await copyObject(from, to, key, size);
+            state.bytesCopied += await copyObject(from, to, key, size, beat);
             state.blobsCopied += 1;
           }
           done.add(mine);
@@ -63,10 +64,10 @@ export function createReplicateActivities(deps: Dependencies) {
 
       const keys = [...Object.values(input.artifacts).map((a) => a.key), backupKey(input.deployment, input.backupId, DATA_KEY_ARTIFACT)];
       for (const key of keys) {
-        state.bytesCopied += await copyObject(from, to, key);
-        ctx.heartbeat({ ...state });
+        state.bytesCopied += await copyObject(from, to, key, undefined, beat);
+        beat();
       }
-      await verifyChecksums(to, input.artifacts);
+      await verifyChecksums(to, input.artifacts, beat);
       return { location: to.name, artifacts: keys.length, blobsCopied: state.blobsCopied, blobsPresent: state.blobsPresent, bytesCopied: state.bytesCopied };
     },
   };

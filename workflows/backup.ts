@@ -1,5 +1,6 @@
 // The backup workflow: the vendor's backup steps 1-6 as retryable activities, each with its undo (saga).
 import {
+  ActivityFailure,
   ApplicationFailure,
   CancellationScope,
   defineQuery,
@@ -87,7 +88,10 @@ export async function backupWorkflow(input: BackupInput): Promise<BackupResult> 
 
     enter('replicate');
     const others = prepared.locations.filter((l) => l.name !== prepared.primary);
-    await Promise.all(others.map((l) => transfer.replicate({ ...base, to: l.name, artifacts })));
+    // Every copy ends (done or failed) before any undo runs: an undo racing a copy still writing would leave its writes.
+    const replicated = await Promise.allSettled(others.map((l) => transfer.replicate({ ...base, to: l.name, artifacts })));
+    const failedCopy = replicated.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failedCopy) throw failedCopy.reason;
 
     enter('commit');
     await quick.commitBackup({
@@ -131,7 +135,8 @@ export async function backupWorkflow(input: BackupInput): Promise<BackupResult> 
   } catch (err) {
     const failedStep = progress.step;
     progress.status = 'failed';
-    progress.error = err instanceof Error ? err.message : String(err);
+    // The activity's own error says what is wrong and what to do; its wrapper only says that an activity failed.
+    progress.error = err instanceof ActivityFailure && err.cause ? err.cause.message : err instanceof Error ? err.message : String(err);
     progress.step = 'compensate';
     upsertSearchAttributes([
       { key: STEP, value: 'compensate' },

@@ -1,6 +1,7 @@
 // The restore workflow: the vendor's restore steps 1-6, made safe. Nothing changes before the backup verifies and
 // the operator confirms the loss report; every change from the stop to the smoke test is undone if any step fails.
 import {
+  ActivityFailure,
   ApplicationFailure,
   CancellationScope,
   condition,
@@ -184,7 +185,7 @@ export async function restoreWorkflow(input: RestoreInput): Promise<RestoreRepor
     return report;
   } catch (err) {
     const failedStep = report.step;
-    report.error = err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err);
+    report.error = err instanceof ActivityFailure && err.cause ? err.cause.message : err instanceof Error ? err.message : String(err);
     enter('rollback');
     report.rollback = [];
     // 10. Roll everything back, newest first, even if the workflow is being cancelled; keep going past a failing undo.

@@ -8,7 +8,7 @@ import { listBackups, readManifest } from '../../src/catalog/catalog';
 import type { Config } from '../../src/config/schema';
 import { backupResult, startBackup } from '../../src/operations/backup';
 import { createDependencies, type Dependencies } from '../../src/runtime/dependencies';
-import { backupPrefix, backupsPrefix, blobsPrefix, type BackupLocation } from '../../src/storage';
+import { backupPrefix, blobsPrefix, type BackupLocation } from '../../src/storage';
 import type { ControlPlane } from '../../src/vaultpam/control-plane';
 import { BACKUP_ID, STATUS } from '../../workflows/search-attributes';
 import { isolatedConfig } from '../support/backup-fixture';
@@ -131,22 +131,22 @@ describe('backup workflow when a location fails', () => {
     const deps = createDependencies(config);
     const [primary, secondary, tertiary] = deps.locations();
     const failing = new FailingLocation(tertiary!, { failAfterPuts: 3 });
-    // The healthy location is slow: its artifact copies (after its blobs) wait until a sweep of a backup's prefix there
-    // has begun and had a second to finish, or 10 s at most (well under the 30 s heartbeat timeout). A compensation
-    // that runs while this replication is still going sweeps first and is followed by the writes.
+    // The healthy location is slow on one blob: its first blob copy is held until someone looks that blob up there
+    // (then half a second more), or 10 s at most, well under the 30 s heartbeat timeout while the other copies go on.
+    // A compensation that runs while this copy is still going looks first and is followed by the write.
+    let held: string | undefined;
     let openGate!: () => void;
-    const swept = new Promise<void>((resolve) => (openGate = resolve));
-    let gate: Promise<unknown> | undefined;
-    const singleBackupPrefix = new RegExp(`^${backupsPrefix(config.deployment.name)}[^/]+/$`);
+    const lookedUp = new Promise<void>((resolve) => (openGate = resolve));
     const slow = new FailingLocation(secondary!, {
       failAfterPuts: Infinity,
-      keys: (key) => key.startsWith(backupsPrefix(config.deployment.name)),
-      beforePut: async () => {
-        gate ??= Promise.race([swept.then(() => delay(1000)), delay(10_000)]);
-        await gate;
+      keys: (key) => key.startsWith(blobsPrefix(config.deployment.name)),
+      beforePut: async (key) => {
+        if (held !== undefined) return;
+        held = key;
+        await Promise.race([lookedUp.then(() => delay(500)), delay(10_000)]);
       },
-      onList: (prefix) => {
-        if (singleBackupPrefix.test(prefix)) openGate();
+      onGet: (key) => {
+        if (key === held) openGate();
       },
     });
     const changes: boolean[] = [];
@@ -154,8 +154,9 @@ describe('backup workflow when a location fails', () => {
     const handle = await backupWith(config, [primary!, slow, failing], observedControlPlane(deps.controlPlane('production'), changes));
 
     expect(failing.refused.length).toBeGreaterThan(0);
-    // The healthy location received artifacts of this backup, and the compensation must have removed them.
-    expect(slow.stored.length).toBeGreaterThan(0);
+    // The held blob copy was made there, and the compensation must have removed it with the rest.
+    expect(held).toBeDefined();
+    expect(slow.stored).toContain(held);
     await expectFailedWithoutTrace(handle, deps, changes);
   }, 180_000);
 

@@ -10,8 +10,8 @@ export interface FailingLocationOptions {
   keys?: (key: string) => boolean;
   /** Awaited before a counted put reaches the real driver: a slow link, or a gate the test opens. */
   beforePut?: (key: string) => Promise<void>;
-  /** Called on every listing, before it starts: lets a test see when a sweep of a prefix begins. */
-  onList?: (prefix: string) => void;
+  /** Called on every get, before it reaches the real driver: lets a test see when someone looks for a key. */
+  onGet?: (key: string) => void;
 }
 
 /**
@@ -60,6 +60,7 @@ export class FailingLocation implements BackupLocation {
   }
 
   get(key: string): Promise<Readable> {
+    this.options.onGet?.(key);
     return this.real.get(key);
   }
 
@@ -72,7 +73,6 @@ export class FailingLocation implements BackupLocation {
   }
 
   list(prefix: string): AsyncIterable<ListedObject> {
-    this.options.onList?.(prefix);
     return this.real.list(prefix);
   }
 
