@@ -4,6 +4,7 @@
 #
 #   scripts/stack.sh up | down | status | env
 #   scripts/stack.sh sandbox start|stop|status <production|staging>
+#   scripts/stack.sh service start|stop|kill <postgres|temporal|s3>   (one piece: for crash tests and maintenance)
 #
 # Ports and places (environment): VAULTPAM_STACK_DIR (.stack), VAULTPAM_PG_PORT (55432),
 # VAULTPAM_TEMPORAL_PORT (7233), VAULTPAM_TEMPORAL_UI_PORT (8233), VAULTPAM_S3_PORT (7070),
@@ -307,5 +308,20 @@ case "${1:-}" in
       *) die "usage: stack.sh sandbox start|stop|status production|staging" ;;
     esac
     ;;
-  *) die "usage: stack.sh up | down | status | env | sandbox start|stop|status <production|staging>" ;;
+  service)
+    [ $# -eq 3 ] || die "usage: stack.sh service start|stop|kill postgres|temporal|s3"
+    make_secrets
+    case "$2:$3" in
+      start:postgres) pg_up ;;
+      start:temporal) temporal_up ;;
+      start:s3) s3_up ;;
+      stop:postgres) pg_down ;;
+      stop:temporal | stop:s3) stop_pid "$3" ;;
+      # As a crash would: no chance to clean up.
+      kill:temporal | kill:s3) [ -f "$RUN/$3.pid" ] && kill -9 "$(cat "$RUN/$3.pid")" 2>/dev/null; rm -f "$RUN/$3.pid" ;;
+      kill:postgres) [ -f "$STACK/pg/data/postmaster.pid" ] && kill -9 "$(head -1 "$STACK/pg/data/postmaster.pid")" 2>/dev/null || true ;;
+      *) die "usage: stack.sh service start|stop|kill postgres|temporal|s3" ;;
+    esac
+    ;;
+  *) die "usage: stack.sh up | down | status | env | sandbox start|stop|status <production|staging> | service start|stop|kill <postgres|temporal|s3>" ;;
 esac
