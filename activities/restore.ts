@@ -79,6 +79,7 @@ function failure(type: string, message: string): ApplicationFailure {
 }
 
 export function createRestoreActivities(deps: Dependencies) {
+  const journalLocation = (name: string | undefined) => (name ? locationByName(deps, name) : primaryLocation(deps));
   const recordings = (target: TargetName) => ({ client: deps.recordingsClient(target), bucket: deps.deployment(target).recordings.bucket });
 
   /** Decrypts one recording blob of a backup into the target bucket under its original key. */
@@ -150,8 +151,8 @@ export function createRestoreActivities(deps: Dependencies) {
     },
 
     /** Before anything stops: the current connector inventory, kept so a rollback can put it back. */
-    async saveCurrentConnectors(input: { target: TargetName; deployment: string; restoreId: string }): Promise<void> {
-      const location = primaryLocation(deps);
+    async saveCurrentConnectors(input: { target: TargetName; deployment: string; restoreId: string; journal?: string }): Promise<void> {
+      const location = journalLocation(input.journal);
       if (await journalArtifact(location, 'connectors-before', input.deployment, input.restoreId)) return;
       const inventory = await deps.controlPlane(input.target).exportConnectors();
       await writeJournal(location, deps, input.deployment, input.restoreId, 'connectors-before', Buffer.from(JSON.stringify(inventory)));
@@ -229,10 +230,10 @@ export function createRestoreActivities(deps: Dependencies) {
      * Restore step 3: the bucket made equal to the backup's index. Objects the backup lacks (or holds otherwise) move
      * to the quarantine prefix; missing ones are decrypted back. The plan is journalled before anything moves.
      */
-    async restoreRecordings(input: { target: TargetName; deployment: string; restoreId: string; backup: ResolvedBackup }): Promise<{ restored: number; quarantined: number; unchanged: number }> {
+    async restoreRecordings(input: { target: TargetName; deployment: string; restoreId: string; backup: ResolvedBackup; journal?: string }): Promise<{ restored: number; quarantined: number; unchanged: number }> {
       const ctx = Context.current();
       const { client, bucket } = recordings(input.target);
-      const journal = primaryLocation(deps);
+      const journal = journalLocation(input.journal);
       const source = locationByName(deps, input.backup.location);
       const dataKey = await backupDataKey(deps, input.deployment, input.backup.backupId);
 
@@ -292,9 +293,9 @@ export function createRestoreActivities(deps: Dependencies) {
     },
 
     /** Undo of restoreRecordings, from its journal: restored objects removed, quarantined ones moved back. */
-    async revertRecordings(input: { target: TargetName; deployment: string; restoreId: string }): Promise<{ removed: number; returned: number }> {
+    async revertRecordings(input: { target: TargetName; deployment: string; restoreId: string; journal?: string }): Promise<{ removed: number; returned: number }> {
       const { client, bucket } = recordings(input.target);
-      const journal = primaryLocation(deps);
+      const journal = journalLocation(input.journal);
       const plan = await journalArtifact(journal, 'recordings-plan', input.deployment, input.restoreId);
       if (!plan) return { removed: 0, returned: 0 };
       const key = await journalKey(journal, deps, input.deployment, input.restoreId);
@@ -325,8 +326,8 @@ export function createRestoreActivities(deps: Dependencies) {
     },
 
     /** Undo of importConnectors: the inventory saved before the restore began. */
-    async importPreviousConnectors(input: { target: TargetName; deployment: string; restoreId: string }): Promise<void> {
-      const journal = primaryLocation(deps);
+    async importPreviousConnectors(input: { target: TargetName; deployment: string; restoreId: string; journal?: string }): Promise<void> {
+      const journal = journalLocation(input.journal);
       const artifact = await journalArtifact(journal, 'connectors-before', input.deployment, input.restoreId);
       if (!artifact) return;
       const key = await journalKey(journal, deps, input.deployment, input.restoreId);

@@ -204,8 +204,13 @@ export async function buildControlPlane(config: SandboxConfig, deps: ControlPlan
   // ------------------------------------------------------------------ connectors
 
   app.get('/admin/connectors/export', async (): Promise<ConnectorInventory> => {
-    const { rows } = await db.query<{ id: string; name: string; kind: string; config: Record<string, unknown>; enabled: boolean; created_at: Date; updated_at: Date }>(
-      'SELECT id, name, kind, config, enabled, created_at, updated_at FROM connectors ORDER BY name, id',
+    // Timestamps as text with microseconds: a JS Date keeps milliseconds only, and an import of this export must
+    // give back exactly the rows it came from.
+    const { rows } = await db.query<{ id: string; name: string; kind: string; config: Record<string, unknown>; enabled: boolean; created_at: string; updated_at: string }>(
+      `SELECT id, name, kind, config, enabled,
+              to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS created_at,
+              to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS updated_at
+       FROM connectors ORDER BY name, id`,
     );
     return {
       exportedAt: now().toISOString(),
@@ -215,8 +220,8 @@ export async function buildControlPlane(config: SandboxConfig, deps: ControlPlan
         kind: row.kind,
         config: row.config,
         enabled: row.enabled,
-        createdAt: row.created_at.toISOString(),
-        updatedAt: row.updated_at.toISOString(),
+        createdAt: row.created_at,
+        updatedAt: row.updated_at,
       })),
     };
   });

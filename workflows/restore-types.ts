@@ -67,7 +67,8 @@ export interface RestoreReport {
   deployment: string;
   target: 'production' | 'staging';
   scope: RestoreScope;
-  status: 'running' | 'awaiting-confirmation' | 'completed' | 'rolled-back' | 'failed' | 'not-confirmed';
+  /** `refused`: failed before any change (preflight, loss report, safety snapshot); `failed`: the rollback itself did not complete. */
+  status: 'running' | 'awaiting-confirmation' | 'completed' | 'rolled-back' | 'failed' | 'not-confirmed' | 'refused';
   step: RestoreStep;
   backup?: ResolvedBackup;
   lossReport?: LossReport;

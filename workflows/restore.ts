@@ -83,57 +83,82 @@ export async function restoreWorkflow(input: RestoreInput): Promise<RestoreRepor
   upsertSearchAttributes([{ key: STATUS, value: 'running' }]);
   const base = { target, deployment: input.deployment, restoreId };
 
-  // 1. Preflight: resolve and verify the backup; nothing is touched before this passes.
-  enter('preflight');
-  const backup = await transfer.resolveBackup({ deployment: input.deployment, ...(input.backupId ? { backupId: input.backupId } : {}), ...(input.at ? { at: input.at } : {}) });
-  report.backup = backup;
-  upsertSearchAttributes([{ key: BACKUP_ID, value: backup.backupId }]);
-
-  // 2. The loss report, then the confirmation that echoes it.
-  enter('loss-report');
-  const loss = await quick.computeLoss({ target, since: backup.recordingsPoint });
-  report.lossReport = loss.report;
-  report.lossReportDigest = loss.digest;
-  if (!confirmed) {
-    report.status = 'awaiting-confirmation';
-    enter('awaiting-confirmation');
-    upsertSearchAttributes([{ key: STATUS, value: 'awaiting-confirmation' }]);
-    const answered = await condition(() => confirmed, (input.confirmTimeout ?? '1 hour') as '1 hour');
-    if (!answered) {
-      report.status = 'not-confirmed';
-      upsertSearchAttributes([{ key: STATUS, value: 'not-confirmed' }]);
+  // Steps 1-3 change nothing: a failure there ends the restore as refused, with the reason in its report.
+  const backup = await (async () => {
+    try {
+      return await prepare();
+    } catch (err) {
+      if (report.status === 'not-confirmed') throw err;
+      report.status = 'refused';
+      report.error = err instanceof ActivityFailure && err.cause ? err.cause.message : err instanceof Error ? err.message : String(err);
+      upsertSearchAttributes([{ key: STATUS, value: 'refused' }]);
       throw ApplicationFailure.create({
-        type: 'RestoreNotConfirmed',
+        type: 'RestoreRefused',
         nonRetryable: true,
-        message: `restore of backup ${backup.backupId} was not confirmed within ${input.confirmTimeout ?? '1 hour'}; nothing was changed`,
+        message: `restore refused at step "${report.step}", before any change: ${report.error}`,
+        details: [report],
+        cause: err instanceof Error ? err : undefined,
       });
     }
-  }
-  report.status = 'running';
-  upsertSearchAttributes([{ key: STATUS, value: 'running' }]);
+  })();
 
-  // 3. Safety snapshot: the current state backed up first, so this restore can itself be undone.
-  if (input.safetySnapshot ?? target === 'production') {
-    enter('safety-snapshot');
-    const snapshotInput: BackupInput = {
-      deployment: input.targetDeployment ?? input.deployment,
-      target,
-      reason: `safety snapshot before restore ${restoreId}`,
-      requestedBy: 'restore',
-      tags: ['pre-restore'],
-    };
-    const snapshot = await executeChild(backupWorkflow, {
-      workflowId: `backup-${snapshotInput.deployment}`,
-      args: [snapshotInput],
-      typedSearchAttributes: [
-        { key: DEPLOYMENT, value: snapshotInput.deployment },
-        { key: OPERATION, value: 'backup' },
-      ],
-      staticSummary: `Safety snapshot before restore ${restoreId}`,
-    });
-    report.safetySnapshotId = snapshot.backupId;
+  async function prepare() {
+    // 1. Preflight: resolve and verify the backup; nothing is touched before this passes.
+    enter('preflight');
+    const backup = await transfer.resolveBackup({ deployment: input.deployment, ...(input.backupId ? { backupId: input.backupId } : {}), ...(input.at ? { at: input.at } : {}) });
+    report.backup = backup;
+    upsertSearchAttributes([{ key: BACKUP_ID, value: backup.backupId }]);
+
+    // 2. The loss report, then the confirmation that echoes it.
+    enter('loss-report');
+    const loss = await quick.computeLoss({ target, since: backup.recordingsPoint });
+    report.lossReport = loss.report;
+    report.lossReportDigest = loss.digest;
+    if (!confirmed) {
+      report.status = 'awaiting-confirmation';
+      enter('awaiting-confirmation');
+      upsertSearchAttributes([{ key: STATUS, value: 'awaiting-confirmation' }]);
+      const answered = await condition(() => confirmed, (input.confirmTimeout ?? '1 hour') as '1 hour');
+      if (!answered) {
+        report.status = 'not-confirmed';
+        upsertSearchAttributes([{ key: STATUS, value: 'not-confirmed' }]);
+        throw ApplicationFailure.create({
+          type: 'RestoreNotConfirmed',
+          nonRetryable: true,
+          message: `restore of backup ${backup.backupId} was not confirmed within ${input.confirmTimeout ?? '1 hour'}; nothing was changed`,
+          details: [report],
+        });
+      }
+    }
+    report.status = 'running';
+    upsertSearchAttributes([{ key: STATUS, value: 'running' }]);
+
+    // 3. Safety snapshot: the current state backed up first, so this restore can itself be undone.
+    if (input.safetySnapshot ?? target === 'production') {
+      enter('safety-snapshot');
+      const snapshotInput: BackupInput = {
+        deployment: input.targetDeployment ?? input.deployment,
+        target,
+        reason: `safety snapshot before restore ${restoreId}`,
+        requestedBy: 'restore',
+        tags: ['pre-restore'],
+      };
+      const snapshot = await executeChild(backupWorkflow, {
+        workflowId: `backup-${snapshotInput.deployment}`,
+        args: [snapshotInput],
+        typedSearchAttributes: [
+          { key: DEPLOYMENT, value: snapshotInput.deployment },
+          { key: OPERATION, value: 'backup' },
+        ],
+        staticSummary: `Safety snapshot before restore ${restoreId}`,
+      });
+      report.safetySnapshotId = snapshot.backupId;
+    }
+    return backup;
   }
 
+  // The restore's journal (previous connectors, recordings plan) goes where the backup verified: that location answers.
+  const journaled = { ...base, journal: backup.location };
   const undo: { name: string; run: () => Promise<unknown> }[] = [];
   let stoppedAt: number | undefined;
   try {
@@ -142,7 +167,7 @@ export async function restoreWorkflow(input: RestoreInput): Promise<RestoreRepor
       const result = await transfer.restoreOneResource({ ...base, backup, resourceId: scope.resourceId });
       report.recordings = { restored: result.recordingsRestored, quarantined: 0, unchanged: 0 };
     } else {
-      await quick.saveCurrentConnectors(base);
+      await quick.saveCurrentConnectors(journaled);
 
       // 4. Stop the control plane.
       enter('stop');
@@ -158,15 +183,15 @@ export async function restoreWorkflow(input: RestoreInput): Promise<RestoreRepor
 
       // 6. Recordings: newer objects quarantined, missing ones restored.
       enter('restore-recordings');
-      undo.push({ name: 'put quarantined recordings back', run: () => undoing.revertRecordings(base) });
-      report.recordings = await transfer.restoreRecordings({ ...base, backup });
+      undo.push({ name: 'put quarantined recordings back', run: () => undoing.revertRecordings(journaled) });
+      report.recordings = await transfer.restoreRecordings({ ...journaled, backup });
 
       // 7. Restart, then re-import the connectors.
       enter('restart');
       undo.push({ name: 'stop the control plane again', run: () => undoing.stopServices({ target }) });
       await quick.startServices({ target });
       enter('import-connectors');
-      undo.push({ name: 're-import the previous connectors', run: () => undoing.importPreviousConnectors(base) });
+      undo.push({ name: 're-import the previous connectors', run: () => undoing.importPreviousConnectors(journaled) });
       await quick.importConnectors({ target, deployment: input.deployment, backup });
 
       // 8. Verify what the seed asks an Org Admin to check: resources, Safes, audit log.

@@ -156,7 +156,11 @@ describe('restore from the next location when the first copy is corrupt', () => 
     const watched = await health.stop();
 
     expect(failure).toBeInstanceOf(WorkflowFailedError);
-    const activityFailure = (failure as WorkflowFailedError).cause;
+    const refused = (failure as WorkflowFailedError).cause;
+    expect(refused).toBeInstanceOf(ApplicationFailure);
+    expect((refused as ApplicationFailure).type).toBe('RestoreRefused');
+    expect(refused!.message).toMatch(/^restore refused at step "preflight", before any change: /);
+    const activityFailure = refused!.cause;
     expect(activityFailure).toBeInstanceOf(ActivityFailure);
     expect((activityFailure as ActivityFailure).activityType).toBe('resolveBackup');
     const cause = (activityFailure as ActivityFailure).cause;
@@ -166,8 +170,10 @@ describe('restore from the next location when the first copy is corrupt', () => 
     for (const location of locations) expect(cause!.message).toContain(`${location.name}: `);
     expect(cause!.message).toMatch(new RegExp(`backup ${backupId} failed verification at every location`));
 
-    // The operator's view (CLI, API) of the failed restore names the problem, not just that an activity failed.
-    await expect(restoreReport(h.client, workflowId)).rejects.toThrow(new RegExp(`Step restore failed: backup ${backupId} failed verification at every location: ${locations[0]!.name}: `));
+    // The operator's view (CLI, API) of the refused restore names the problem, not just that an activity failed.
+    const report = await restoreReport(h.client, workflowId);
+    expect(report.status).toBe('refused');
+    expect(report.error).toMatch(new RegExp(`backup ${backupId} failed verification at every location: ${locations[0]!.name}: `));
 
     // Nothing ran past preflight: no stop, no database set aside, no change, and the control plane answered throughout.
     const description = await h.client.workflow.getHandle(workflowId).describe();
