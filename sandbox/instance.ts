@@ -10,7 +10,7 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { closeSync, existsSync, openSync, readFileSync, realpathSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { connect, createServer, type AddressInfo } from 'node:net';
@@ -22,6 +22,7 @@ import type { deploymentSchema, PostgresConfig } from '../src/config/schema';
 import { createDatabase, dropDatabase } from '../src/postgres';
 import { createRecordingsClient, emptyBucket, ensureBucket } from './recordings';
 import { loadSandboxConfig, sandboxConfigFileSchema, type SandboxConfigFile } from './sandbox-config';
+import { isEntryPoint } from '../src/runtime/entry-point';
 
 /** A stop sends SIGTERM, and SIGKILL when the server has not exited by 80 % of this. */
 const STOP_TIMEOUT_MS = 10_000;
@@ -462,17 +463,7 @@ async function cli(argv: readonly string[]): Promise<void> {
   console.log(`sandbox instance ${result.name} on port ${result.port}: ${state}`);
 }
 
-function isEntryPoint(): boolean {
-  const entry = process.argv[1];
-  if (entry === undefined) return false;
-  try {
-    return import.meta.url === pathToFileURL(realpathSync(entry)).href;
-  } catch {
-    return false;
-  }
-}
-
-if (isEntryPoint()) {
+if (isEntryPoint(import.meta.url)) {
   cli(process.argv.slice(2)).catch((error: unknown) => {
     console.error(`sandbox instance: ${error instanceof Error ? error.message : String(error)}`);
     process.exitCode = 1;

@@ -1,7 +1,5 @@
 // Fills a sandbox deployment with realistic data at any size (database rows and recording objects), or resets it.
 import { randomBytes, randomUUID } from 'node:crypto';
-import { realpathSync } from 'node:fs';
-import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import type * as Minio from 'minio';
 import type pg from 'pg';
@@ -10,6 +8,7 @@ import { SANDBOX_TABLES, applySchema, createPool, inTransaction } from './databa
 import { MaintenanceMode } from './maintenance-mode';
 import { createRecordingsClient, emptyBucket, ensureBucket, recordingKey, renderRecording } from './recordings';
 import { loadSandboxConfig, type SandboxConfig } from './sandbox-config';
+import { isEntryPoint } from '../src/runtime/entry-point';
 
 const count = z.number().int().min(0);
 
@@ -385,17 +384,7 @@ async function cli(argv: string[]): Promise<void> {
   if (result.sampleResourceId) console.log(`  smoke-test resource: ${result.sampleResourceId}`);
 }
 
-function isEntryPoint(): boolean {
-  const entry = process.argv[1];
-  if (entry === undefined) return false;
-  try {
-    return import.meta.url === pathToFileURL(realpathSync(entry)).href;
-  } catch {
-    return false;
-  }
-}
-
-if (isEntryPoint()) {
+if (isEntryPoint(import.meta.url)) {
   cli(process.argv.slice(2)).catch((error: unknown) => {
     console.error(`seed: ${error instanceof Error ? error.message : String(error)}`);
     process.exitCode = 1;

@@ -8,60 +8,13 @@ import type { Manifest } from '../../src/catalog/manifest';
 import { backupResult, startBackup } from '../../src/operations/backup';
 import { restoreReport, startRestore } from '../../src/operations/restore';
 import { dropDatabase, withClient } from '../../src/postgres';
-import type { DependencyOverrides } from '../../src/runtime/dependencies';
-import { createDependencies } from '../../src/runtime/dependencies';
 import type { BackupLocation } from '../../src/storage';
 import type { RestoreReport } from '../../workflows/restore-types';
 import { STEP } from '../../workflows/search-attributes';
-import { restoreFixture, type RestoreFixture } from '../support/restore-fixture';
+import { observedServiceControl, restoreFixture, watchHealth, type RestoreFixture } from '../support/restore-fixture';
 import { temporalHarness, type TemporalHarness } from '../support/temporal';
 
-/** The real service commands, with every call recorded: a test can prove the control plane was never stopped. */
-function observedServiceControl(f: RestoreFixture): { calls: string[]; overrides: DependencyOverrides } {
-  const real = createDependencies(f.config);
-  const calls: string[] = [];
-  return {
-    calls,
-    overrides: {
-      serviceControl: (target) => ({
-        async stop(signal) {
-          calls.push(`stop ${target}`);
-          await real.serviceControl(target).stop(signal);
-        },
-        async start(signal) {
-          calls.push(`start ${target}`);
-          await real.serviceControl(target).start(signal);
-        },
-      }),
-    },
-  };
-}
 
-/** Polls /healthz until stopped; every answer that was not "ok" is kept. */
-function watchHealth(f: RestoreFixture): { stop(): Promise<{ checks: number; problems: string[] }> } {
-  const problems: string[] = [];
-  let checks = 0;
-  let running = true;
-  const loop = (async () => {
-    while (running) {
-      try {
-        const health = await f.deps.controlPlane('production').health();
-        if (health.status !== 'ok') problems.push(`status ${health.status}`);
-      } catch (err) {
-        problems.push((err as Error).message);
-      }
-      checks += 1;
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  })();
-  return {
-    async stop() {
-      running = false;
-      await loop;
-      return { checks, problems };
-    },
-  };
-}
 
 /** Databases a full restore of this deployment creates beside the live one (restoreDatabaseNames' `_r_`). */
 async function restoredCopies(f: RestoreFixture): Promise<string[]> {

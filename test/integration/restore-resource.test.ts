@@ -5,57 +5,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backupResult, startBackup } from '../../src/operations/backup';
 import { restoreReport, startRestore } from '../../src/operations/restore';
 import { withClient } from '../../src/postgres';
-import { createDependencies, type DependencyOverrides } from '../../src/runtime/dependencies';
 import type { RestoreReport } from '../../workflows/restore-types';
-import { restoreFixture, type RestoreFixture } from '../support/restore-fixture';
+import { observedServiceControl, restoreFixture, watchHealth, type RestoreFixture } from '../support/restore-fixture';
 import { temporalHarness, type TemporalHarness } from '../support/temporal';
 
-/** The real service commands, with every call recorded: the test proves a scoped restore never stops anything. */
-function observedServiceControl(f: RestoreFixture): { calls: string[]; overrides: DependencyOverrides } {
-  const real = createDependencies(f.config);
-  const calls: string[] = [];
-  return {
-    calls,
-    overrides: {
-      serviceControl: (target) => ({
-        async stop(signal) {
-          calls.push(`stop ${target}`);
-          await real.serviceControl(target).stop(signal);
-        },
-        async start(signal) {
-          calls.push(`start ${target}`);
-          await real.serviceControl(target).start(signal);
-        },
-      }),
-    },
-  };
-}
 
-/** Polls /healthz until stopped; every answer that was not "ok" is kept. */
-function watchHealth(f: RestoreFixture): { stop(): Promise<{ checks: number; problems: string[] }> } {
-  const problems: string[] = [];
-  let checks = 0;
-  let running = true;
-  const loop = (async () => {
-    while (running) {
-      try {
-        const health = await f.deps.controlPlane('production').health();
-        if (health.status !== 'ok') problems.push(`status ${health.status}`);
-      } catch (err) {
-        problems.push((err as Error).message);
-      }
-      checks += 1;
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  })();
-  return {
-    async stop() {
-      running = false;
-      await loop;
-      return { checks, problems };
-    },
-  };
-}
 
 interface ResourceDetail {
   id: string;

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { parseConfig } from '../../src/config/load';
 import type { Config } from '../../src/config/schema';
 import { tableChecksums, tableRowCounts } from '../../src/postgres';
-import { createDependencies, type Dependencies } from '../../src/runtime/dependencies';
+import { createDependencies, type Dependencies, type DependencyOverrides } from '../../src/runtime/dependencies';
 import { createSandboxInstance, type SandboxInstance } from '../../sandbox/instance';
 import { loadSandboxConfig } from '../../sandbox/sandbox-config';
 import { seed, type SeedOptions } from '../../sandbox/seed';
@@ -77,6 +77,53 @@ export async function restoreFixture(overrides: { smokeTestResourceId?: string }
       const leftovers = await withClient(pgConfig, password, async (c) => (await c.query<{ datname: string }>(`SELECT datname FROM pg_database WHERE datname LIKE $1`, [`${pgConfig.database}\\_%`])).rows.map((r) => r.datname), { database: 'postgres' });
       for (const name of leftovers) await dropDatabase(pgConfig, password, name, { ifExists: true, force: true });
       await instance.destroy();
+    },
+  };
+}
+
+/** The real ServiceControl, with every stop and start it is asked for written down. */
+export function observedServiceControl(f: RestoreFixture): { calls: string[]; overrides: DependencyOverrides } {
+  const real = createDependencies(f.config);
+  const calls: string[] = [];
+  return {
+    calls,
+    overrides: {
+      serviceControl: (target) => ({
+        async stop(signal) {
+          calls.push(`stop ${target}`);
+          await real.serviceControl(target).stop(signal);
+        },
+        async start(signal) {
+          calls.push(`start ${target}`);
+          await real.serviceControl(target).start(signal);
+        },
+      }),
+    },
+  };
+}
+
+/** Polls /healthz until stopped; every answer that was not "ok" is kept. */
+export function watchHealth(f: RestoreFixture): { stop(): Promise<{ checks: number; problems: string[] }> } {
+  const problems: string[] = [];
+  let checks = 0;
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      try {
+        const health = await f.deps.controlPlane('production').health();
+        if (health.status !== 'ok') problems.push(`status ${health.status}`);
+      } catch (err) {
+        problems.push((err as Error).message);
+      }
+      checks += 1;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  })();
+  return {
+    async stop() {
+      running = false;
+      await loop;
+      return { checks, problems };
     },
   };
 }

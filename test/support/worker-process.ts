@@ -5,14 +5,14 @@
 // prints "worker ready" on stdout once the worker polls, and shuts down gracefully on SIGTERM or SIGINT.
 // Imported, it only offers startWorkerProcess() to spawn one.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { realpathSync } from 'node:fs';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { z } from 'zod';
 import { formatIssues, parseConfig } from '../../src/config/load';
 import { repoRoot } from '../../src/config/local-stack';
 import type { Config } from '../../src/config/schema';
 import { createWorker } from '../../src/temporal/worker';
+import { isEntryPoint } from '../../src/runtime/entry-point';
 
 export const WORKER_DESCRIPTION_ENV = 'VAULTPAM_TEST_WORKER';
 export const WORKER_READY_LINE = 'worker ready';
@@ -129,17 +129,7 @@ async function main(): Promise<void> {
   }
 }
 
-function isEntryPoint(): boolean {
-  const entry = process.argv[1];
-  if (entry === undefined) return false;
-  try {
-    return import.meta.url === pathToFileURL(realpathSync(entry)).href;
-  } catch {
-    return false;
-  }
-}
-
-if (isEntryPoint()) {
+if (isEntryPoint(import.meta.url)) {
   main().then(
     () => process.exit(0),
     (err: unknown) => {
