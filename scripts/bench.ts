@@ -1,13 +1,13 @@
 // Benchmark of backup, incremental backup, verify and restore on an isolated sandbox deployment: prints wall times, throughput, the write pause and peak RSS.
 //
-//   npm run bench -- [--audit N] [--recordings N] [--recording-kib N] [--resources N] [--skip-double]
-//                    [--large [--large-count N] [--large-mib N]] [--keep]
+//   npm run bench -- [--audit N] [--recordings N] [--recording-kib N] [--resources N] [--concurrency N]
+//                    [--skip-double] [--large [--large-count N] [--large-mib N]] [--keep]
 //
 // Figures come from one real worker running in this process (so process RSS is the worker's memory), the real
 // Temporal dev server, PostgreSQL and S3 server of scripts/stack.sh, and a sandbox instance of its own, so the
 // shared sandboxes and whatever else runs on the stack are left alone. Seeding runs in a child process: its
 // buffers would otherwise count as the worker's memory.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtemp, readdir, rm, rmdir, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, release, tmpdir, totalmem, type as osType } from 'node:os';
@@ -23,10 +23,10 @@ import { restoreWorkflowId } from '../src/operations/restore';
 import { runVerify } from '../src/operations/verify';
 import { countRows, dropDatabase, withClient } from '../src/postgres';
 import { createDependencies, type Dependencies } from '../src/runtime/dependencies';
+import { isEntryPoint } from '../src/runtime/entry-point';
 import { connectClient } from '../src/temporal/connect';
 import { createWorker, workflowsPath } from '../src/temporal/worker';
 import { KEY_TABLES } from '../activities/dump';
-import { restoreDatabaseNames } from '../activities/restore';
 import { createSandboxInstance, type SandboxInstance } from '../sandbox/instance';
 import { emptyBucket } from '../sandbox/recordings';
 import type { BackupResult } from '../workflows/backup-types';
@@ -43,6 +43,7 @@ const USAGE = `usage: npm run bench -- [options]   (or: bash scripts/bench.sh [o
   --recordings N     recordings seeded                                       default 1000
   --recording-kib N  size of each recording, KiB                             default 64
   --resources N      resources seeded (each with 2 Safes of 3 credentials)   default 100
+  --concurrency N    recordings copied at once (backup.concurrency)          default 8, the configuration's
   --skip-double      skip the second full backup with twice the data (the write-pause comparison)
   --large            add a phase with large recordings: memory against object size
   --large-count N    large recordings in that phase                          default 20
@@ -54,6 +55,7 @@ interface BenchOptions {
   recordings: number;
   recordingBytes: number;
   resources: number;
+  concurrency: number | undefined;
   double: boolean;
   large: boolean;
   largeCount: number;
@@ -61,8 +63,9 @@ interface BenchOptions {
   keep: boolean;
 }
 
-function parseOptions(argv: string[]): BenchOptions | undefined {
-  const { values } = parseArgs({
+/** Strict: an unknown or misspelt flag is refused rather than ignored, so a run measures what was asked. */
+function parseFlags(argv: string[]) {
+  return parseArgs({
     args: argv,
     strict: true,
     options: {
@@ -70,6 +73,7 @@ function parseOptions(argv: string[]): BenchOptions | undefined {
       recordings: { type: 'string' },
       'recording-kib': { type: 'string' },
       resources: { type: 'string' },
+      concurrency: { type: 'string' },
       'skip-double': { type: 'boolean', default: false },
       large: { type: 'boolean', default: false },
       'large-count': { type: 'string' },
@@ -78,6 +82,16 @@ function parseOptions(argv: string[]): BenchOptions | undefined {
       help: { type: 'boolean', default: false },
     },
   });
+}
+
+function parseOptions(argv: string[]): BenchOptions | undefined {
+  let parsed;
+  try {
+    parsed = parseFlags(argv);
+  } catch (error) {
+    throw new UsageError(`${(error as Error).message}; see --help`);
+  }
+  const { values } = parsed;
   if (values.help) return undefined;
   const count = (flag: string, raw: string | undefined, fallback: number, min: number, max: number): number => {
     if (raw === undefined) return fallback;
@@ -90,6 +104,7 @@ function parseOptions(argv: string[]): BenchOptions | undefined {
     recordings: count('recordings', values.recordings, 1000, 1, 10_000_000),
     recordingBytes: count('recording-kib', values['recording-kib'], 64, 1, 1024 * 1024) * KIB,
     resources: count('resources', values.resources, 100, 1, 1_000_000),
+    concurrency: values.concurrency === undefined ? undefined : count('concurrency', values.concurrency, 8, 1, 256),
     double: !values['skip-double'],
     large: values.large === true,
     largeCount: count('large-count', values['large-count'], 20, 1, 10_000),
@@ -101,11 +116,16 @@ function parseOptions(argv: string[]): BenchOptions | undefined {
 
 class UsageError extends Error {}
 
+/** Set by Ctrl-C: the failure that follows is the interruption, not a finding. */
+let interrupted = false;
+
 // ---------------------------------------------------------------------------------------------- measuring
 
 interface Measured<T> {
   value: T;
   ms: number;
+  /** [epoch ms, RSS] every 100 ms: lets each step of a workflow get its own peak. */
+  samples: [number, number][];
   /** User + system CPU time of this process during the phase: the worker's share of the work. */
   cpuMs: number;
   startRss: number;
@@ -120,8 +140,11 @@ async function measure<T>(work: () => Promise<T>): Promise<Measured<T>> {
   (globalThis as { gc?: () => void }).gc?.();
   const startRss = process.memoryUsage.rss();
   let peakRss = startRss;
+  const samples: [number, number][] = [[Date.now(), startRss]];
   const timer = setInterval(() => {
-    peakRss = Math.max(peakRss, process.memoryUsage.rss());
+    const rss = process.memoryUsage.rss();
+    samples.push([Date.now(), rss]);
+    peakRss = Math.max(peakRss, rss);
   }, SAMPLE_MS);
   const started = performance.now();
   const cpuBefore = process.cpuUsage();
@@ -130,7 +153,7 @@ async function measure<T>(work: () => Promise<T>): Promise<Measured<T>> {
     const ms = performance.now() - started;
     const cpu = process.cpuUsage(cpuBefore);
     peakRss = Math.max(peakRss, process.memoryUsage.rss());
-    return { value, ms, cpuMs: (cpu.user + cpu.system) / 1000, startRss, peakRss };
+    return { value, ms, samples, cpuMs: (cpu.user + cpu.system) / 1000, startRss, peakRss };
   } finally {
     clearInterval(timer);
   }
@@ -142,24 +165,38 @@ function timestampMs(ts: Timestamp): number {
   return Number(ts?.seconds ?? 0) * 1000 + Math.floor((ts?.nanos ?? 0) / 1e6);
 }
 
+interface StepFigures {
+  ms: number;
+  /** Highest RSS sampled while the step ran (undefined when it was shorter than one sample). */
+  peakRss: number | undefined;
+}
+
 /**
- * Time spent in each activity type, from scheduling to completion, read from the workflow's own history: the
- * per-step split the workflow result does not carry. Parallel activities of one type (replicate) are summed.
+ * Time spent in each activity type, from scheduling to completion, read from the workflow's own history (the
+ * per-step split the workflow result does not carry), and the peak of the RSS samples taken in that interval.
+ * The server's clock is this machine's. Parallel activities of one type (replicate) are summed.
  */
-async function stepTimes(handle: WorkflowHandle): Promise<Map<string, number>> {
+async function stepTimes(handle: WorkflowHandle, samples: [number, number][]): Promise<Map<string, StepFigures>> {
   const history = await handle.fetchHistory();
   const scheduled = new Map<string, { type: string; at: number }>();
-  const totals = new Map<string, number>();
+  const totals = new Map<string, StepFigures>();
   for (const event of history.events ?? []) {
     const at = timestampMs(event.eventTime);
-    const started = event.activityTaskScheduledEventAttributes;
-    if (started) {
-      scheduled.set(String(event.eventId), { type: started.activityType?.name ?? 'unknown', at });
+    const scheduling = event.activityTaskScheduledEventAttributes;
+    if (scheduling) {
+      scheduled.set(String(event.eventId), { type: scheduling.activityType?.name ?? 'unknown', at });
       continue;
     }
     const done = event.activityTaskCompletedEventAttributes;
     const from = done ? scheduled.get(String(done.scheduledEventId)) : undefined;
-    if (from) totals.set(from.type, (totals.get(from.type) ?? 0) + at - from.at);
+    if (!from) continue;
+    const previous = totals.get(from.type);
+    const peaks = samples.filter(([t]) => t >= from.at && t <= at).map(([, rss]) => rss);
+    const peak = peaks.length ? Math.max(...peaks) : undefined;
+    totals.set(from.type, {
+      ms: (previous?.ms ?? 0) + at - from.at,
+      peakRss: previous?.peakRss === undefined ? peak : peak === undefined ? previous.peakRss : Math.max(previous.peakRss, peak),
+    });
   }
   return totals;
 }
@@ -198,13 +235,14 @@ async function seedInstance(instance: SandboxInstance, flags: Record<string, num
 }
 
 /** The local stack's configuration with this run's instance as production and every location under `prefix`. */
-function benchConfig(instance: SandboxInstance, prefix: string, deploymentName = instance.deployment.name): Config {
+function benchConfig(instance: SandboxInstance, prefix: string, concurrency: number | undefined, deploymentName = instance.deployment.name): Config {
   const base = localStackConfig();
   const input: ConfigInput = {
     ...base,
     deployment: { ...instance.deployment, name: deploymentName },
     staging: undefined,
     locations: base.locations.map((location) => ({ ...location, prefix })),
+    ...(concurrency === undefined ? {} : { backup: { ...base.backup, concurrency } }),
   };
   return parseConfig(input);
 }
@@ -245,23 +283,38 @@ async function timeRowCounts(config: Config, deps: Dependencies): Promise<{ ms: 
   });
 }
 
+/**
+ * Drops the databases a full restore leaves beside the live one (the previous one it set aside, or a restored
+ * copy when the run was interrupted): destroying the instance drops only its live database. They are named after
+ * the live database plus a suffix, and the live name is this run's alone.
+ */
+async function dropRestoreDatabases(config: Config, deps: Dependencies): Promise<string[]> {
+  const pg = config.deployment.postgres;
+  const password = deps.postgresPassword('production');
+  const names = await withClient(pg, password, async (client) =>
+    (await client.query<{ datname: string }>('SELECT datname FROM pg_database WHERE starts_with(datname, $1)', [`${pg.database}_`])).rows.map((r) => r.datname),
+  );
+  for (const name of names) await dropDatabase(pg, password, name, { ifExists: true, force: true });
+  return names;
+}
+
 // ---------------------------------------------------------------------------------------------- phases
 
 interface BackupRun {
   result: BackupResult;
   measured: Measured<BackupResult>;
-  steps: Map<string, number>;
+  steps: Map<string, StepFigures>;
 }
 
 interface Figures {
   phases: string[][];
-  backupSteps: { name: string; steps: Map<string, number> }[];
-  restoreSteps?: Map<string, number>;
+  backupSteps: { name: string; steps: Map<string, StepFigures> }[];
+  restoreSteps?: Map<string, StepFigures>;
   pauses: { label: string; pauseMs: number; dumpBytes: number; rows: number; objects: number; countMs: number }[];
   memory: { label: string; largest: number; peakRss: number; startRss: number }[];
 }
 
-async function bench(options: BenchOptions, instance: SandboxInstance, config: Config, deps: Dependencies, client: Client, taskQueue: string, started: WorkflowHandle[], setAside: Set<string>): Promise<Figures> {
+async function bench(options: BenchOptions, instance: SandboxInstance, config: Config, deps: Dependencies, client: Client, taskQueue: string, started: WorkflowHandle[]): Promise<Figures> {
   const figures: Figures = { phases: [], backupSteps: [], pauses: [], memory: [] };
   const row = (phase: string, m: Measured<unknown>, text: string) => figures.phases.push([phase, seconds(m.ms), seconds(m.cpuMs), text, mib(m.peakRss)]);
   const progress = (text: string) => console.error(`bench: ${text}`);
@@ -274,7 +327,7 @@ async function bench(options: BenchOptions, instance: SandboxInstance, config: C
       started.push(handle);
       return backupResult(handle);
     });
-    const steps = await stepTimes(handle!);
+    const steps = await stepTimes(handle!, measured.samples);
     figures.backupSteps.push({ name: label, steps });
     return { result: measured.value, measured, steps };
   };
@@ -302,8 +355,8 @@ async function bench(options: BenchOptions, instance: SandboxInstance, config: C
 
   // 1. Full backup.
   const full = await backup('full 1×', config);
-  const dumpMs = full.steps.get('dump') ?? full.measured.ms;
-  const syncMs = full.steps.get('syncRecordings') ?? full.measured.ms;
+  const dumpMs = full.steps.get('dump')?.ms ?? full.measured.ms;
+  const syncMs = full.steps.get('syncRecordings')?.ms ?? full.measured.ms;
   const counted = await timeRowCounts(config, deps);
   row(
     'full backup',
@@ -350,9 +403,8 @@ async function bench(options: BenchOptions, instance: SandboxInstance, config: C
     return (await restoreHandle.result()) as RestoreReport;
   });
   const report = restored.value;
-  for (const name of Object.values(restoreDatabaseNames(config.deployment.postgres.database, report.restoreId))) setAside.add(name);
   if (report.status !== 'completed') throw new Error(`the restore ended ${report.status}: ${report.error ?? ''}`);
-  figures.restoreSteps = await stepTimes(restoreHandle!);
+  figures.restoreSteps = await stepTimes(restoreHandle!, restored.samples);
   row(
     'full restore (no safety snapshot)',
     restored,
@@ -366,10 +418,10 @@ async function bench(options: BenchOptions, instance: SandboxInstance, config: C
   if (options.double) {
     progress('doubling the data');
     await seedInstance(instance, seedFlags(1));
-    latest = benchConfig(instance, config.locations[0]!.prefix ?? '', `${instance.deployment.name}-2x`);
+    latest = benchConfig(instance, config.locations[0]!.prefix ?? '', options.concurrency, `${instance.deployment.name}-2x`);
     const double = await backup('full 2×', latest);
-    const doubleSync = double.steps.get('syncRecordings') ?? double.measured.ms;
-    const doubleDump = double.steps.get('dump') ?? double.measured.ms;
+    const doubleSync = double.steps.get('syncRecordings')?.ms ?? double.measured.ms;
+    const doubleDump = double.steps.get('dump')?.ms ?? double.measured.ms;
     const doubleCounted = await timeRowCounts(latest, deps);
     row(
       'full backup, 2× data',
@@ -387,7 +439,7 @@ async function bench(options: BenchOptions, instance: SandboxInstance, config: C
     // Two uploads at a time: the seeding process holds each recording whole in memory.
     await seedInstance(instance, onlyRecordings(options.largeCount, options.largeBytes, 2));
     const large = await backup('large', latest);
-    const largeSync = large.steps.get('syncRecordings') ?? large.measured.ms;
+    const largeSync = large.steps.get('syncRecordings')?.ms ?? large.measured.ms;
     row(
       `incremental backup, ${options.largeCount} × ${size(options.largeBytes)}`,
       large.measured,
@@ -431,40 +483,59 @@ async function startFullRestore(client: Client, config: Config, backupId: string
 
 const load = () => loadavg().map((n) => n.toFixed(2)).join(' ');
 
-function printReport(options: BenchOptions, figures: Figures, argv: string[], loadAtStart: string): void {
+/** The commit measured, so figures can be compared across changes; "unknown" outside a git checkout. */
+function codeVersion(): string {
+  try {
+    const git = (...args: string[]) => execFileSync('git', args, { cwd: repoRoot, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    // Porcelain lines are "XY path": the status columns may be spaces, so the output is not trimmed before slicing.
+    const changed = git('status', '--porcelain', '--untracked-files=no').split('\n').filter(Boolean).map((line) => line.slice(3));
+    const dirty = changed.length === 0 ? '' : changed.length <= 3 ? ` with uncommitted changes to ${changed.join(', ')}` : ` with uncommitted changes to ${changed.length} files`;
+    return `${git('rev-parse', '--short', 'HEAD').trim()}${dirty}`;
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** The figures as markdown (what docs/benchmarks.md holds). */
+function formatReport(options: BenchOptions, figures: Figures, argv: string[], loadAtStart: string, code: string): string {
+  const out: string[] = [];
+  const print = (text: string) => out.push(text);
   const cpu = cpus();
-  console.log(`\n## Machine\n`);
-  console.log(`${cpu.length} cores (${cpu[0]?.model.trim() ?? 'unknown CPU'}), ${(totalmem() / 1024 ** 3).toFixed(1)} GiB memory, ${osType()} ${release()}, Node ${process.version}`);
+  print(`\n## Machine\n`);
+  print(`${cpu.length} cores (${cpu[0]?.model.trim() ?? 'unknown CPU'}), ${(totalmem() / 1024 ** 3).toFixed(1)} GiB memory, ${osType()} ${release()}, Node ${process.version}`);
   // Other work on the machine shares the cores with the worker, PostgreSQL, the S3 server and Temporal: say how much.
-  console.log(`load average (1, 5, 15 min) at start: ${loadAtStart}; at end: ${load()}`);
-  console.log(`\n## Command\n\n    npm run bench${argv.length ? ` -- ${argv.join(' ')}` : ''}\n`);
-  console.log(`Largest recording: ${size(options.large ? Math.max(options.largeBytes, options.recordingBytes) : options.recordingBytes)}. Peak RSS: this process (worker and client), sampled every ${SAMPLE_MS} ms; pg_dump and pg_restore run as child processes and are not in it.\n`);
-  console.log(markdownTable(['phase', 'wall time', 'worker CPU', 'figures', 'peak RSS'], figures.phases, ['l', 'r', 'r', 'l', 'r']));
+  print(`load average (1, 5, 15 min) at start: ${loadAtStart}; at end: ${load()}`);
+  print(`\n## Command\n\n    npm run bench${argv.length ? ` -- ${argv.join(' ')}` : ''}\n`);
+  print(`Code: ${code}.`);
+  print(`Copy concurrency (backup.concurrency): ${options.concurrency ?? localStackConfig().backup?.concurrency ?? 8}. Largest recording: ${size(options.large ? Math.max(options.largeBytes, options.recordingBytes) : options.recordingBytes)}. Peak RSS: this process (worker and client), sampled every ${SAMPLE_MS} ms; pg_dump and pg_restore run as child processes and are not in it.\n`);
+  print(markdownTable(['phase', 'wall time', 'worker CPU', 'figures', 'peak RSS'], figures.phases, ['l', 'r', 'r', 'l', 'r']));
 
   if (figures.pauses.length) {
-    console.log('\n### Write pause against data size\n');
-    console.log(
+    print('\n### Write pause against data size\n');
+    print(
       markdownTable(
         ['data', 'rows (key tables)', 'dump', 'recordings', 'write pause', 'exact row counts alone'],
         figures.pauses.map((p) => [p.label, String(p.rows), mib(p.dumpBytes), String(p.objects), seconds(p.pauseMs), seconds(p.countMs)]),
         ['l', 'r', 'r', 'r', 'r', 'r'],
       ),
     );
-    console.log('\nThe row counts are taken inside the pause (activities/dump.ts); they read whole tables, so that part grows with the database.');
+    print('\nThe row counts are taken inside the pause (activities/dump.ts); they read whole tables, so that part grows with the database.');
   }
 
-  console.log('\n### Memory against recording size\n');
-  console.log(markdownTable(['phase', 'largest recording', 'RSS at start', 'peak RSS'], figures.memory.map((m) => [m.label, size(m.largest), mib(m.startRss), mib(m.peakRss)]), ['l', 'r', 'r', 'r']));
+  print('\n### Memory against recording size\n');
+  print(markdownTable(['phase', 'largest recording', 'RSS at start', 'peak RSS'], figures.memory.map((m) => [m.label, size(m.largest), mib(m.startRss), mib(m.peakRss)]), ['l', 'r', 'r', 'r']));
 
   const backupOrder = ['prepareBackup', 'quiesce', 'dump', 'snapshotRecordings', 'syncRecordings', 'verifyBackup', 'replicate', 'commitBackup', 'unquiesce'];
   const types = [...new Set([...backupOrder, ...figures.backupSteps.flatMap((b) => [...b.steps.keys()])])].filter((t) => figures.backupSteps.some((b) => b.steps.has(t)));
-  console.log('\n### Backup steps (activity scheduled → completed)\n');
-  console.log(markdownTable(['activity', ...figures.backupSteps.map((b) => b.name)], types.map((t) => [t, ...figures.backupSteps.map((b) => (b.steps.has(t) ? seconds(b.steps.get(t)!) : '-'))]), ['l', ...figures.backupSteps.map(() => 'r' as const)]));
+  const cell = (step: StepFigures | undefined) => (step ? `${seconds(step.ms)} / ${step.peakRss === undefined ? '-' : mib(step.peakRss)}` : '-');
+  print('\n### Backup steps: time (activity scheduled → completed) / peak RSS\n');
+  print(markdownTable(['activity', ...figures.backupSteps.map((b) => b.name)], types.map((t) => [t, ...figures.backupSteps.map((b) => cell(b.steps.get(t)))]), ['l', ...figures.backupSteps.map(() => 'r' as const)]));
 
   if (figures.restoreSteps) {
-    console.log('\n### Restore steps (activity scheduled → completed)\n');
-    console.log(markdownTable(['activity', 'time'], [...figures.restoreSteps].map(([t, ms]) => [t, seconds(ms)]), ['l', 'r']));
+    print('\n### Restore steps: time (activity scheduled → completed) / peak RSS\n');
+    print(markdownTable(['activity', 'full restore'], [...figures.restoreSteps].map(([t, step]) => [t, cell(step)]), ['l', 'r']));
   }
+  return `${out.join('\n')}\n`;
 }
 
 // ---------------------------------------------------------------------------------------------- main
@@ -476,20 +547,23 @@ async function main(argv: string[]): Promise<void> {
     return;
   }
   const loadAtStart = load();
+  // Read before anything runs: the code loaded is the code measured, whatever changes in the checkout meanwhile.
+  const code = codeVersion();
   Runtime.install({ logger: new DefaultLogger('WARN') });
   const suffix = randomBytes(4).toString('hex');
   const prefix = `bench-${suffix}`;
   console.error(`bench: creating sandbox instance ${prefix}`);
   const instance = await createSandboxInstance({ name: prefix });
-  const config = benchConfig(instance, prefix);
+  const config = benchConfig(instance, prefix, options.concurrency);
   const deps = createDependencies(config);
   const started: WorkflowHandle[] = [];
-  const setAside = new Set<string>();
   let bundleDir: string | undefined;
   let client: Client | undefined;
+  let report: string | undefined;
 
   // Ctrl-C: end the workflows this run started, so their results reject and the cleanup below runs.
   const interrupt = () => {
+    interrupted = true;
     console.error('bench: interrupted; terminating this run\'s workflows, then cleaning up');
     for (const handle of started) handle.terminate('benchmark interrupted').catch(() => undefined);
   };
@@ -508,11 +582,11 @@ async function main(argv: string[]): Promise<void> {
     const { worker, connection } = await createWorker({ config, deps, taskQueue, workflowBundlePath: bundlePath, options: { shutdownGraceTime: '2 seconds' } });
     let figures: Figures;
     try {
-      figures = await worker.runUntil(bench(options, instance, config, deps, client, taskQueue, started, setAside));
+      figures = await worker.runUntil(bench(options, instance, config, deps, client, taskQueue, started));
     } finally {
       await connection.close();
     }
-    printReport(options, figures, argv, loadAtStart);
+    report = formatReport(options, figures, argv, loadAtStart, code);
   } finally {
     process.removeListener('SIGINT', interrupt);
     process.removeListener('SIGTERM', interrupt);
@@ -522,17 +596,27 @@ async function main(argv: string[]): Promise<void> {
       console.error(`bench: kept sandbox instance ${instance.configPath} and backups under prefix "${prefix}"; remove the instance with: node --import tsx sandbox/instance.ts destroy ${instance.configPath}`);
     } else {
       const deleted = await deletePrefix(config, deps);
-      // The databases a full restore sets aside are the caller's to drop; destroying the instance drops only its live one.
-      const pg = config.deployment.postgres;
-      for (const name of setAside) await dropDatabase(pg, deps.postgresPassword('production'), name, { ifExists: true, force: true });
+      const dropped = await dropRestoreDatabases(config, deps);
       await instance.destroy();
-      console.error(`bench: removed sandbox instance ${instance.name}, ${setAside.size} set-aside database names and ${deleted} backup objects under prefix "${prefix}"`);
+      console.error(`bench: removed sandbox instance ${instance.name}, ${dropped.length} database(s) a restore set aside and ${deleted} backup objects under prefix "${prefix}"`);
     }
   }
+  // Printed only after the cleanup: a closed stdout (npm run bench | head) must not leave the instance behind.
+  process.stdout.write(report);
 }
 
-main(process.argv.slice(2)).catch((error: unknown) => {
+// Only as a script: importing this module runs nothing.
+if (isEntryPoint(import.meta.url)) {
+  main(process.argv.slice(2)).catch(failed);
+}
+
+function failed(error: unknown): void {
+  if (interrupted) {
+    console.error('bench: interrupted; no figures');
+    process.exitCode = 130;
+    return;
+  }
   console.error(`bench: ${error instanceof Error ? error.message : String(error)}`);
   if (!(error instanceof UsageError) && error instanceof Error && error.stack) console.error(error.stack);
   process.exitCode = error instanceof UsageError ? 2 : 1;
-});
+}
