@@ -12,7 +12,7 @@ import { readJsonLines } from './sync';
 import { verifyChecksums } from './verify';
 
 async function copyObject(from: BackupLocation, to: BackupLocation, key: string, size?: number, onBytes?: () => void): Promise<number> {
-  const meter = new Meter(onBytes);
+  const meter = new Meter(onBytes, false);
   const source = await from.get(key);
   const body = source.pipe(meter);
   source.on('error', (err) => body.destroy(err));

@@ -8,18 +8,24 @@ import type { Artifact } from './manifest';
 
 /** Counts and hashes what flows through, unchanged. */
 export class Meter extends Transform {
-  readonly hash: Hash = createHash('sha256');
+  readonly hash: Hash | undefined;
   bytes = 0;
-  constructor(private readonly onBytes?: (total: number) => void) {
+  /** `hashing: false` only counts: copies of blobs whose integrity GCM already guards need no SHA-256. */
+  constructor(
+    private readonly onBytes?: (total: number) => void,
+    hashing = true,
+  ) {
     super();
+    this.hash = hashing ? createHash('sha256') : undefined;
   }
   override _transform(chunk: Buffer, _enc: BufferEncoding, callback: TransformCallback): void {
-    this.hash.update(chunk);
+    this.hash?.update(chunk);
     this.bytes += chunk.length;
     this.onBytes?.(this.bytes);
     callback(null, chunk);
   }
   digest(): string {
+    if (!this.hash) throw new Error('this meter only counts bytes');
     return this.hash.digest('hex');
   }
 }

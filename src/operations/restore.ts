@@ -18,6 +18,8 @@ export interface StartRestoreOptions {
   /** Pre-confirmed (--yes). */
   confirmed?: boolean;
   confirmTimeout?: string;
+  /** Back up the target first. @default true for production */
+  safetySnapshot?: boolean;
   taskQueue?: string;
 }
 
@@ -53,6 +55,7 @@ export async function startRestore(client: Client, config: Config, options: Star
     ...(options.requestedBy ? { requestedBy: options.requestedBy } : {}),
     confirmed: options.confirmed ?? false,
     ...(options.confirmTimeout ? { confirmTimeout: options.confirmTimeout } : {}),
+    ...(options.safetySnapshot !== undefined ? { safetySnapshot: options.safetySnapshot } : {}),
   };
   const workflowId = restoreWorkflowId(into);
   try {

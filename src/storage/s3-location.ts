@@ -140,13 +140,14 @@ export class S3Location implements BackupLocation {
       );
     }
 
-    // Read up to one part first: a body that ends within it goes up in a single PUT. minio would
-    // start a multipart upload for any stream of unknown size, and fail outright on an empty one.
+    // Size unknown (or zero): read up to one part first, so a body that ends within it goes up in a single PUT.
+    // minio would start a multipart upload for any stream of unknown size, and fail outright on an empty one.
+    // Size known: minio chooses by itself, and a second buffer of a whole part per upload is not paid.
     const chunks = body[Symbol.asyncIterator]() as AsyncIterator<Buffer | string>;
     const head: Buffer[] = [];
     let headLength = 0;
     try {
-      while (headLength <= partSize) {
+      while ((size === undefined || size === 0) && headLength <= partSize) {
         const next = await chunks.next();
         if (next.done) {
           const whole = Buffer.concat(head, headLength);
