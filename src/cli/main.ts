@@ -16,8 +16,9 @@ import { runPreflight } from '../operations/preflight';
 import { confirmRestore, parseScope, restoreReport, startDrill, startRestore, type DrillReport } from '../operations/restore';
 import type { RestoreReport } from '../../workflows/restore-types';
 import { formatProgress, readBackupProgress } from '../operations/progress';
-import { createBackupSchedule, deleteBackupSchedule, describeBackupSchedule } from '../operations/schedule';
+import { createBackupSchedule, createDrillSchedule, deleteBackupSchedule, describeBackupSchedule } from '../operations/schedule';
 import { runVerify } from '../operations/verify';
+import { dropDatabase } from '../postgres';
 import { createDependencies } from '../runtime/dependencies';
 import { connectClient } from '../temporal/connect';
 import { createWorker } from '../temporal/worker';
@@ -202,9 +203,12 @@ schedule
   .option('--cron <expr>', 'when to back up (5-field cron, UTC)', '0 2 * * *')
   .option('--deep', 'deep verify in every scheduled backup')
   .option('--paused', 'create it paused')
-  .action(async (opts: { cron: string; deep?: boolean; paused?: boolean }) => {
+  .option('--drill', 'schedule the restore drill into staging instead (use a quarterly cron, e.g. "0 3 1 1,4,7,10 *")')
+  .action(async (opts: { cron: string; deep?: boolean; paused?: boolean; drill?: boolean }) => {
     const cfg = config();
-    const id = await withClient(cfg, (client) => createBackupSchedule(client, cfg, { cron: opts.cron, deep: opts.deep ?? false, paused: opts.paused ?? false }));
+    const id = await withClient(cfg, (client) =>
+      opts.drill ? createDrillSchedule(client, cfg, { cron: opts.cron }) : createBackupSchedule(client, cfg, { cron: opts.cron, deep: opts.deep ?? false, paused: opts.paused ?? false }),
+    );
     process.stdout.write(`schedule ${id} created (${opts.cron}); see it in ${cfg.temporal.uiUrl}/namespaces/${cfg.temporal.namespace}/schedules\n`);
   });
 schedule.command('show').option('--json').action(async (opts: { json?: boolean }) => {
@@ -314,6 +318,23 @@ restore
       if (opts.json) printJson(report);
       else process.stdout.write(`Restore drill passed: backup ${report.backupId} restored into staging, RTO ${report.rtoMs ?? '?'} ms, smoke-test session ${report.smokeTest?.sessionId}\n`);
     });
+  });
+
+restore
+  .command('cleanup')
+  .description('drop the database a completed full restore set aside (kept until you are satisfied with the restore)')
+  .argument('<workflowId>')
+  .requiredOption('--yes', 'yes: drop it (it cannot be brought back except from a backup)')
+  .action(async (workflowId: string) => {
+    const cfg = config();
+    const report = await withClient(cfg, (client) => restoreReport(client, workflowId));
+    if (report.status !== 'completed' || !report.previousDatabase) {
+      throw new VaultpamBackupError('VPB_ERR_INPUT_INVALID', `restore ${workflowId} is ${report.status} and set no database aside; nothing to clean up`);
+    }
+    const deps = createDependencies(cfg);
+    const target = deps.deployment(report.target);
+    await dropDatabase(target.postgres, deps.postgresPassword(report.target), report.previousDatabase, { ifExists: true, force: true });
+    process.stdout.write(`dropped ${report.previousDatabase}\n`);
   });
 
 /** Waits until a new restore has its loss report (or has ended). */

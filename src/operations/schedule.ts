@@ -61,3 +61,34 @@ export async function describeBackupSchedule(client: Client, config: Config) {
 export async function deleteBackupSchedule(client: Client, config: Config): Promise<void> {
   await client.schedule.getHandle(scheduleId(config.deployment.name)).delete();
 }
+
+export function drillScheduleId(deployment: string): string {
+  return `restore-drill-schedule-${deployment}`;
+}
+
+/** The quarterly restore drill (the vendor asks for one every quarter): the newest backup into staging. */
+export async function createDrillSchedule(client: Client, config: Config, options: { cron: string; taskQueue?: string }): Promise<string> {
+  if (!CRON.test(options.cron.trim())) {
+    throw new VaultpamBackupError('VPB_ERR_INPUT_INVALID', `--cron "${options.cron}" is not a 5-field cron expression (e.g. "0 3 1 1,4,7,10 *" for 03:00 on the first day of each quarter)`);
+  }
+  if (!config.staging) throw new VaultpamBackupError('VPB_ERR_INPUT_INVALID', 'a restore drill needs a "staging" deployment in the configuration');
+  const id = drillScheduleId(config.deployment.name);
+  await client.schedule.create({
+    scheduleId: id,
+    spec: { cronExpressions: [options.cron.trim()] },
+    action: {
+      type: 'startWorkflow',
+      workflowType: 'restoreDrillWorkflow',
+      workflowId: `restore-drill-${config.staging.name}`,
+      taskQueue: options.taskQueue ?? config.temporal.taskQueue,
+      args: [{ deployment: config.deployment.name, stagingDeployment: config.staging.name }],
+      typedSearchAttributes: [
+        { key: DEPLOYMENT, value: config.staging.name },
+        { key: OPERATION, value: 'restore-drill' },
+      ],
+      staticSummary: `Quarterly restore drill of ${config.deployment.name} into ${config.staging.name}`,
+    },
+    policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 day' },
+  });
+  return id;
+}

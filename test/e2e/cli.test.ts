@@ -86,5 +86,11 @@ describe('vaultpam-backup command line', () => {
     expect(confirmed.code, confirmed.stderr + confirmed.stdout).toBe(0);
     expect(confirmed.stdout).toMatch(/COMPLETED/);
     expect(confirmed.stdout).toMatch(/RTO\s+\d+\.\d s/);
+    const kept = /previous database kept as (\S+)/.exec(confirmed.stdout)?.[1];
+    expect(kept).toBeDefined();
+
+    const cleanup = cli('restore', 'cleanup', workflowId!, '--yes');
+    expect(cleanup.code, cleanup.stderr).toBe(0);
+    expect(cleanup.stdout).toContain(`dropped ${kept}`);
   });
 });

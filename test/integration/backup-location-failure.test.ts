@@ -11,7 +11,7 @@ import { createDependencies, type Dependencies } from '../../src/runtime/depende
 import { backupPrefix, blobsPrefix, type BackupLocation } from '../../src/storage';
 import type { ControlPlane } from '../../src/vaultpam/control-plane';
 import { BACKUP_ID, STATUS } from '../../workflows/search-attributes';
-import { isolatedConfig } from '../support/backup-fixture';
+import { ensureRecordings, isolatedConfig } from '../support/backup-fixture';
 import { FailingLocation } from '../support/failing-location';
 import { temporalHarness, type TemporalHarness } from '../support/temporal';
 
@@ -65,7 +65,9 @@ describe('backup workflow when a location fails', () => {
 
   beforeAll(async () => {
     h = await temporalHarness(threeRegionConfig());
-  });
+    // Replication must have blobs to copy for the injected failure to land among them.
+    await ensureRecordings(50, 8_000);
+  }, 120_000);
   afterAll(async () => h?.close());
 
   /** Runs one backup of `config` on a worker whose locations are `locations`; resolves once the worker has stopped. */

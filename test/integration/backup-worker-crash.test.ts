@@ -14,7 +14,7 @@ import { STATUS } from '../../workflows/search-attributes';
 import type { IndexEntry } from '../../activities/backup-context';
 import { readJsonLines } from '../../activities/sync';
 import { verifyChecksums } from '../../activities/verify';
-import { isolatedConfig, seedSandbox } from '../support/backup-fixture';
+import { ensureRecordings, isolatedConfig } from '../support/backup-fixture';
 import { stackEnv } from '../support/stack-env';
 import { temporalHarness, type TemporalHarness } from '../support/temporal';
 import { startWorkerProcess, type WorkerProcess } from '../support/worker-process';
@@ -52,11 +52,7 @@ describe('backup workflow after a worker crash', () => {
   beforeAll(async () => {
     if (primaryConfig.kind !== 's3') throw new Error('this test reads LastModified from the S3 primary location of the local stack');
     h = await temporalHarness(config);
-    let present = 0;
-    for await (const _ of deps.recordingsClient('production').listObjectsV2(config.deployment.recordings.bucket, '', true) as AsyncIterable<unknown>) present += 1;
-    if (present < MIN_RECORDINGS) {
-      await seedSandbox('production', { organisations: 0, resources: 0, connectors: 0, auditEntries: 0, recordings: Math.max(RECORDINGS, MIN_RECORDINGS - present), recordingBytes: RECORDING_BYTES });
-    }
+    await ensureRecordings(Math.max(RECORDINGS, MIN_RECORDINGS), RECORDING_BYTES);
   });
   afterAll(async () => {
     for (const worker of workers) await worker.stop();

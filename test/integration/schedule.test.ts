@@ -2,7 +2,8 @@
 // a bad cron expression is refused before anything is created.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listBackups } from '../../src/catalog/catalog';
-import { createBackupSchedule, deleteBackupSchedule, describeBackupSchedule, scheduleId } from '../../src/operations/schedule';
+import { createBackupSchedule, createDrillSchedule, deleteBackupSchedule, describeBackupSchedule, drillScheduleId, scheduleId } from '../../src/operations/schedule';
+import { parseConfig } from '../../src/config/load';
 import { createDependencies } from '../../src/runtime/dependencies';
 import type { ScheduledBackupResult } from '../../workflows/scheduled-backup';
 import { isolatedConfig } from '../support/backup-fixture';
@@ -16,6 +17,7 @@ describe('backup schedule', () => {
   });
   afterAll(async () => {
     await deleteBackupSchedule(h.client, config).catch(() => undefined);
+    await h.client.schedule.getHandle(drillScheduleId(config.deployment.name)).delete().catch(() => undefined);
     await h?.close();
   });
 
@@ -44,5 +46,17 @@ describe('backup schedule', () => {
     expect(backups).toHaveLength(1);
     expect(backups[0]!.manifest.requestedBy).toBe('schedule');
     expect(backups[0]!.manifest.workflowId).toBe(`backup-${config.deployment.name}`);
+  });
+
+  it('schedules the quarterly restore drill into staging, and refuses one without a staging deployment', async () => {
+    const { staging: _staging, ...withoutStaging } = config;
+    await expect(createDrillSchedule(h.client, parseConfig(withoutStaging), { cron: '0 3 1 1,4,7,10 *', taskQueue: h.taskQueue })).rejects.toThrow(/needs a "staging" deployment/);
+    const id = await createDrillSchedule(h.client, config, { cron: '0 3 1 1,4,7,10 *', taskQueue: h.taskQueue });
+    const d = await h.client.schedule.getHandle(id).describe();
+    expect(d.action.type).toBe('startWorkflow');
+    expect((d.action as { workflowType: string }).workflowType).toBe('restoreDrillWorkflow');
+    const next = d.info.nextActionTimes[0]!;
+    expect([0, 3, 6, 9]).toContain(next.getUTCMonth());
+    expect(next.getUTCDate()).toBe(1);
   });
 });

@@ -24,3 +24,17 @@ export async function seedSandbox(which: 'production' | 'staging', options: Seed
   const config = await loadSandboxConfig(join(localStackDir(), 'sandbox', `${which}.json`));
   return seed(config, options);
 }
+
+/**
+ * The shared production sandbox holds at least `count` recordings (seeded with a resource to launch them against
+ * when missing): tests that interrupt a copy need one long enough to interrupt, whatever ran before them.
+ */
+export async function ensureRecordings(count: number, recordingBytes: number): Promise<void> {
+  const config = await loadSandboxConfig(join(localStackDir(), 'sandbox', 'production.json'));
+  const { createS3Client } = await import('../../src/storage');
+  const client = createS3Client(config.s3, config.s3.secretKey);
+  let present = 0;
+  for await (const _ of client.listObjectsV2(config.s3.bucket, '', true) as AsyncIterable<unknown>) present += 1;
+  if (present >= count) return;
+  await seed(config, { organisations: 1, usersPerOrg: 1, resources: 1, connectors: 0, auditEntries: 0, recordings: count - present, recordingBytes });
+}
