@@ -519,7 +519,7 @@ function formatReport(options: BenchOptions, figures: Figures, argv: string[], l
         ['l', 'r', 'r', 'r', 'r', 'r'],
       ),
     );
-    print('\nThe row counts are taken inside the pause (activities/dump.ts); they read whole tables, so that part grows with the database.');
+    print('\nThe row counts are read from the snapshot just after the pause (activities/dump.ts), so they do not lengthen it.');
   }
 
   print('\n### Memory against recording size\n');
