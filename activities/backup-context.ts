@@ -2,6 +2,7 @@
 import { createHash, hkdfSync } from 'node:crypto';
 import { ApplicationFailure } from '@temporalio/activity';
 import { loadDataKey } from '../src/catalog/data-key';
+import { CryptoError } from '../src/crypto';
 import { HEADER_LENGTH, parseHeader } from '../src/crypto/frame-format';
 import type { Dependencies } from '../src/runtime/dependencies';
 import { isNotFound, type BackupLocation } from '../src/storage';
@@ -19,16 +20,25 @@ export function locationByName(deps: Dependencies, name: string): BackupLocation
   return location;
 }
 
-const dataKeys = new Map<string, Buffer>();
+/** Per set of dependencies (one configuration, one key ring): a key unwrapped under one ring is not another's. */
+const dataKeys = new WeakMap<Dependencies, Map<string, Buffer>>();
 
-/** Unwrapped once per process and backup; never leaves the worker. */
+/** Unwrapped once per worker and backup; never leaves the worker. */
 export async function backupDataKey(deps: Dependencies, deployment: string, backupId: string): Promise<Buffer> {
+  let cache = dataKeys.get(deps);
+  if (!cache) dataKeys.set(deps, (cache = new Map()));
   const cacheKey = `${deployment}/${backupId}`;
-  let key = dataKeys.get(cacheKey);
+  let key = cache.get(cacheKey);
   if (!key) {
-    key = await loadDataKey(deps.locations(), deployment, backupId, deps.keyRing());
-    if (dataKeys.size > 64) dataKeys.clear();
-    dataKeys.set(cacheKey, key);
+    try {
+      key = await loadDataKey(deps.locations(), deployment, backupId, deps.keyRing());
+    } catch (err) {
+      // A missing or wrong master key is a configuration problem: retrying cannot fix it, the operator can.
+      if (err instanceof CryptoError) throw ApplicationFailure.create({ type: 'KeyUnavailable', message: err.message, nonRetryable: true });
+      throw err;
+    }
+    if (cache.size > 64) cache.clear();
+    cache.set(cacheKey, key);
   }
   return key;
 }

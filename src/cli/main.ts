@@ -17,6 +17,7 @@ import { confirmRestore, parseScope, restoreReport, startDrill, startRestore, ty
 import type { RestoreReport } from '../../workflows/restore-types';
 import { formatProgress, readBackupProgress } from '../operations/progress';
 import { createBackupSchedule, createDrillSchedule, deleteBackupSchedule, describeBackupSchedule } from '../operations/schedule';
+import { rotateMasterKey } from '../operations/rotate-keys';
 import { runVerify } from '../operations/verify';
 import { dropDatabase } from '../postgres';
 import { createDependencies } from '../runtime/dependencies';
@@ -195,6 +196,21 @@ backups
     if (opts.json) printJson(report);
     else process.stdout.write(`${formatVerify(report)}\n`);
     process.exitCode = report.ok ? 0 : 1;
+  });
+
+program
+  .command('rotate-key')
+  .description('rewrap every backup\'s data key under encryption.activeKeyId (keep the old key in encryption.keys until this has run)')
+  .option('--json', 'print as JSON')
+  .action(async (opts: { json?: boolean }) => {
+    const cfg = config();
+    const deps = createDependencies(cfg);
+    const result = await rotateMasterKey(deps.locations(), cfg.deployment.name, deps.keyRing());
+    if (opts.json) printJson(result);
+    else {
+      process.stdout.write(`master key ${result.activeKeyId}: ${result.rewrapped.length} backup(s) rewrapped, ${result.alreadyCurrent} already under it\n`);
+      for (const r of result.rewrapped) process.stdout.write(`  ${r.backupId}  from ${r.from}  in ${r.locations.join(', ')}\n`);
+    }
   });
 
 const schedule = program.command('schedule').description('the daily backup as a Temporal Schedule');
