@@ -38,21 +38,20 @@ export async function* readJsonLines<T>(location: BackupLocation, artifact: Arti
 
 /** blob id -> blob key of the backup a new one builds on: unchanged recordings are shared, not copied. */
 export async function loadIndexKeys(deps: Dependencies, deployment: string, backupId: string): Promise<Map<string, string>> {
-  const location = primaryLocation(deps);
   const keys = new Map<string, string>();
-  for (const candidate of deps.locations()) {
-    const manifest = await readManifest(candidate, deployment, backupId).catch(() => undefined);
+  // The first location holding a readable manifest of that backup.
+  for (const location of deps.locations()) {
+    const manifest = await readManifest(location, deployment, backupId).catch(() => undefined);
     if (!manifest) continue;
     const dataKey = unwrapKey(manifest.encryption.dataKey, deps.keyRing());
-    for await (const entry of readJsonLines<IndexEntry>(candidate === location ? location : candidate, manifest.artifacts.recordingsIndex, dataKey)) {
-      keys.set(entry.b, entry.bk);
-    }
-    return keys;
+    for await (const entry of readJsonLines<IndexEntry>(location, manifest.artifacts.recordingsIndex, dataKey)) keys.set(entry.b, entry.bk);
+    break;
   }
   return keys;
 }
 
-interface SyncCheckpoint {
+/** The syncRecordings checkpoint as it travels in heartbeat details. */
+export interface SyncCheckpoint {
   /** Every listing entry before this position is done. */
   processed: number;
   copiedObjects: number;

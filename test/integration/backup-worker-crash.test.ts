@@ -18,19 +18,11 @@ import { ensureRecordings, isolatedConfig } from '../support/backup-fixture';
 import { stackEnv } from '../support/stack-env';
 import { temporalHarness, type TemporalHarness } from '../support/temporal';
 import { startWorkerProcess, type WorkerProcess } from '../support/worker-process';
+import type { SyncCheckpoint } from '../../activities/sync';
 
 const EventType = temporal.api.enums.v1.EventType;
 const TimeoutType = temporal.api.enums.v1.TimeoutType;
 
-/** The syncRecordings checkpoint as it travels in heartbeat details (activities/sync.ts). */
-interface SyncCheckpoint {
-  processed: number;
-  copiedObjects: number;
-  copiedBytes: number;
-  reusedObjects: number;
-  resumedObjects: number;
-  bytes: number;
-}
 
 /**
  * Enough recordings that two copies at a time take seconds, so the kill lands mid-copy. The sandbox is shared and
