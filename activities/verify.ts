@@ -3,7 +3,7 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 
 import type { TargetName } from '../src/config/load';
-import { hashStored, openArtifact } from '../src/catalog/artifacts';
+import { hashStored, openArtifact, readAll } from '../src/catalog/artifacts';
 import { readManifest } from '../src/catalog/catalog';
 import type { Artifact } from '../src/catalog/manifest';
 import { encryptedSize } from '../src/crypto/frame-format';
@@ -60,7 +60,7 @@ export function createVerifyActivities(deps: Dependencies) {
       const missingTables = KEY_TABLES.filter((t) => !listing.tables.some((name) => name === t || name.endsWith(`.${t}`)));
       if (missingTables.length) throw corrupt(location, 'the dump', `it has no table ${missingTables.join(', ')}`);
 
-      const connectors = JSON.parse((await readAllText(await openArtifact(location, input.artifacts.connectors, dataKey))) || 'null') as { connectors?: unknown[] } | null;
+      const connectors = JSON.parse((await readAll(await openArtifact(location, input.artifacts.connectors, dataKey))).toString('utf8') || 'null') as { connectors?: unknown[] } | null;
       if (!connectors || !Array.isArray(connectors.connectors)) throw corrupt(location, 'the connector inventory', 'it is not an inventory document');
 
       let blobsChecked = 0;
@@ -101,12 +101,6 @@ export function createVerifyActivities(deps: Dependencies) {
       };
     },
   };
-}
-
-async function readAllText(stream: NodeJS.ReadableStream): Promise<string> {
-  const parts: Buffer[] = [];
-  for await (const part of stream) parts.push(part as Buffer);
-  return Buffer.concat(parts).toString('utf8');
 }
 
 export interface CommittedBackup {

@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { loadConfig, parseConfig, targetDeployment } from '../../src/config/load';
 import { localStackConfig } from '../../src/config/local-stack';
 import { resolveSecret } from '../../src/config/secrets';
+import { startApi } from '../../src/api/server';
 
 describe('configuration', () => {
   it('accepts the embedded local-stack default, with two regions, and freezes it', () => {
@@ -71,5 +72,11 @@ describe('configuration', () => {
     expect(() => resolveSecret({ env: 'X_SECRET' }, {})).toThrow(/VPB_ERR_SECRET_MISSING.*env:X_SECRET.*set the environment variable X_SECRET/);
     writeFileSync(join(dir, 'empty'), '');
     expect(() => resolveSecret({ file: join(dir, 'empty') })).toThrow(/the file is empty/);
+  });
+
+  it('refuses to serve the API beyond loopback without a token, before connecting anywhere', async () => {
+    const base = localStackConfig();
+    const open = parseConfig({ ...base, api: { host: '0.0.0.0', port: 8470 }, temporal: { address: '127.0.0.1:1' } });
+    await expect(startApi(open)).rejects.toThrow(/api\.host is 0\.0\.0\.0 but api\.token is not set/);
   });
 });
