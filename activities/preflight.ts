@@ -4,6 +4,7 @@ import type { TargetName } from '../src/config/load';
 import { checkDumpCompatibility, findPgBinaries, pgToolVersion } from '../src/postgres/binaries';
 import { connectClient, describeTarget, serverVersion } from '../src/postgres/connection';
 import type { Dependencies } from '../src/runtime/dependencies';
+import { listBackups } from '../src/catalog/catalog';
 import type { CheckResult } from '../workflows/preflight-types';
 
 const KEY_TABLES = ['resources', 'safes', 'credentials', 'audit_log', 'sessions'] as const;
@@ -112,6 +113,27 @@ export function createPreflightActivities(deps: Dependencies) {
           };
         },
         `check deployment.controlPlane.url and token of the ${target} deployment and that VaultPAM is running`,
+      );
+    },
+
+    /** The recovery point: how old the newest committed backup is, against backup.rpoHours. */
+    async checkRecoveryPoint(deployment: string): Promise<CheckResult> {
+      return check(
+        'recovery-point',
+        async (): Promise<Finding> => {
+          const [newest] = await listBackups(deps.locations(), deployment);
+          const rpoHours = deps.config.backup.rpoHours;
+          if (!newest) return { summary: `no committed backup of ${deployment} yet (recovery point objective ${rpoHours} h)`, facts: { rpoHours } };
+          const ageHours = (deps.now().getTime() - new Date(newest.manifest.quiesce.recordingsPoint).getTime()) / 3_600_000;
+          const ok = ageHours <= rpoHours;
+          return {
+            ok,
+            summary: `newest backup ${newest.backupId} is ${ageHours.toFixed(1)} h old (objective ${rpoHours} h), in ${newest.locations.join(', ')}`,
+            ...(ok ? {} : { hint: 'the recovery point objective is missed: run a backup now (vaultpam-backup backup --wait) and check the schedule (vaultpam-backup schedule show)' }),
+            facts: { backupId: newest.backupId, ageHours: Number(ageHours.toFixed(2)), rpoHours },
+          };
+        },
+        'check that the backup locations are readable',
       );
     },
 

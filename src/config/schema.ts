@@ -100,6 +100,8 @@ export const configSchema = z
         concurrency: z.number().int().min(1).max(256).default(8),
         /** Scratch directory for temporary files (never holds plaintext). */
         workDir: z.string().default('/tmp'),
+        /** Recovery point objective: preflight fails when the newest committed backup is older than this. */
+        rpoHours: z.number().positive().max(24 * 365).default(24),
       })
       .prefault({}),
     api: z

@@ -6,6 +6,7 @@ import { repoRoot } from '../../src/config/local-stack';
 import { connectClient } from '../../src/temporal/connect';
 import { runPreflight } from '../../src/operations/preflight';
 import { DEPLOYMENT, OPERATION } from '../../workflows/search-attributes';
+import { isolatedConfig } from '../support/backup-fixture';
 import { temporalHarness, type TemporalHarness } from '../support/temporal';
 
 const stack = (action: string) => execFileSync('bash', [join(repoRoot, 'scripts', 'stack.sh'), action], { stdio: 'inherit' });
@@ -13,7 +14,7 @@ const stack = (action: string) => execFileSync('bash', [join(repoRoot, 'scripts'
 describe('the local stack persists Temporal', () => {
   let h: TemporalHarness;
   beforeAll(async () => {
-    h = await temporalHarness();
+    h = await temporalHarness(isolatedConfig());
   });
   afterAll(async () => h?.close());
 
@@ -27,9 +28,9 @@ describe('the local stack persists Temporal', () => {
     const pending = await h.client.workflow.start('preflightWorkflow', {
       taskQueue: h.taskQueue,
       workflowId: `${workflowId}-pending`,
-      args: [{ target: 'production', deployment: 'sandbox' }],
+      args: [{ target: 'production', deployment: h.config.deployment.name }],
       typedSearchAttributes: [
-        { key: DEPLOYMENT, value: 'sandbox' },
+        { key: DEPLOYMENT, value: h.config.deployment.name },
         { key: OPERATION, value: 'preflight' },
       ],
     });

@@ -3,12 +3,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load';
 import { localStackConfig } from '../../src/config/local-stack';
 import { runPreflight } from '../../src/operations/preflight';
+import { backupResult, startBackup } from '../../src/operations/backup';
+import { isolatedConfig } from '../support/backup-fixture';
 import { temporalHarness, type TemporalHarness } from '../support/temporal';
 
 describe('preflight workflow', () => {
   let h: TemporalHarness;
   beforeAll(async () => {
-    h = await temporalHarness();
+    // A catalog of its own: the recovery-point check must not depend on backups other runs left behind.
+    h = await temporalHarness(isolatedConfig());
   });
   afterAll(async () => h?.close());
 
@@ -29,9 +32,9 @@ describe('preflight workflow', () => {
     const description = await h.client.workflow.getHandle(workflowId).describe();
     expect(description.status.name).toBe('COMPLETED');
     expect(description.searchAttributes.VaultpamOperation).toEqual(['preflight']);
-    expect(description.searchAttributes.VaultpamDeployment).toEqual(['sandbox']);
+    expect(description.searchAttributes.VaultpamDeployment).toEqual([h.config.deployment.name]);
     expect(description.searchAttributes.VaultpamStatus).toEqual(['passed']);
-    expect(await description.staticSummary()).toBe('Preflight of sandbox (production)');
+    expect(await description.staticSummary()).toBe(`Preflight of ${h.config.deployment.name} (production)`);
   });
 
   it('reports a wrong control-plane token and an unreachable database as failed checks with a hint', async () => {
@@ -53,5 +56,23 @@ describe('preflight workflow', () => {
     expect(byName['control-plane']?.ok).toBe(false);
     expect(byName['control-plane']?.summary).toMatch(/401/);
     expect(byName.recordings?.ok).toBe(true);
+  });
+
+  it('fails the recovery-point check once the newest backup is older than the objective (clock moved forward)', async () => {
+    const config = isolatedConfig();
+    const fresh = await h.withWorker(() => runPreflight(h.client, config, 'production', h.taskQueue), {}, config);
+    expect(fresh.report.checks.find((c) => c.check === 'recovery-point')).toMatchObject({ ok: true, summary: expect.stringMatching(/no committed backup/) });
+
+    const { backupId } = await h.withWorker(async () => backupResult(await startBackup(h.client, config, { taskQueue: h.taskQueue })), {}, config);
+    const now = await h.withWorker(() => runPreflight(h.client, config, 'production', h.taskQueue), {}, config);
+    expect(now.report.checks.find((c) => c.check === 'recovery-point')).toMatchObject({ ok: true, facts: { backupId, rpoHours: 24 } });
+
+    // The activities' clock, injected: 25 hours later the same backup misses a 24-hour objective.
+    const later = () => new Date(Date.now() + 25 * 3_600_000);
+    const late = await h.withWorker(() => runPreflight(h.client, config, 'production', h.taskQueue), { now: later }, config);
+    const rpo = late.report.checks.find((c) => c.check === 'recovery-point')!;
+    expect(rpo.ok).toBe(false);
+    expect(rpo.hint).toMatch(/run a backup now/);
+    expect(late.report.ok).toBe(false);
   });
 });
