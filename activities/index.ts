@@ -3,6 +3,7 @@ import type { Dependencies } from '../src/runtime/dependencies';
 import { createCommitActivities } from './commit';
 import { createDumpActivities } from './dump';
 import { createPreflightActivities } from './preflight';
+import { createPruneActivities } from './prune';
 import { createQuiesceActivities } from './quiesce';
 import { createReplicateActivities } from './replicate';
 import { createRestoreActivities } from './restore';
@@ -20,6 +21,7 @@ export function createActivities(deps: Dependencies) {
     ...createCatalogActivities(deps),
     ...createReplicateActivities(deps),
     ...createRestoreActivities(deps),
+    ...createPruneActivities(deps),
   };
 }
 

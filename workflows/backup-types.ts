@@ -72,6 +72,7 @@ export type BackupStep =
   | 'verify'
   | 'replicate'
   | 'commit'
+  | 'prune'
   | 'compensate'
   | 'done';
 
@@ -94,4 +95,6 @@ export interface BackupResult {
   dumpBytes: number;
   recordings: { objects: number; bytes: number; copiedObjects: number; copiedBytes: number; reusedObjects: number };
   verify: VerifyResult;
+  /** Backups the retention policy removed after this one committed, and the blobs no backup referenced any more. */
+  pruned?: { removed: string[]; blobsRemoved: number };
 }

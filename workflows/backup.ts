@@ -120,9 +120,19 @@ export async function backupWorkflow(input: BackupInput): Promise<BackupResult> 
       },
     });
 
-    enter('done');
     progress.status = 'committed';
     upsertSearchAttributes([{ key: STATUS, value: 'committed' }]);
+
+    // Retention, under this workflow's lock. The backup is committed: a failure here is logged, not undone.
+    enter('prune');
+    let pruned: BackupResult['pruned'];
+    try {
+      const result = await transfer.prune({ deployment: input.deployment });
+      pruned = { removed: result.removed, blobsRemoved: result.blobsRemoved };
+    } catch (err) {
+      log.warn('pruning old backups failed; the next backup tries again', { error: (err as Error).message });
+    }
+    enter('done');
     return {
       backupId,
       deployment: input.deployment,
@@ -131,6 +141,7 @@ export async function backupWorkflow(input: BackupInput): Promise<BackupResult> 
       dumpBytes: capture.db.plaintextBytes,
       recordings: { objects: sync.objects, bytes: sync.bytes, copiedObjects: sync.copiedObjects + sync.resumedObjects, copiedBytes: sync.copiedBytes, reusedObjects: sync.reusedObjects },
       verify,
+      ...(pruned ? { pruned } : {}),
     };
   } catch (err) {
     const failedStep = progress.step;

@@ -23,7 +23,11 @@ export async function readManifest(location: BackupLocation, deployment: string,
 }
 
 /** Every committed backup of a deployment across the locations, newest first. */
-export async function listBackups(locations: readonly BackupLocation[], deployment: string): Promise<CatalogEntry[]> {
+/**
+ * `strict`: a location that cannot be listed, or a manifest that cannot be read, is an error instead of a gap;
+ * whoever deletes by what the catalog does not hold (retention) must not mistake an outage for absence.
+ */
+export async function listBackups(locations: readonly BackupLocation[], deployment: string, options: { strict?: boolean } = {}): Promise<CatalogEntry[]> {
   const entries = new Map<string, CatalogEntry>();
   for (const location of locations) {
     let keys: string[] = [];
@@ -31,7 +35,8 @@ export async function listBackups(locations: readonly BackupLocation[], deployme
       for await (const item of location.list(backupsPrefix(deployment))) {
         if (parseManifestKey(deployment, item.key)) keys.push(item.key);
       }
-    } catch {
+    } catch (err) {
+      if (options.strict) throw err;
       keys = [];
     }
     for (const key of keys) {
@@ -44,6 +49,7 @@ export async function listBackups(locations: readonly BackupLocation[], deployme
           entry.locations.push(location.name);
         }
       } catch (err) {
+        if (options.strict) throw err;
         entry.problems.push({ location: location.name, message: (err as Error).message });
       }
       entries.set(backupId, entry);

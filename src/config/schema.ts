@@ -104,6 +104,16 @@ export const configSchema = z
         rpoHours: z.number().positive().max(24 * 365).default(24),
       })
       .prefault({}),
+    /**
+     * Which committed backups to keep: any of the newest `keepLast`, and any younger than `keepDays`; the newest is
+     * always kept. Pruning runs at the end of every backup, under the same lock.
+     */
+    retention: z
+      .object({
+        keepLast: z.number().int().min(1).default(30),
+        keepDays: z.number().min(0).default(30),
+      })
+      .prefault({}),
     api: z
       .object({
         host: z.string().default('127.0.0.1'),
