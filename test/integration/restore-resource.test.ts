@@ -107,7 +107,10 @@ describe('restore of one resource', () => {
     expect(await sql(secretsQuery, [resourceId])).toEqual(secretsBefore);
     // Its recordings are back in the bucket, byte for byte (same ETag).
     expect(report.recordings!.restored).toBe(recordingsBefore.size);
-    expect(await recordingsOf(resourceId)).toEqual(recordingsBefore);
+    // The smoke test may have launched its session on this very resource: its new recording is not the backup's.
+    const after = await recordingsOf(resourceId);
+    for (const key of after.keys()) if (key.includes(report.smokeTest!.sessionId)) after.delete(key);
+    expect(after).toEqual(recordingsBefore);
 
     // What came after the backup is all still there.
     expect((await f.api('GET', `/resources/${newer.id}`)).json).toEqual(newerDetail);
