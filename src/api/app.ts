@@ -113,7 +113,7 @@ export function buildApi(options: ApiOptions): FastifyInstance {
 
   app.setErrorHandler((error, _request, reply) => {
     if (error instanceof VaultpamBackupError) {
-      const status = error.code === 'VPB_ERR_INPUT_INVALID' ? 400 : error.code === 'VPB_ERR_BACKUP_RUNNING' ? 409 : error.code === 'VPB_ERR_BACKUP_NOT_FOUND' ? 404 : 502;
+      const status = error.code === 'VPB_ERR_INPUT_INVALID' ? 400 : error.code === 'VPB_ERR_BACKUP_RUNNING' ? 409 : error.code === 'VPB_ERR_STEP_FAILED' ? 422 : 502;
       return sendError(reply, status, error.code, error.message);
     }
     const fastifyError = error as { statusCode?: number; code?: string; message: string };

@@ -1,4 +1,6 @@
 // One catalogue of the orchestrator's errors: a stable code an operator can search for, and a message template.
+// Lower layers keep their own families in their errors files (VPB_ERR_PG_* in src/postgres, storage and crypto
+// codes in src/storage and src/crypto, VPB_ERR_RESTORE_* in src/restore); workflows fail with ApplicationFailure types.
 
 export const errorCatalogue = {
   VPB_ERR_CONFIG_INVALID: 'The configuration is invalid: %s',
@@ -10,10 +12,7 @@ export const errorCatalogue = {
   VPB_ERR_CONTROL_PLANE_UNREACHABLE: 'The VaultPAM control plane at %s cannot be reached: %s. Is the service running? (local stack: `vaultpam-backup stack up`)',
   VPB_ERR_SERVICE_COMMAND: 'The service command %s failed: %s',
   VPB_ERR_TEMPORAL_UNREACHABLE: 'Temporal at %s cannot be reached: %s. Start it (`vaultpam-backup stack up`) or set temporal.address',
-  VPB_ERR_LOCATIONS: 'Backup locations: %s',
   VPB_ERR_BACKUP_RUNNING: 'A backup of %s is already running: workflow %s',
-  VPB_ERR_BACKUP_NOT_FOUND: 'No backup %s in any location',
-  VPB_ERR_BACKUP_CORRUPT: 'Backup %s is corrupt at %s: %s',
   VPB_ERR_STEP_FAILED: 'Step %s failed: %s',
 } as const;
 
