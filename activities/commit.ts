@@ -1,17 +1,21 @@
 // Preparing a backup (locations, data key, the backup it builds on), committing it (manifest last, everywhere),
 // and discarding a failed one so the catalog never shows it.
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import { listBackups } from '../src/catalog/catalog';
+import { listBackups, writeManifest } from '../src/catalog/catalog';
 import { ensureDataKey, loadDataKey, readWrappedKey } from '../src/catalog/data-key';
 import type { Artifact, Manifest } from '../src/catalog/manifest';
 import { MANIFEST_FORMAT } from '../src/catalog/manifest';
+import { ownBlobOf } from '../src/catalog/recording-blobs';
+import { readRecordingsListing } from '../src/catalog/recordings-index';
 import type { Dependencies } from '../src/runtime/dependencies';
 import { backupPrefix, blobKey, manifestKey } from '../src/storage';
 import type { PrepareResult } from '../workflows/backup-types';
-import { TaskPool, backupDataKey, blobIdOf, blobSealedWith, deriveBlobKey, primaryLocation, type ListingEntry } from './backup-context';
-import { loadIndexKeys, readJsonLines } from './sync';
+import { backupDataKey, primaryLocation } from './backup-context';
 
-export type ManifestDraft = Omit<Manifest, 'format' | 'encryption' | 'committedAt'>;
+export type ManifestDraft = Omit<Manifest, 'format' | 'encryption' | 'committedAt' | 'authentication'>;
+
+/** Objects deleted per request while a failed backup is discarded. */
+const DELETE_BATCH = 500;
 
 export function createCommitActivities(deps: Dependencies) {
   return {
@@ -27,7 +31,8 @@ export function createCommitActivities(deps: Dependencies) {
       }
       for (const location of locations) await location.ensureReady();
       await ensureDataKey(primaryLocation(deps), input.deployment, input.backupId, deps.keyRing());
-      const [previous] = await listBackups(locations, input.deployment);
+      // Only an authentic manifest can be built on: its index names the blobs and keys this backup will share.
+      const [previous] = await listBackups(locations, input.deployment, { keyRing: deps.keyRing() });
       return {
         primary: locations[0]!.name,
         locations: locations.map((l) => ({ name: l.name, region: l.region })),
@@ -41,22 +46,22 @@ export function createCommitActivities(deps: Dependencies) {
       const dataKey = await readWrappedKey(primaryLocation(deps), deployment, backupId);
       if (!dataKey) throw ApplicationFailure.create({ type: 'BackupCorrupt', message: `the data key of backup ${backupId} is missing from the primary location`, nonRetryable: true });
       const committedAt = deps.now().toISOString();
-      const manifest: Manifest = { format: MANIFEST_FORMAT, ...input.draft, committedAt, encryption: { cipher: 'AES-256-GCM', framing: 'VPB1', dataKey } };
-      const body = Buffer.from(JSON.stringify(manifest, null, 2));
-      for (const location of deps.locations()) await location.put(manifestKey(deployment, backupId), body);
+      const manifest: Omit<Manifest, 'authentication'> = { format: MANIFEST_FORMAT, ...input.draft, committedAt, encryption: { cipher: 'AES-256-GCM', framing: 'VPB1', dataKey } };
+      for (const location of deps.locations()) await writeManifest(location, manifest, deps.keyRing());
       return { committedAt, locations: deps.locations().map((l) => l.name) };
     },
 
     /**
      * Compensation: manifests first (so no location ever shows a backup whose parts are going), then the blobs this
-     * backup wrote (recognised by their key check; shared blobs of committed backups are kept), then the rest.
+     * backup sealed under its own key (their names bind that key, so no committed backup can name one of them), then
+     * the rest of its folder. Blobs it shares with earlier backups have other names and are never touched.
      */
-    async discardBackup(input: { deployment: string; backupId: string; previousBackupId?: string; listing?: Artifact }): Promise<{ deletedObjects: number }> {
+    async discardBackup(input: { deployment: string; backupId: string; listing?: Artifact }): Promise<{ deletedObjects: number }> {
       const ctx = Context.current();
       const locations = deps.locations();
-      const key = manifestKey(input.deployment, input.backupId);
-      for (const location of locations) await location.delete([key]);
+      for (const location of locations) await location.delete([manifestKey(input.deployment, input.backupId)]);
       let deleted = 0;
+      const beat = (phase: string) => ctx.heartbeat({ phase, deleted });
 
       if (input.listing) {
         let dataKey: Buffer | undefined;
@@ -67,24 +72,18 @@ export function createCommitActivities(deps: Dependencies) {
         }
         const listingReadable = dataKey && (await primaryLocation(deps).stat(input.listing.key));
         if (dataKey && listingReadable) {
-          const previous = input.previousBackupId ? await loadIndexKeys(deps, input.deployment, input.previousBackupId) : new Map<string, string>();
-          const pool = new TaskPool(16);
-          for await (const entry of readJsonLines<ListingEntry>(primaryLocation(deps), input.listing, dataKey)) {
-            const id = blobIdOf(entry);
-            if (previous.has(id)) continue;
-            const sealKey = deriveBlobKey(dataKey, id);
-            await pool.run(async () => {
-              for (const location of locations) {
-                const k = blobKey(input.deployment, id);
-                if (await blobSealedWith(location, k, sealKey)) {
-                  await location.delete([k]);
-                  deleted += 1;
-                }
-              }
-              ctx.heartbeat({ deleted });
-            });
+          let batch: string[] = [];
+          const flush = async () => {
+            for (const location of locations) await location.delete(batch);
+            deleted += batch.length;
+            batch = [];
+            beat('blobs');
+          };
+          for await (const entry of readRecordingsListing(primaryLocation(deps), input.listing, dataKey)) {
+            batch.push(blobKey(input.deployment, ownBlobOf(dataKey, entry).blob));
+            if (batch.length >= DELETE_BATCH) await flush();
           }
-          await pool.drain();
+          if (batch.length) await flush();
         }
       }
 
@@ -93,6 +92,7 @@ export function createCommitActivities(deps: Dependencies) {
         for await (const item of location.list(backupPrefix(input.deployment, input.backupId))) keys.push(item.key);
         if (keys.length) await location.delete(keys);
         deleted += keys.length;
+        beat('artifacts');
       }
       return { deletedObjects: deleted };
     },

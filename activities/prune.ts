@@ -3,9 +3,8 @@ import { Context } from '@temporalio/activity';
 import { listBackups } from '../src/catalog/catalog';
 import { unwrapKey } from '../src/crypto';
 import type { Dependencies } from '../src/runtime/dependencies';
-import { backupPrefix, blobsPrefix, manifestKey } from '../src/storage';
-import type { IndexEntry } from './backup-context';
-import { readJsonLines } from './sync';
+import { readRecordingsIndex } from '../src/catalog/recordings-index';
+import { backupPrefix, blobsPrefix, manifestKey, parseBlobKey } from '../src/storage';
 
 export interface PruneResult {
   kept: number;
@@ -23,7 +22,7 @@ export function createPruneActivities(deps: Dependencies) {
       const ctx = Context.current();
       const { keepLast, keepDays } = deps.config.retention;
       const locations = deps.locations();
-      const catalog = await listBackups(locations, input.deployment, { strict: true });
+      const catalog = await listBackups(locations, input.deployment, { strict: true, keyRing: deps.keyRing() });
       const now = deps.now().getTime();
       const expired = catalog.filter((entry, i) => i >= keepLast && now - new Date(entry.manifest.startedAt).getTime() > keepDays * 86_400_000 && i > 0);
       const kept = catalog.filter((e) => !expired.includes(e));
@@ -44,15 +43,23 @@ export function createPruneActivities(deps: Dependencies) {
       for (const entry of kept) {
         const holder = locations.find((l) => entry.locations.includes(l.name))!;
         const dataKey = unwrapKey(entry.manifest.encryption.dataKey, deps.keyRing());
-        for await (const line of readJsonLines<IndexEntry>(holder, entry.manifest.artifacts.recordingsIndex, dataKey)) referenced.add(line.b);
-        ctx.heartbeat({ marking: entry.backupId, referenced: referenced.size });
+        for await (const line of readRecordingsIndex(holder, entry.manifest.artifacts.recordingsIndex, dataKey)) {
+          referenced.add(line.blob);
+          if (referenced.size % 5000 === 0) ctx.heartbeat({ phase: 'mark', marking: entry.backupId, referenced: referenced.size });
+        }
+        ctx.heartbeat({ phase: 'mark', marking: entry.backupId, referenced: referenced.size });
       }
       let blobsRemoved = 0;
       const prefix = blobsPrefix(input.deployment);
       for (const location of locations) {
         let batch: string[] = [];
+        let listed = 0;
         for await (const item of location.list(prefix)) {
-          if (referenced.has(item.key.slice(item.key.lastIndexOf('/') + 1))) continue;
+          listed += 1;
+          if (listed % 5000 === 0) ctx.heartbeat({ phase: 'sweep', location: location.name, listed, blobsRemoved });
+          const name = parseBlobKey(input.deployment, item.key);
+          // Anything under blobs/ that is not a blob name (a driver's temporary file) is not ours to judge.
+          if (name === undefined || referenced.has(name)) continue;
           batch.push(item.key);
           if (batch.length === 500) {
             await location.delete(batch);

@@ -3,12 +3,13 @@ import { Context, activityInfo } from '@temporalio/activity';
 import { Meter } from '../src/catalog/artifacts';
 import { DATA_KEY_ARTIFACT } from '../src/catalog/data-key';
 import type { Artifact } from '../src/catalog/manifest';
+import { readRecordingsIndex, type IndexEntry } from '../src/catalog/recordings-index';
+import { CiphertextCheck } from '../src/crypto/ciphertext-check';
 import { encryptedSize } from '../src/crypto/frame-format';
 import type { Dependencies } from '../src/runtime/dependencies';
-import { backupKey, blobKey, type BackupLocation } from '../src/storage';
+import { backupKey, blobKey, isNotFound, type BackupLocation } from '../src/storage';
 import type { ReplicateResult } from '../workflows/backup-types';
-import { TaskPool, backupDataKey, locationByName, primaryLocation, type IndexEntry } from './backup-context';
-import { readJsonLines } from './sync';
+import { TaskPool, backupDataKey, locationByName, primaryLocation } from './backup-context';
 import { verifyChecksums } from './verify';
 
 async function copyObject(from: BackupLocation, to: BackupLocation, key: string, size?: number, onBytes?: () => void): Promise<number> {
@@ -18,6 +19,39 @@ async function copyObject(from: BackupLocation, to: BackupLocation, key: string,
   source.on('error', (err) => body.destroy(err));
   await to.put(key, body, size);
   return meter.bytes;
+}
+
+/**
+ * Copies a blob's ciphertext as is (no re-encryption, so its name and key stay valid) while opening it alongside: a
+ * source that is damaged or sealed under another key fails the upload, which then leaves nothing at `to`.
+ */
+export async function copyBlobVerified(from: BackupLocation, to: BackupLocation, deployment: string, entry: IndexEntry, onBytes?: () => void): Promise<number> {
+  const key = blobKey(deployment, entry.blob);
+  const check = new CiphertextCheck(Buffer.from(entry.blobKey, 'base64'));
+  const meter = new Meter(onBytes, false);
+  const source = await from.get(key);
+  const body = source.pipe(meter).pipe(check);
+  source.on('error', (err) => body.destroy(err));
+  meter.on('error', (err) => body.destroy(err));
+  await to.put(key, body, encryptedSize(entry.size));
+  if (check.plaintextBytes !== entry.size) throw new Error(`blob ${entry.blob} of recording ${entry.key} opens to ${check.plaintextBytes} bytes, the index says ${entry.size}`);
+  return meter.bytes;
+}
+
+/**
+ * Copies a blob to `to` from the first of `sources` whose copy opens whole; throws naming every source's problem when
+ * none does.
+ */
+export async function copyBlobFromAny(sources: readonly BackupLocation[], to: BackupLocation, deployment: string, entry: IndexEntry, onBytes?: () => void): Promise<{ from: string; bytes: number }> {
+  const problems: string[] = [];
+  for (const from of sources) {
+    try {
+      return { from: from.name, bytes: await copyBlobVerified(from, to, deployment, entry, onBytes) };
+    } catch (err) {
+      problems.push(`${from.name}: ${isNotFound(err) ? 'missing' : (err as Error).message}`);
+    }
+  }
+  throw new Error(`no good copy of the blob of recording ${entry.key} (${entry.blob}): ${problems.join('; ')}`);
 }
 
 interface ReplicateCheckpoint {
@@ -36,23 +70,25 @@ export function createReplicateActivities(deps: Dependencies) {
       await to.ensureReady();
       const dataKey = await backupDataKey(deps, input.deployment, input.backupId);
       const state: ReplicateCheckpoint = (activityInfo().heartbeatDetails as ReplicateCheckpoint | undefined) ?? { blobsDone: 0, blobsCopied: 0, blobsPresent: 0, bytesCopied: 0 };
+      // A blob the primary lacks or holds damaged is taken from any other location that holds it whole.
+      const sources = [from, ...deps.locations().filter((l) => l.name !== from.name && l.name !== to.name)];
 
       const beat = () => ctx.heartbeat({ ...state });
       // Blobs first: a location never holds an index that points at blobs it lacks.
       const done = new Set<number>();
       const pool = new TaskPool(deps.config.backup.concurrency);
       let seq = -1;
-      for await (const entry of readJsonLines<IndexEntry>(from, input.artifacts.recordingsIndex, dataKey)) {
+      for await (const entry of readRecordingsIndex(from, input.artifacts.recordingsIndex, dataKey)) {
         seq += 1;
         if (seq < state.blobsDone) continue;
         const mine = seq;
         await pool.run(async () => {
-          const key = blobKey(input.deployment, entry.b);
-          const size = encryptedSize(entry.s);
-          const there = await to.stat(key);
-          if (there && there.size === size) state.blobsPresent += 1;
+          // A blob's name binds its key: one present whole under that name is this very blob (its bytes are `check`'s
+          // to read in rotating slices); one missing or of another size is copied, opened on the way.
+          const there = await to.stat(blobKey(input.deployment, entry.blob));
+          if (there && there.size === encryptedSize(entry.size)) state.blobsPresent += 1;
           else {
-            state.bytesCopied += await copyObject(from, to, key, size, beat);
+            state.bytesCopied += (await copyBlobFromAny(sources, to, input.deployment, entry, beat)).bytes;
             state.blobsCopied += 1;
           }
           done.add(mine);

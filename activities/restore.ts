@@ -16,7 +16,8 @@ import type { Dependencies } from '../src/runtime/dependencies';
 import { blobKey, isNotFound, type BackupLocation } from '../src/storage';
 import type { ConnectorInventory } from '../src/vaultpam/admin-api-schema';
 import type { ResolvedBackup } from '../workflows/restore-types';
-import { TaskPool, backupDataKey, locationByName, primaryLocation, type IndexEntry } from './backup-context';
+import { readRecordingsIndex, type IndexEntry } from '../src/catalog/recordings-index';
+import { TaskPool, backupDataKey, locationByName, primaryLocation } from './backup-context';
 import { CLOCK_MARKER } from './dump';
 import { readJsonLines } from './sync';
 import { verifyChecksums } from './verify';
@@ -85,17 +86,17 @@ export function createRestoreActivities(deps: Dependencies) {
   /** Decrypts one recording blob of a backup into the target bucket under its original key. */
   async function putRecording(target: TargetName, location: BackupLocation, deployment: string, entry: IndexEntry): Promise<void> {
     const { client, bucket } = recordings(target);
-    const source = await location.get(blobKey(deployment, entry.b));
-    const plain = source.pipe(createDecryptStream(Buffer.from(entry.bk, 'base64')));
+    const source = await location.get(blobKey(deployment, entry.blob));
+    const plain = source.pipe(createDecryptStream(Buffer.from(entry.blobKey, 'base64')));
     source.on('error', (err) => plain.destroy(err));
-    await client.putObject(bucket, entry.k, plain, entry.s);
+    await client.putObject(bucket, entry.key, plain, entry.size);
   }
 
   return {
     /** Restore step 1: the backup (by id or time), verified at one location, else at the next. Touches nothing. */
     async resolveBackup(input: { deployment: string; backupId?: string; at?: string }): Promise<ResolvedBackup> {
       if (!input.backupId === !input.at) throw failure('RestoreInputInvalid', 'give either a backup id or a time (--at), not both');
-      const catalog = await listBackups(deps.locations(), input.deployment);
+      const catalog = await listBackups(deps.locations(), input.deployment, { keyRing: deps.keyRing() });
       let chosen = input.backupId ? catalog.find((e) => e.backupId === input.backupId) : undefined;
       if (input.at) {
         const at = new Date(input.at);
@@ -241,7 +242,7 @@ export function createRestoreActivities(deps: Dependencies) {
       if (!plan) {
         // The backup's index (key -> etag) against the live listing; both fit in memory as keys and tags only.
         const wanted = new Map<string, string>();
-        for await (const e of readJsonLines<IndexEntry>(source, input.backup.artifacts.recordingsIndex, dataKey)) wanted.set(e.k, e.e);
+        for await (const e of readRecordingsIndex(source, input.backup.artifacts.recordingsIndex, dataKey)) wanted.set(e.key, e.etag);
         const entries: PlanEntry[] = [];
         const listing = client.listObjectsV2(bucket, '', true) as AsyncIterable<{ name?: string; etag?: string }>;
         const seen = new Set<string>();
@@ -280,8 +281,8 @@ export function createRestoreActivities(deps: Dependencies) {
       }
       let restored = 0;
       const pool = new TaskPool(deps.config.backup.concurrency);
-      for await (const entry of readJsonLines<IndexEntry>(source, input.backup.artifacts.recordingsIndex, dataKey)) {
-        if (!toRestore.has(entry.k)) continue;
+      for await (const entry of readRecordingsIndex(source, input.backup.artifacts.recordingsIndex, dataKey)) {
+        if (!toRestore.has(entry.key)) continue;
         await pool.run(async () => {
           await putRecording(input.target, source, input.deployment, entry);
           restored += 1;
@@ -406,9 +407,9 @@ export function createRestoreActivities(deps: Dependencies) {
         }
         const { client, bucket } = recordings(input.target);
         let recordingsRestored = 0;
-        for await (const entry of readJsonLines<IndexEntry>(location, input.backup.artifacts.recordingsIndex, dataKey)) {
-          if (!keys.has(entry.k)) continue;
-          if (await client.statObject(bucket, entry.k).catch(() => undefined)) continue;
+        for await (const entry of readRecordingsIndex(location, input.backup.artifacts.recordingsIndex, dataKey)) {
+          if (!keys.has(entry.key)) continue;
+          if (await client.statObject(bucket, entry.key).catch(() => undefined)) continue;
           await putRecording(input.target, location, input.deployment, entry);
           recordingsRestored += 1;
         }

@@ -1,53 +1,43 @@
-// Seed steps 3 and 5a: list the recordings at the consistent point, then copy only what no earlier backup holds,
-// concurrently, encrypted per blob, resumable after a crash without copying a finished object again.
-import { createInterface } from 'node:readline';
+// Seed steps 3 and 5a: list the recordings at the consistent point, then copy only what the previous backup does not
+// hold, concurrently, encrypted per blob, resumable after a crash without copying a finished object again.
 import { Readable } from 'node:stream';
 import { Context, activityInfo } from '@temporalio/activity';
 import type { TargetName } from '../src/config/load';
-import { openArtifact, writeArtifact, Meter } from '../src/catalog/artifacts';
+import { Meter, writeArtifact } from '../src/catalog/artifacts';
 import { readManifest } from '../src/catalog/catalog';
+import { jsonLine, readJsonLines } from '../src/catalog/json-lines';
 import type { Artifact } from '../src/catalog/manifest';
+import { blobSealedWith, ownBlobOf, recordingIdentity } from '../src/catalog/recording-blobs';
+import { readRecordingsIndex, readRecordingsListing, type IndexEntry, type RecordingEntry } from '../src/catalog/recordings-index';
 import { createEncryptStream, unwrapKey } from '../src/crypto';
 import { encryptedSize } from '../src/crypto/frame-format';
 import type { Dependencies } from '../src/runtime/dependencies';
-import { backupKey, blobKey, type BackupLocation } from '../src/storage';
+import { backupKey, blobKey } from '../src/storage';
 import type { RecordingsSnapshot, SyncResult } from '../workflows/backup-types';
+import { TaskPool, backupDataKey, primaryLocation } from './backup-context';
 import { CLOCK_MARKER } from './dump';
-import {
-  TaskPool,
-  backupDataKey,
-  blobIdOf,
-  blobSealedWith,
-  deriveBlobKey,
-  primaryLocation,
-  type IndexEntry,
-  type ListingEntry,
-} from './backup-context';
+import { OrderedWindow } from '../src/streams/ordered-window';
+import { SortedCursor } from '../src/streams/sorted-cursor';
+
+export { readJsonLines };
 
 export const LISTING_ARTIFACT = 'recordings.listing.enc';
 export const INDEX_ARTIFACT = 'recordings.index.enc';
 
-/** Lines of a JSON-lines artifact, decrypted and checked, one at a time (flat memory whatever the count). */
-export async function* readJsonLines<T>(location: BackupLocation, artifact: Artifact, dataKey: Buffer): AsyncGenerator<T> {
-  const stream = await openArtifact(location, artifact, dataKey);
-  const lines = createInterface({ input: stream, crlfDelay: Infinity });
-  for await (const line of lines) {
-    if (line.length > 0) yield JSON.parse(line) as T;
-  }
-}
-
-/** blob id -> blob key of the backup a new one builds on: unchanged recordings are shared, not copied. */
-export async function loadIndexKeys(deps: Dependencies, deployment: string, backupId: string): Promise<Map<string, string>> {
-  const keys = new Map<string, string>();
-  // The first location holding a readable manifest of that backup.
+/**
+ * The previous backup's index, read alongside the new listing: both are in the bucket's key order, so "does the
+ * previous backup hold this recording?" is a merge, with memory flat in the number of recordings.
+ */
+export async function previousIndexCursor(deps: Dependencies, deployment: string, backupId: string | undefined): Promise<SortedCursor<IndexEntry>> {
+  if (!backupId) return SortedCursor.empty();
+  // The first location holding a readable, authentic manifest of that backup.
   for (const location of deps.locations()) {
-    const manifest = await readManifest(location, deployment, backupId).catch(() => undefined);
+    const manifest = await readManifest(location, deployment, backupId, { keyRing: deps.keyRing() }).catch(() => undefined);
     if (!manifest) continue;
     const dataKey = unwrapKey(manifest.encryption.dataKey, deps.keyRing());
-    for await (const entry of readJsonLines<IndexEntry>(location, manifest.artifacts.recordingsIndex, dataKey)) keys.set(entry.b, entry.bk);
-    break;
+    return new SortedCursor(readRecordingsIndex(location, manifest.artifacts.recordingsIndex, dataKey), (e) => e.key);
   }
-  return keys;
+  return SortedCursor.empty();
 }
 
 /** The syncRecordings checkpoint as it travels in heartbeat details. */
@@ -58,8 +48,12 @@ export interface SyncCheckpoint {
   copiedBytes: number;
   reusedObjects: number;
   resumedObjects: number;
+  /** Recordings the previous backup holds but whose blob was missing or damaged here: copied again under this backup's key. */
+  healedObjects: number;
   bytes: number;
 }
+
+type Outcome = 'copied' | 'resumed' | 'reused' | 'healed';
 
 export function createSyncActivities(deps: Dependencies) {
   return {
@@ -83,8 +77,8 @@ export function createSyncActivities(deps: Dependencies) {
           objects += 1;
           bytes += item.size ?? 0;
           if (objects % 1000 === 0) ctx.heartbeat({ phase: 'listing', objects });
-          const entry: ListingEntry = { k: item.name, s: item.size ?? 0, e: (item.etag ?? '').replace(/"/g, '') };
-          yield Buffer.from(`${JSON.stringify(entry)}\n`);
+          const entry: RecordingEntry = { key: item.name, size: item.size ?? 0, etag: (item.etag ?? '').replace(/"/g, '') };
+          yield jsonLine(entry);
         }
       }
       const listing = await writeArtifact(primaryLocation(deps), backupKey(input.deployment, input.backupId, LISTING_ARTIFACT), Readable.from(lines()), dataKey, {
@@ -93,6 +87,13 @@ export function createSyncActivities(deps: Dependencies) {
       return { objects, bytes, newerThanPoint, listing };
     },
 
+    /**
+     * Each recording of the listing ends up in a blob at the primary location, and the index names it:
+     * - held by the previous backup and its blob is there: shared (the previous index's blob and key);
+     * - otherwise: sealed under a key derived from this backup's data key, in a blob whose name binds that key, so
+     *   no blob that a committed backup reads is ever written again.
+     * The index is written in listing order as entries finish; a retry skips the copies its last heartbeat covered.
+     */
     async syncRecordings(input: { deployment: string; backupId: string; target: TargetName; previousBackupId?: string; listing: Artifact }): Promise<SyncResult> {
       const ctx = Context.current();
       const signal = ctx.cancellationSignal;
@@ -100,21 +101,25 @@ export function createSyncActivities(deps: Dependencies) {
       const client = deps.recordingsClient(input.target);
       const bucket = deps.deployment(input.target).recordings.bucket;
       const dataKey = await backupDataKey(deps, input.deployment, input.backupId);
-      const previous = input.previousBackupId ? await loadIndexKeys(deps, input.deployment, input.previousBackupId) : new Map<string, string>();
-      const resume = activityInfo().heartbeatDetails as SyncCheckpoint | undefined;
-      const state: SyncCheckpoint = resume ?? { processed: 0, copiedObjects: 0, copiedBytes: 0, reusedObjects: 0, resumedObjects: 0, bytes: 0 };
+      const previous = await previousIndexCursor(deps, input.deployment, input.previousBackupId);
+      const resume = activityInfo().heartbeatDetails as Partial<SyncCheckpoint> | undefined;
+      const state: SyncCheckpoint = { processed: 0, copiedObjects: 0, copiedBytes: 0, reusedObjects: 0, resumedObjects: 0, healedObjects: 0, bytes: 0, ...resume };
+      const skipBefore = state.processed;
 
       // The checkpoint's counters cover exactly the entries before `processed`: an entry finished out of order is
       // counted only when every entry before it is done, so a retry starting at `processed` never counts it twice.
-      const finished = new Map<number, { outcome: 'copied' | 'resumed' | 'reused'; bytes: number }>();
+      const finished = new Map<number, { outcome: Outcome; bytes: number }>();
       const beat = () => ctx.heartbeat({ ...state });
-      const markDone = (seq: number, outcome: 'copied' | 'resumed' | 'reused', bytes: number) => {
+      const markDone = (seq: number, outcome: Outcome, bytes: number) => {
         finished.set(seq, { outcome, bytes });
         for (let next = finished.get(state.processed); next; next = finished.get(state.processed)) {
           finished.delete(state.processed);
           if (next.outcome === 'reused') state.reusedObjects += 1;
           else if (next.outcome === 'copied') state.copiedObjects += 1;
-          else state.resumedObjects += 1;
+          else if (next.outcome === 'healed') {
+            state.copiedObjects += 1;
+            state.healedObjects += 1;
+          } else state.resumedObjects += 1;
           // A resumed object was copied by this backup, in an attempt that died before recording it: its bytes count.
           if (next.outcome !== 'reused') state.copiedBytes += next.bytes;
           state.bytes += next.bytes;
@@ -123,44 +128,59 @@ export function createSyncActivities(deps: Dependencies) {
         beat();
       };
 
-      async function copyOne(entry: ListingEntry, blobId: string): Promise<'copied' | 'resumed'> {
-        const key = blobKey(input.deployment, blobId);
-        const sealKey = deriveBlobKey(dataKey, blobId);
+      /** The recording sealed under this backup's own key: copied, or found whole from a killed attempt. */
+      async function copyOwn(entry: RecordingEntry, alreadyDone: boolean): Promise<{ line: IndexEntry; outcome: 'copied' | 'resumed' }> {
+        const own = ownBlobOf(dataKey, entry);
+        const line: IndexEntry = { ...entry, blob: own.blob, blobKey: own.blobKey.toString('base64') };
+        if (alreadyDone) return { line, outcome: 'resumed' };
+        const key = blobKey(input.deployment, own.blob);
         const stat = await location.stat(key);
-        if (stat && stat.size === encryptedSize(entry.s) && (await blobSealedWith(location, key, sealKey))) return 'resumed';
-        const source = await client.getObject(bucket, entry.k);
+        if (stat && stat.size === encryptedSize(entry.size) && (await blobSealedWith(location, key, own.blobKey))) return { line, outcome: 'resumed' };
+        const source = await client.getObject(bucket, entry.key);
         // A single large recording may take longer than the heartbeat timeout: its bytes keep the heartbeat going.
         const meter = new Meter(() => beat(), false);
-        const body = source.pipe(meter).pipe(createEncryptStream(sealKey));
+        const body = source.pipe(meter).pipe(createEncryptStream(own.blobKey));
         source.on('error', (err) => body.destroy(err));
-        await location.put(key, body, encryptedSize(entry.s));
-        if (meter.bytes !== entry.s) throw new Error(`recording ${entry.k} changed while it was copied (${meter.bytes} bytes read, ${entry.s} listed)`);
-        return 'copied';
+        await location.put(key, body, encryptedSize(entry.size));
+        if (meter.bytes !== entry.size) throw new Error(`recording ${entry.key} changed while it was copied (${meter.bytes} bytes read, ${entry.size} listed)`);
+        return { line, outcome: 'copied' };
       }
 
-      const pool = new TaskPool(deps.config.backup.concurrency);
-      let seq = -1;
-      for await (const entry of readJsonLines<ListingEntry>(location, input.listing, dataKey)) {
-        seq += 1;
-        if (seq < state.processed) continue;
-        if (signal.aborted) throw signal.reason;
-        const mine = seq;
-        await pool.run(async () => {
-          const blobId = blobIdOf(entry);
-          markDone(mine, previous.has(blobId) ? 'reused' : await copyOne(entry, blobId), entry.s);
-        });
-      }
-      await pool.drain();
-
-      // The index is derived again from the listing: every blob key is either the previous backup's or re-derivable.
-      async function* indexLines(): AsyncGenerator<Buffer> {
-        for await (const entry of readJsonLines<ListingEntry>(location, input.listing, dataKey)) {
-          const b = blobIdOf(entry);
-          const line: IndexEntry = { ...entry, b, bk: previous.get(b) ?? deriveBlobKey(dataKey, b).toString('base64') };
-          yield Buffer.from(`${JSON.stringify(line)}\n`);
+      async function place(entry: RecordingEntry, held: IndexEntry | undefined, alreadyDone: boolean): Promise<{ line: IndexEntry; outcome: Outcome }> {
+        if (held) {
+          const stat = await location.stat(blobKey(input.deployment, held.blob));
+          if (stat && stat.size === encryptedSize(entry.size)) return { line: { ...entry, blob: held.blob, blobKey: held.blobKey }, outcome: 'reused' };
+          // The previous backup's blob is gone or damaged here: this backup heals the gap under a blob of its own.
+          const own = await copyOwn(entry, alreadyDone);
+          return { ...own, outcome: own.outcome === 'copied' ? 'healed' : own.outcome };
         }
+        return copyOwn(entry, alreadyDone);
+      }
+
+      const transfers = new TaskPool(deps.config.backup.concurrency);
+      const window = new OrderedWindow<IndexEntry>(deps.config.backup.concurrency * 8);
+      async function* indexLines(): AsyncGenerator<Buffer> {
+        let seq = -1;
+        for await (const entry of readRecordingsListing(location, input.listing, dataKey)) {
+          seq += 1;
+          if (signal.aborted) throw signal.reason;
+          const mine = seq;
+          const alreadyDone = mine < skipBefore;
+          const candidate = await previous.seek(entry.key);
+          const held = candidate && recordingIdentity(candidate) === recordingIdentity(entry) ? candidate : undefined;
+          const ready = window.push(
+            transfers.call(async () => {
+              const { line, outcome } = await place(entry, held, alreadyDone);
+              if (!alreadyDone) markDone(mine, outcome, entry.size);
+              return line;
+            }),
+          );
+          for (const line of await ready) yield jsonLine(line);
+        }
+        for (const line of await window.drain()) yield jsonLine(line);
       }
       const index = await writeArtifact(location, backupKey(input.deployment, input.backupId, INDEX_ARTIFACT), Readable.from(indexLines()), dataKey, { signal });
+      await previous.close();
       return {
         objects: state.processed,
         bytes: state.bytes,
@@ -168,6 +188,7 @@ export function createSyncActivities(deps: Dependencies) {
         copiedBytes: state.copiedBytes,
         reusedObjects: state.reusedObjects,
         resumedObjects: state.resumedObjects,
+        healedObjects: state.healedObjects,
         index,
       };
     },

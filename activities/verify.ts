@@ -1,5 +1,6 @@
 // Seed step 5: every artifact readable, non-empty and equal to its checksum; the dump passes pg_restore --list;
 // every recording blob present; deep: the dump restored into a scratch database has the snapshot's row counts.
+import { createHash } from 'node:crypto';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 
 import type { TargetName } from '../src/config/load';
@@ -11,9 +12,10 @@ import { createDatabase, dropDatabase, listDump, restoreDump, tableRowCounts } f
 import type { Dependencies } from '../src/runtime/dependencies';
 import { blobKey, type BackupLocation } from '../src/storage';
 import type { VerifyResult } from '../workflows/backup-types';
-import { TaskPool, backupDataKey, locationByName, type IndexEntry } from './backup-context';
+import { blobSealedWith, ownBlobOf, readBlobWhole } from '../src/catalog/recording-blobs';
+import { readRecordingsIndex, type IndexEntry } from '../src/catalog/recordings-index';
+import { TaskPool, backupDataKey, locationByName } from './backup-context';
 import { KEY_TABLES } from './dump';
-import { readJsonLines } from './sync';
 
 export interface VerifyInput {
   deployment: string;
@@ -23,6 +25,36 @@ export interface VerifyInput {
   artifacts: { db: Artifact; connectors: Artifact; recordingsIndex: Artifact };
   rowCounts: Record<string, number>;
   deep?: boolean;
+  /**
+   * Which blobs to key-check (present, right size, header sealed under the index's key): those this backup wrote
+   * (`written`, the backup's own verify: unchanged blobs are the scheduled check's) or every one (`all`).
+   * @default 'all'
+   */
+  blobs?: 'written' | 'all';
+  /**
+   * Blobs read whole and opened: a sample of those key-checked (`sample`, `verify.sampleRecordings` of them), or all.
+   * @default 'sample'
+   */
+  readData?: 'sample' | 'all';
+}
+
+/** Keeps the `size` entries with the smallest sampling rank: a stable, spread-out sample in bounded memory. */
+class Sample {
+  private readonly kept: { rank: string; entry: IndexEntry }[] = [];
+  constructor(private readonly size: number, private readonly seed: string) {}
+  offer(entry: IndexEntry): void {
+    if (this.size <= 0) return;
+    const rank = createHash('sha256').update(`${this.seed}\n${entry.blob}`).digest('hex');
+    if (this.kept.length < this.size) this.kept.push({ rank, entry });
+    else {
+      let worst = 0;
+      for (let i = 1; i < this.kept.length; i++) if (this.kept[i]!.rank > this.kept[worst]!.rank) worst = i;
+      if (rank < this.kept[worst]!.rank) this.kept[worst] = { rank, entry };
+    }
+  }
+  get entries(): IndexEntry[] {
+    return this.kept.map((k) => k.entry);
+  }
 }
 
 function corrupt(location: BackupLocation, what: string, detail: string): ApplicationFailure {
@@ -64,16 +96,36 @@ export function createVerifyActivities(deps: Dependencies) {
       if (!connectors || !Array.isArray(connectors.connectors)) throw corrupt(location, 'the connector inventory', 'it is not an inventory document');
 
       let blobsChecked = 0;
+      let blobsRead = 0;
+      const scope = input.blobs ?? 'all';
+      const readAllData = input.readData === 'all';
+      const sample = new Sample(readAllData ? 0 : deps.config.verify.sampleRecordings, input.backupId);
       const pool = new TaskPool(16);
-      for await (const entry of readJsonLines<IndexEntry>(location, input.artifacts.recordingsIndex, dataKey)) {
+      const readWhole = async (entry: IndexEntry) => {
+        try {
+          await readBlobWhole(location, input.deployment, entry, () => ctx.heartbeat({ phase: 'read', blobsRead }));
+        } catch (err) {
+          throw corrupt(location, `the blob of recording ${entry.key} (${entry.blob})`, (err as Error).message);
+        }
+        blobsRead += 1;
+      };
+      for await (const entry of readRecordingsIndex(location, input.artifacts.recordingsIndex, dataKey)) {
+        if (scope === 'written' && ownBlobOf(dataKey, entry).blob !== entry.blob) continue;
         await pool.run(async () => {
-          const stat = await location.stat(blobKey(input.deployment, entry.b));
-          if (!stat) throw corrupt(location, `the blob of recording ${entry.k}`, 'it is missing');
-          if (stat.size !== encryptedSize(entry.s)) throw corrupt(location, `the blob of recording ${entry.k}`, `${stat.size} bytes, expected ${encryptedSize(entry.s)}`);
+          const key = blobKey(input.deployment, entry.blob);
+          const what = `the blob of recording ${entry.key} (${entry.blob})`;
+          const stat = await location.stat(key);
+          if (!stat) throw corrupt(location, what, 'it is missing');
+          if (stat.size !== encryptedSize(entry.size)) throw corrupt(location, what, `${stat.size} bytes, expected ${encryptedSize(entry.size)}`);
+          if (readAllData) await readWhole(entry);
+          else if (!(await blobSealedWith(location, key, Buffer.from(entry.blobKey, 'base64')))) throw corrupt(location, what, 'its header was not sealed with the key the index names');
+          else sample.offer(entry);
           blobsChecked += 1;
-          if (blobsChecked % 500 === 0) ctx.heartbeat({ phase: 'blobs', blobsChecked });
+          if (blobsChecked % 200 === 0) ctx.heartbeat({ phase: 'blobs', blobsChecked });
         });
       }
+      await pool.drain();
+      for (const entry of sample.entries) await pool.run(() => readWhole(entry));
       await pool.drain();
 
       let deepRowCounts: Record<string, number> | undefined;
@@ -97,6 +149,7 @@ export function createVerifyActivities(deps: Dependencies) {
         verifiedAt: deps.now().toISOString(),
         dumpEntries: listing.entries,
         blobsChecked,
+        blobsRead,
         ...(deepRowCounts ? { deepRowCounts } : {}),
       };
     },
@@ -120,7 +173,7 @@ export function createCatalogActivities(deps: Dependencies) {
       const locations: CommittedBackup['locations'] = [];
       for (const location of deps.locations()) {
         try {
-          const manifest = await readManifest(location, input.deployment, input.backupId);
+          const manifest = await readManifest(location, input.deployment, input.backupId, { keyRing: deps.keyRing() });
           if (manifest) {
             found ??= manifest;
             locations.push({ name: location.name });

@@ -43,6 +43,8 @@ export interface SyncResult {
   reusedObjects: number;
   /** Objects a crashed earlier attempt had already copied: found, checked and not copied again. */
   resumedObjects: number;
+  /** Recordings the previous backup holds whose blob was missing or damaged at the primary: copied again (counted in copiedObjects). */
+  healedObjects: number;
   index: Artifact;
 }
 
@@ -51,6 +53,8 @@ export interface VerifyResult {
   verifiedAt: string;
   dumpEntries: number;
   blobsChecked: number;
+  /** Blobs read whole and opened (a sample in a backup's own verify). */
+  blobsRead: number;
   deepRowCounts?: Record<string, number>;
 }
 

@@ -63,7 +63,7 @@ export async function backupWorkflow(input: BackupInput): Promise<BackupResult> 
     enter('prepare');
     const prepared = await quick.prepareBackup(base);
     previousBackupId = prepared.previousBackupId;
-    undo.push({ name: 'discard partial artifacts', run: () => quick.discardBackup({ ...base, ...(previousBackupId ? { previousBackupId } : {}), ...(listing ? { listing } : {}) }) });
+    undo.push({ name: 'discard partial artifacts', run: () => transfer.discardBackup({ ...base, ...(listing ? { listing } : {}) }) });
 
     enter('quiesce');
     undo.push({ name: 'leave maintenance mode', run: () => quick.unquiesce({ target, backupId }) });
@@ -84,7 +84,7 @@ export async function backupWorkflow(input: BackupInput): Promise<BackupResult> 
 
     const artifacts = { db: capture.db, connectors: capture.connectors, recordingsIndex: sync.index };
     enter('verify');
-    const verify = await transfer.verifyBackup({ ...base, target, location: prepared.primary, artifacts, rowCounts: capture.postgres.rowCounts, deep: input.deep ?? false });
+    const verify = await transfer.verifyBackup({ ...base, target, location: prepared.primary, artifacts, rowCounts: capture.postgres.rowCounts, deep: input.deep ?? false, blobs: 'written', readData: 'sample' });
 
     enter('replicate');
     const others = prepared.locations.filter((l) => l.name !== prepared.primary);

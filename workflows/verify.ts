@@ -14,7 +14,7 @@ export interface VerifyReport {
   backupId: string;
   deployment: string;
   ok: boolean;
-  locations: { name: string; ok: boolean; level?: 'standard' | 'deep'; blobsChecked?: number; problem?: string }[];
+  locations: { name: string; ok: boolean; level?: 'standard' | 'deep'; blobsChecked?: number; blobsRead?: number; problem?: string }[];
 }
 
 export async function verifyWorkflow(input: { deployment: string; backupId: string; deep?: boolean }): Promise<VerifyReport> {
@@ -32,10 +32,13 @@ export async function verifyWorkflow(input: { deployment: string; backupId: stri
           location: l.name,
           artifacts: backup.artifacts,
           rowCounts: backup.rowCounts,
+          // An operator's verify of one backup reads every blob it names, at every location.
+          blobs: 'all',
+          readData: 'all',
           // A deep verify restores the dump once, from the first location holding it.
           deep: (input.deep ?? false) && l.name === holders[0]?.name,
         });
-        return { name: l.name, ok: true, level: r.level, blobsChecked: r.blobsChecked };
+        return { name: l.name, ok: true, level: r.level, blobsChecked: r.blobsChecked, blobsRead: r.blobsRead };
       } catch (err) {
         return { name: l.name, ok: false, problem: (err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message };
       }

@@ -1,7 +1,14 @@
 // The catalog is the set of manifests in the locations: it survives the loss of the database it protects.
 import { isNotFound, manifestKey, parseManifestKey, backupsPrefix, type BackupLocation } from '../storage';
+import type { KeyRing } from '../crypto';
 import { readAll } from './artifacts';
 import { parseManifest, type Manifest } from './manifest';
+import { checkManifestMac, sealManifest, type UnsealedManifest } from './manifest-mac';
+
+export interface ReadManifestOptions {
+  /** When given, the manifest's MAC is checked: an edited manifest is an error, not a backup. */
+  keyRing?: KeyRing;
+}
 
 export interface CatalogEntry {
   backupId: string;
@@ -12,14 +19,28 @@ export interface CatalogEntry {
   problems: { location: string; message: string }[];
 }
 
-export async function readManifest(location: BackupLocation, deployment: string, backupId: string): Promise<Manifest | undefined> {
+export async function readManifest(location: BackupLocation, deployment: string, backupId: string, options: ReadManifestOptions = {}): Promise<Manifest | undefined> {
   const key = manifestKey(deployment, backupId);
+  const where = `${location.describe()}/${key}`;
+  let manifest: Manifest;
   try {
-    return parseManifest((await readAll(await location.get(key))).toString('utf8'), `${location.describe()}/${key}`);
+    manifest = parseManifest((await readAll(await location.get(key))).toString('utf8'), where);
   } catch (err) {
     if (isNotFound(err)) return undefined;
     throw err;
   }
+  if (manifest.deployment !== deployment || manifest.backupId !== backupId) {
+    throw new Error(`the manifest at ${where} describes backup ${manifest.backupId} of ${manifest.deployment}: it was moved or edited`);
+  }
+  if (options.keyRing) checkManifestMac(manifest, options.keyRing, where);
+  return manifest;
+}
+
+/** The one way a manifest is written: with its MAC under the active master key. */
+export async function writeManifest(location: BackupLocation, manifest: Manifest | UnsealedManifest, keyRing: KeyRing): Promise<Manifest> {
+  const sealed = sealManifest(manifest, keyRing);
+  await location.put(manifestKey(sealed.deployment, sealed.backupId), Buffer.from(JSON.stringify(sealed, null, 2)));
+  return sealed;
 }
 
 /** Every committed backup of a deployment across the locations, newest first. */
@@ -27,7 +48,7 @@ export async function readManifest(location: BackupLocation, deployment: string,
  * `strict`: a location that cannot be listed, or a manifest that cannot be read, is an error instead of a gap;
  * whoever deletes by what the catalog does not hold (retention) must not mistake an outage for absence.
  */
-export async function listBackups(locations: readonly BackupLocation[], deployment: string, options: { strict?: boolean } = {}): Promise<CatalogEntry[]> {
+export async function listBackups(locations: readonly BackupLocation[], deployment: string, options: { strict?: boolean } & ReadManifestOptions = {}): Promise<CatalogEntry[]> {
   const entries = new Map<string, CatalogEntry>();
   for (const location of locations) {
     let keys: string[] = [];
@@ -43,7 +64,7 @@ export async function listBackups(locations: readonly BackupLocation[], deployme
       const { backupId } = parseManifestKey(deployment, key)!;
       const entry = entries.get(backupId) ?? { backupId, manifest: undefined as unknown as Manifest, locations: [], problems: [] };
       try {
-        const manifest = await readManifest(location, deployment, backupId);
+        const manifest = await readManifest(location, deployment, backupId, options);
         if (manifest) {
           entry.manifest ??= manifest;
           entry.locations.push(location.name);

@@ -2,7 +2,12 @@
 import { z } from 'zod';
 import { wrappedKeySchema } from '../crypto/envelope';
 
-export const MANIFEST_FORMAT = 1;
+/**
+ * Format 2: recordings index with named fields, blobs named by identity and key in shard folders, a MAC over the
+ * manifest. Format 1 manifests stay readable (reported as unauthenticated by `check`).
+ */
+export const MANIFEST_FORMAT = 2;
+export const MANIFEST_FORMATS = [1, 2] as const;
 
 export const artifactSchema = z.object({
   /** Key inside a location, relative to its prefix. */
@@ -18,7 +23,7 @@ export const artifactSchema = z.object({
 export type Artifact = z.infer<typeof artifactSchema>;
 
 export const manifestSchema = z.object({
-  format: z.literal(MANIFEST_FORMAT),
+  format: z.union([z.literal(1), z.literal(2)]),
   backupId: z.string(),
   deployment: z.string(),
   /** Workflow that wrote it, so the Web UI run can be found from the catalog. */
@@ -67,6 +72,11 @@ export const manifestSchema = z.object({
     deepRowCounts: z.record(z.string(), z.number().int().nonnegative()).optional(),
   }),
   locations: z.array(z.object({ name: z.string(), region: z.string() })).min(1),
+  /**
+   * HMAC-SHA256 over the rest of the manifest (canonical JSON), under a key derived from the master key `keyId`
+   * (src/catalog/manifest-mac.ts). Required from format 2 on; rotation computes it again under the new key.
+   */
+  authentication: z.object({ alg: z.literal('HMAC-SHA256'), keyId: z.string().min(1), mac: z.string().regex(/^[0-9a-f]{64}$/) }).optional(),
 });
 export type Manifest = z.infer<typeof manifestSchema>;
 
@@ -79,7 +89,7 @@ export function parseManifest(text: string, where: string): Manifest {
   }
   const parsed = manifestSchema.safeParse(json);
   if (!parsed.success) {
-    throw new Error(`the manifest at ${where} does not fit format ${MANIFEST_FORMAT}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    throw new Error(`the manifest at ${where} does not fit format ${MANIFEST_FORMATS.join(' or ')}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
   }
   return parsed.data;
 }

@@ -104,6 +104,16 @@ export const configSchema = z
         rpoHours: z.number().positive().max(24 * 365).default(24),
       })
       .prefault({}),
+    verify: z
+      .object({
+        /**
+         * Recordings a backup reads whole and opens among the blobs it wrote (the rest are key-checked); every blob is
+         * read by `check --read-data` in rotating slices.
+         * @default 16
+         */
+        sampleRecordings: z.number().int().min(0).max(100_000).default(16),
+      })
+      .prefault({}),
     /**
      * Which committed backups to keep: any of the newest `keepLast`, and any younger than `keepDays`; the newest is
      * always kept. Pruning runs at the end of every backup, under the same lock.

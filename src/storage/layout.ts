@@ -4,7 +4,8 @@ import { assertValidKey } from './object-key';
 const BACKUPS = 'backups';
 const BLOBS = 'blobs';
 const MANIFEST = 'manifest.json';
-const SHA256_HEX = /^[0-9a-f]{64}$/;
+/** A blob name: `xx/<sha256>` in its shard folder (format 2), or a bare `<sha256>` (format 1, read only). */
+const BLOB_NAME = /^(?:([0-9a-f]{2})\/)?([0-9a-f]{64})$/;
 
 function segment(value: string, what: string): string {
   if (value.length === 0 || value.includes('/')) {
@@ -39,10 +40,26 @@ export function manifestKey(deployment: string, backupId: string): string {
   return backupKey(deployment, backupId, MANIFEST);
 }
 
-/** `<deployment>/blobs/<sha256>`: content-addressed, so a blob is written once whatever the number of backups. */
-export function blobKey(deployment: string, sha256: string): string {
-  if (!SHA256_HEX.test(sha256)) throw new TypeError(`a blob id must be 64 lower-case hex digits (a SHA-256), got ${JSON.stringify(sha256)}`);
-  return `${blobsPrefix(deployment)}${sha256}`;
+/**
+ * `<deployment>/blobs/<name>`: a blob is written once and shared by every backup whose index names it. Names are
+ * `xx/<sha256>` (sharded by the first two hex digits, so no folder of a filesystem location holds millions of
+ * files) or, for repositories written before format 2, a bare `<sha256>`.
+ */
+export function blobKey(deployment: string, name: string): string {
+  const match = BLOB_NAME.exec(name);
+  if (!match || (match[1] !== undefined && match[1] !== match[2]!.slice(0, 2))) {
+    throw new TypeError(`a blob name must be "xx/<64 lower-case hex digits>" (xx its first two) or 64 hex digits (a SHA-256), got ${JSON.stringify(name)}`);
+  }
+  return `${blobsPrefix(deployment)}${name}`;
+}
+
+/** Inverse of blobKey for keys found by listing blobsPrefix(); undefined for anything that is not a blob. */
+export function parseBlobKey(deployment: string, key: string): string | undefined {
+  const prefix = blobsPrefix(deployment);
+  if (!key.startsWith(prefix)) return undefined;
+  const name = key.slice(prefix.length);
+  const match = BLOB_NAME.exec(name);
+  return match && (match[1] === undefined || match[1] === match[2]!.slice(0, 2)) ? name : undefined;
 }
 
 /** Inverse of manifestKey for keys found by listing backupsPrefix(); undefined for any other key. */

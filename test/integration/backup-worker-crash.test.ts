@@ -11,8 +11,7 @@ import { createDependencies } from '../../src/runtime/dependencies';
 import { blobsPrefix, createS3Client, type BackupLocation } from '../../src/storage';
 import type { BackupProgress, SyncResult } from '../../workflows/backup-types';
 import { STATUS } from '../../workflows/search-attributes';
-import type { IndexEntry } from '../../activities/backup-context';
-import { readJsonLines } from '../../activities/sync';
+import { readRecordingsIndex } from '../../src/catalog/recordings-index';
 import { verifyChecksums } from '../../activities/verify';
 import { ensureRecordings, isolatedConfig } from '../support/backup-fixture';
 import { stackEnv } from '../support/stack-env';
@@ -167,7 +166,7 @@ describe('backup workflow after a worker crash', () => {
       expect(manifest!.recordings.copiedObjects).toBe(total);
       const dataKey = unwrapKey(manifest!.encryption.dataKey, deps.keyRing());
       const expected = new Map<string, number>();
-      for await (const entry of readJsonLines<IndexEntry>(locations[0]!, manifest!.artifacts.recordingsIndex, dataKey)) expected.set(entry.b, encryptedSize(entry.s));
+      for await (const entry of readRecordingsIndex(locations[0]!, manifest!.artifacts.recordingsIndex, dataKey)) expected.set(entry.blob, encryptedSize(entry.size));
       expect(expected.size).toBe(total);
       for (const location of locations) await expectBlobs(location, deployment, expected);
 

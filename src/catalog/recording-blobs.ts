@@ -1,0 +1,92 @@
+// How a recording becomes a blob: its identity, the key that seals it, and the blob name that binds the two.
+import { createHash, hkdfSync } from 'node:crypto';
+import { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { HEADER_LENGTH, parseHeader } from '../crypto/frame-format';
+import { createDecryptStream } from '../crypto/stream-cipher';
+import { blobKey, isNotFound, type BackupLocation } from '../storage';
+import type { IndexEntry, RecordingEntry } from './recordings-index';
+
+/**
+ * A recording's identity: its key, ETag and size. Recordings are immutable, so the same identity is the same content,
+ * and "already copied" is a question about names, not about bytes.
+ */
+export function recordingIdentity(entry: RecordingEntry): string {
+  return createHash('sha256').update(`${entry.key}\n${entry.etag}\n${entry.size}`).digest('hex');
+}
+
+/**
+ * The key of a blob first written by a backup: derived (HKDF-SHA256) from that backup's random data key and the
+ * recording's identity, so a retried attempt derives it again and recognises its own blobs.
+ */
+export function deriveBlobKey(dataKey: Buffer, identity: string): Buffer {
+  return Buffer.from(hkdfSync('sha256', dataKey, Buffer.from(identity, 'hex'), 'vaultpam-backup recording blob v1', 32));
+}
+
+/**
+ * The blob's name binds the recording's identity to the key that seals it: sha256 of both, in one of 256 shard
+ * folders. Two backups that seal the same recording under different keys write two different blobs, so no write can
+ * ever replace a blob that a committed backup reads with one its index cannot open.
+ */
+export function blobNameFor(identity: string, blobKey: Buffer): string {
+  const keyTag = createHash('sha256').update('vaultpam-backup blob key tag\n').update(blobKey).digest('hex');
+  const name = createHash('sha256').update(`vaultpam-backup blob v2\n${identity}\n${keyTag}`).digest('hex');
+  return `${name.slice(0, 2)}/${name}`;
+}
+
+/** The blob a backup with this data key writes for a recording it copies. */
+export function ownBlobOf(dataKey: Buffer, entry: RecordingEntry): { blob: string; blobKey: Buffer } {
+  const blobKey = deriveBlobKey(dataKey, recordingIdentity(entry));
+  return { blob: blobNameFor(recordingIdentity(entry), blobKey), blobKey };
+}
+
+/** True when the object at `key` exists and its VPB1 header says it was sealed with `blobKey`. */
+export async function blobSealedWith(location: BackupLocation, key: string, blobKey: Buffer): Promise<boolean> {
+  let stream;
+  try {
+    stream = await location.get(key);
+  } catch (err) {
+    if (isNotFound(err)) return false;
+    throw err;
+  }
+  const parts: Buffer[] = [];
+  let length = 0;
+  try {
+    for await (const part of stream) {
+      parts.push(part as Buffer);
+      length += (part as Buffer).length;
+      if (length >= HEADER_LENGTH) break;
+    }
+  } finally {
+    stream.destroy();
+  }
+  try {
+    parseHeader(Buffer.concat(parts), blobKey);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Reads a blob whole and opens it under the key its index entry names: every chunk's tag is checked. Resolves with
+ * the plaintext size; throws when the blob is missing, damaged, sealed under another key or of another size.
+ */
+export async function readBlobWhole(location: BackupLocation, deployment: string, entry: IndexEntry, onBytes?: (n: number) => void): Promise<number> {
+  const opener = createDecryptStream(Buffer.from(entry.blobKey, 'base64'));
+  const stored = await location.get(blobKey(deployment, entry.blob));
+  let plaintext = 0;
+  await pipeline(
+    stored,
+    opener,
+    new Writable({
+      write(chunk: Buffer, _enc, callback) {
+        plaintext += chunk.length;
+        onBytes?.(plaintext);
+        callback();
+      },
+    }),
+  );
+  if (plaintext !== entry.size) throw new Error(`it opens to ${plaintext} bytes, the index says ${entry.size}`);
+  return plaintext;
+}

@@ -1,0 +1,70 @@
+// A forward-only cursor over a stream sorted by key: the lookup side of a merge, so nothing holds a whole listing.
+
+/** S3 lists keys in the byte order of their UTF-8 encoding; JavaScript's `<` compares UTF-16 units. */
+export function compareKeys(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+}
+
+/**
+ * Answers "the item with this key, if any" for keys asked in ascending order, reading the source once. If the source
+ * turns out not to be sorted, or keys are asked out of order, it answers "none" from then on: a merge partner that
+ * treats "none" as "not held" (copy it again) stays correct, only slower.
+ */
+export class SortedCursor<T> {
+  private readonly iterator: AsyncIterator<T> | undefined;
+  private current: T | undefined;
+  private currentKey: string | undefined;
+  private lastAsked: string | undefined;
+  private started = false;
+  private done = false;
+  /** True once the source or the questions were found out of order. */
+  unsorted = false;
+
+  constructor(
+    source: AsyncIterable<T> | undefined,
+    private readonly keyOf: (item: T) => string,
+  ) {
+    this.iterator = source?.[Symbol.asyncIterator]();
+    if (!this.iterator) this.done = true;
+  }
+
+  static empty<T>(): SortedCursor<T> {
+    return new SortedCursor<T>(undefined, () => '');
+  }
+
+  private async advance(): Promise<void> {
+    const next = await this.iterator!.next();
+    if (next.done) {
+      this.done = true;
+      this.current = undefined;
+      return;
+    }
+    const key = this.keyOf(next.value);
+    if (this.currentKey !== undefined && compareKeys(key, this.currentKey) < 0) {
+      this.unsorted = true;
+      this.done = true;
+      this.current = undefined;
+      return;
+    }
+    this.current = next.value;
+    this.currentKey = key;
+  }
+
+  /** The item whose key equals `key`, skipping every smaller one; undefined when there is none. */
+  async seek(key: string): Promise<T | undefined> {
+    if (this.lastAsked !== undefined && compareKeys(key, this.lastAsked) < 0) this.unsorted = true;
+    this.lastAsked = key;
+    if (this.unsorted || this.done) return undefined;
+    if (!this.started) {
+      this.started = true;
+      await this.advance();
+    }
+    while (!this.done && compareKeys(this.currentKey!, key) < 0) await this.advance();
+    return !this.done && this.currentKey === key ? this.current : undefined;
+  }
+
+  async close(): Promise<void> {
+    if (this.iterator?.return && !this.done) await this.iterator.return(undefined);
+    this.done = true;
+  }
+}
