@@ -21,26 +21,48 @@ async function copyObject(from: BackupLocation, to: BackupLocation, key: string,
   return meter.bytes;
 }
 
+/** A copy that failed because of its source (missing, damaged, another key): another source may do. */
+export class BlobSourceError extends Error {
+  override readonly name = 'BlobSourceError';
+}
+
 /**
  * Copies a blob's ciphertext as is (no re-encryption, so its name and key stay valid) while opening it alongside: a
- * source that is damaged or sealed under another key fails the upload, which then leaves nothing at `to`.
+ * source that is damaged or sealed under another key fails the upload, which then leaves nothing at `to`. A failure
+ * of the source is a BlobSourceError; one of the target is thrown as it is.
  */
 export async function copyBlobVerified(from: BackupLocation, to: BackupLocation, deployment: string, entry: IndexEntry, onBytes?: () => void): Promise<number> {
   const key = blobKey(deployment, entry.blob);
+  let source;
+  try {
+    source = await from.get(key);
+  } catch (err) {
+    // Missing there, or that location unreachable: either way another source may do.
+    throw new BlobSourceError(isNotFound(err) ? 'missing' : (err as Error).message);
+  }
+  let sourceFailure: Error | undefined;
   const check = new CiphertextCheck(Buffer.from(entry.blobKey, 'base64'));
   const meter = new Meter(onBytes, false);
-  const source = await from.get(key);
   const body = source.pipe(meter).pipe(check);
-  source.on('error', (err) => body.destroy(err));
-  meter.on('error', (err) => body.destroy(err));
-  await to.put(key, body, encryptedSize(entry.size));
-  if (check.plaintextBytes !== entry.size) throw new Error(`blob ${entry.blob} of recording ${entry.key} opens to ${check.plaintextBytes} bytes, the index says ${entry.size}`);
+  for (const stage of [source, meter, check]) {
+    stage.on('error', (err: Error) => {
+      sourceFailure ??= err;
+      body.destroy(err);
+    });
+  }
+  try {
+    await to.put(key, body, encryptedSize(entry.size));
+  } catch (err) {
+    if (sourceFailure) throw new BlobSourceError(sourceFailure.message);
+    throw err;
+  }
+  if (check.plaintextBytes !== entry.size) throw new BlobSourceError(`it opens to ${check.plaintextBytes} bytes, the index says ${entry.size}`);
   return meter.bytes;
 }
 
 /**
  * Copies a blob to `to` from the first of `sources` whose copy opens whole; throws naming every source's problem when
- * none does.
+ * none does. A failure to write at `to` is not the sources' fault and is thrown at once.
  */
 export async function copyBlobFromAny(sources: readonly BackupLocation[], to: BackupLocation, deployment: string, entry: IndexEntry, onBytes?: () => void): Promise<{ from: string; bytes: number }> {
   const problems: string[] = [];
@@ -48,10 +70,11 @@ export async function copyBlobFromAny(sources: readonly BackupLocation[], to: Ba
     try {
       return { from: from.name, bytes: await copyBlobVerified(from, to, deployment, entry, onBytes) };
     } catch (err) {
-      problems.push(`${from.name}: ${isNotFound(err) ? 'missing' : (err as Error).message}`);
+      if (!(err instanceof BlobSourceError)) throw err;
+      problems.push(`${from.name}: ${err.message}`);
     }
   }
-  throw new Error(`no good copy of the blob of recording ${entry.key} (${entry.blob}): ${problems.join('; ')}`);
+  throw new BlobSourceError(`no good copy of the blob of recording ${entry.key} (${entry.blob}): ${problems.join('; ')}`);
 }
 
 interface ReplicateCheckpoint {
