@@ -5,6 +5,8 @@ import { unwrapKey } from '../src/crypto';
 import type { Dependencies } from '../src/runtime/dependencies';
 import { readRecordingsIndex } from '../src/catalog/recordings-index';
 import { backupPrefix, blobsPrefix, manifestKey, parseBlobKey } from '../src/storage';
+import { sortUniqueToFile } from '../src/streams/external-sort';
+import { SortedCursor } from '../src/streams/sorted-cursor';
 
 export interface PruneResult {
   kept: number;
@@ -38,38 +40,51 @@ export function createPruneActivities(deps: Dependencies) {
         ctx.heartbeat({ removed: entry.backupId });
       }
 
-      // Mark: the blobs the remaining backups reference. Sweep: every other blob, in every location.
-      const referenced = new Set<string>();
-      for (const entry of kept) {
-        const holder = locations.find((l) => entry.locations.includes(l.name))!;
-        const dataKey = unwrapKey(entry.manifest.encryption.dataKey, deps.keyRing());
-        for await (const line of readRecordingsIndex(holder, entry.manifest.artifacts.recordingsIndex, dataKey)) {
-          referenced.add(line.blob);
-          if (referenced.size % 5000 === 0) ctx.heartbeat({ phase: 'mark', marking: entry.backupId, referenced: referenced.size });
+      // Mark: the blobs the remaining backups reference, sorted on disk (memory stays flat in the number of
+      // recordings). Sweep: a merge of that list with each location's blob listing (both in key order); every listed
+      // blob the list lacks goes.
+      let marked = 0;
+      async function* referencedNames(): AsyncGenerator<string> {
+        for (const entry of kept) {
+          const holder = locations.find((l) => entry.locations.includes(l.name))!;
+          const dataKey = unwrapKey(entry.manifest.encryption.dataKey, deps.keyRing());
+          for await (const line of readRecordingsIndex(holder, entry.manifest.artifacts.recordingsIndex, dataKey)) {
+            marked += 1;
+            if (marked % 5000 === 0) ctx.heartbeat({ phase: 'mark', marking: entry.backupId, marked });
+            yield line.blob;
+          }
+          ctx.heartbeat({ phase: 'mark', marking: entry.backupId, marked });
         }
-        ctx.heartbeat({ phase: 'mark', marking: entry.backupId, referenced: referenced.size });
       }
+      const referenced = await sortUniqueToFile(referencedNames(), { workDir: deps.config.backup.workDir });
       let blobsRemoved = 0;
-      const prefix = blobsPrefix(input.deployment);
-      for (const location of locations) {
-        let batch: string[] = [];
-        let listed = 0;
-        for await (const item of location.list(prefix)) {
-          listed += 1;
-          if (listed % 5000 === 0) ctx.heartbeat({ phase: 'sweep', location: location.name, listed, blobsRemoved });
-          const name = parseBlobKey(input.deployment, item.key);
-          // Anything under blobs/ that is not a blob name (a driver's temporary file) is not ours to judge.
-          if (name === undefined || referenced.has(name)) continue;
-          batch.push(item.key);
-          if (batch.length === 500) {
+      try {
+        const prefix = blobsPrefix(input.deployment);
+        for (const location of locations) {
+          // Strict: should either side turn out unsorted, the sweep stops rather than delete what it cannot judge.
+          const cursor = new SortedCursor(referenced.lines(), (name) => name, true);
+          let batch: string[] = [];
+          let listed = 0;
+          const flush = async () => {
             await location.delete(batch);
             blobsRemoved += batch.length;
             batch = [];
-            ctx.heartbeat({ blobsRemoved });
+            ctx.heartbeat({ phase: 'sweep', location: location.name, listed, blobsRemoved });
+          };
+          for await (const item of location.list(prefix)) {
+            listed += 1;
+            if (listed % 5000 === 0) ctx.heartbeat({ phase: 'sweep', location: location.name, listed, blobsRemoved });
+            const name = parseBlobKey(input.deployment, item.key);
+            // Anything under blobs/ that is not a blob name (a driver's temporary file) is not ours to judge.
+            if (name === undefined || (await cursor.seek(name)) !== undefined) continue;
+            batch.push(item.key);
+            if (batch.length === 500) await flush();
           }
+          if (batch.length) await flush();
+          await cursor.close();
         }
-        if (batch.length) await location.delete(batch);
-        blobsRemoved += batch.length;
+      } finally {
+        await referenced.dispose();
       }
       return { kept: kept.length, removed: expired.map((e) => e.backupId), blobsRemoved };
     },

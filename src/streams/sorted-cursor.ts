@@ -20,9 +20,14 @@ export class SortedCursor<T> {
   /** True once the source or the questions were found out of order. */
   unsorted = false;
 
+  /**
+   * `strict`: an unsorted source or out-of-order question is an error instead of "none", for a merge partner that
+   * would act on "none" by deleting.
+   */
   constructor(
     source: AsyncIterable<T> | undefined,
     private readonly keyOf: (item: T) => string,
+    private readonly strict = false,
   ) {
     this.iterator = source?.[Symbol.asyncIterator]();
     if (!this.iterator) this.done = true;
@@ -41,6 +46,7 @@ export class SortedCursor<T> {
     }
     const key = this.keyOf(next.value);
     if (this.currentKey !== undefined && compareKeys(key, this.currentKey) < 0) {
+      if (this.strict) throw new Error(`a sorted merge met "${key}" after "${this.currentKey}": its source is not in key order`);
       this.unsorted = true;
       this.done = true;
       this.current = undefined;
@@ -52,7 +58,10 @@ export class SortedCursor<T> {
 
   /** The item whose key equals `key`, skipping every smaller one; undefined when there is none. */
   async seek(key: string): Promise<T | undefined> {
-    if (this.lastAsked !== undefined && compareKeys(key, this.lastAsked) < 0) this.unsorted = true;
+    if (this.lastAsked !== undefined && compareKeys(key, this.lastAsked) < 0) {
+      if (this.strict) throw new Error(`a sorted merge was asked for "${key}" after "${this.lastAsked}": the listing is not in key order`);
+      this.unsorted = true;
+    }
     this.lastAsked = key;
     if (this.unsorted || this.done) return undefined;
     if (!this.started) {

@@ -154,3 +154,36 @@ describe('ordered window', () => {
     await expect(window.push(Promise.resolve(2))).rejects.toThrow('second failed');
   });
 });
+
+describe('external sort', () => {
+  it('sorts and de-duplicates more strings than one run holds, and leaves no file behind', async () => {
+    const { mkdtemp, readdir } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { sortUniqueToFile, sortedUnique } = await import('../../src/streams/external-sort');
+    const workDir = await mkdtemp(join(tmpdir(), 'sort-test-'));
+    const values = Array.from({ length: 2_500 }, (_, i) => ((i * 7919) % 1000).toString(16).padStart(4, '0'));
+    async function* source() {
+      yield* values;
+    }
+    const expected = [...new Set(values)].sort();
+    const out: string[] = [];
+    for await (const v of sortedUnique(source(), { workDir, runSize: 300 })) out.push(v);
+    expect(out).toEqual(expected);
+    const file = await sortUniqueToFile(source(), { workDir, runSize: 300 });
+    expect(file.count).toBe(1000);
+    const again: string[] = [];
+    for await (const v of file.lines()) again.push(v);
+    expect(again).toEqual(expected);
+    await file.dispose();
+    expect(await readdir(workDir)).toEqual([]);
+  });
+
+  it('in strict mode, refuses to merge against an unsorted side', async () => {
+    const strict = new SortedCursor(items(['a', 'c', 'b']), (i) => i.key, true);
+    await expect(strict.seek('z')).rejects.toThrow(/not in key order/);
+    const asked = new SortedCursor(items(['a', 'b']), (i) => i.key, true);
+    await asked.seek('b');
+    await expect(asked.seek('a')).rejects.toThrow(/not in key order/);
+  });
+});
