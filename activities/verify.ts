@@ -10,7 +10,8 @@ import type { Artifact } from '../src/catalog/manifest';
 import { encryptedSize } from '../src/crypto/frame-format';
 import { createDatabase, dropDatabase, listDump, restoreDump, tableRowCounts } from '../src/postgres';
 import type { Dependencies } from '../src/runtime/dependencies';
-import { blobKey, type BackupLocation } from '../src/storage';
+import { blobKey, manifestKey, type BackupLocation } from '../src/storage';
+import { checkManifestMac } from '../src/catalog/manifest-mac';
 import type { VerifyResult } from '../workflows/backup-types';
 import { blobSealedWith, ownBlobOf, readBlobWhole } from '../src/catalog/recording-blobs';
 import { readRecordingsIndex, type IndexEntry } from '../src/catalog/recordings-index';
@@ -173,12 +174,15 @@ export function createCatalogActivities(deps: Dependencies) {
       const locations: CommittedBackup['locations'] = [];
       for (const location of deps.locations()) {
         try {
-          const manifest = await readManifest(location, input.deployment, input.backupId, { keyRing: deps.keyRing() });
+          const manifest = await readManifest(location, input.deployment, input.backupId);
           if (manifest) {
+            // A manifest that fails its MAC (or whose MAC key is not in the ring) is a problem of that location.
+            checkManifestMac(manifest, deps.keyRing(), `${location.describe()}/${manifestKey(input.deployment, input.backupId)}`);
             found ??= manifest;
             locations.push({ name: location.name });
           } else locations.push({ name: location.name, problem: 'no manifest' });
         } catch (err) {
+          found ??= await readManifest(location, input.deployment, input.backupId).catch(() => undefined);
           locations.push({ name: location.name, problem: (err as Error).message });
         }
       }

@@ -1,6 +1,6 @@
 // Sorting more strings than memory should hold: sorted runs written to temporary files, then merged (k-way).
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { once } from 'node:events';
@@ -31,6 +31,7 @@ async function writeRun(path: string, lines: string[]): Promise<void> {
  */
 export async function* sortedUnique(source: AsyncIterable<string>, options: ExternalSortOptions): AsyncGenerator<string> {
   const runSize = options.runSize ?? 200_000;
+  await mkdir(options.workDir, { recursive: true });
   const dir = await mkdtemp(join(options.workDir, 'vaultpam-sort-'));
   try {
     const runs: string[] = [];
@@ -87,6 +88,7 @@ export interface SortedFile {
 
 /** sortedUnique, written once to a file under `workDir` so that several merges can read it. */
 export async function sortUniqueToFile(source: AsyncIterable<string>, options: ExternalSortOptions): Promise<SortedFile> {
+  await mkdir(options.workDir, { recursive: true });
   const dir = await mkdtemp(join(options.workDir, 'vaultpam-sorted-'));
   const path = join(dir, 'sorted');
   let count = 0;

@@ -49,7 +49,10 @@ describe('master-key rotation', () => {
     for (const location of deps.locations()) {
       const m = (await readManifest(location, base.deployment.name, backupId))!;
       expect(m.encryption.dataKey.keyId).toBe('new');
-      expect({ ...m, encryption: undefined }).toEqual({ ...manifestBefore, encryption: undefined });
+      // Only the wrapped key changes, and the MAC that covers it, now under the new master key.
+      expect(m.authentication?.keyId).toBe('new');
+      expect({ ...m, encryption: undefined, authentication: undefined }).toEqual({ ...manifestBefore, encryption: undefined, authentication: undefined });
+      expect(await readManifest(location, base.deployment.name, backupId, { keyRing: deps.keyRing() })).toEqual(m);
     }
     expect(await hashStored(deps.locations()[1]!, manifestBefore.artifacts.db.key)).toEqual(dumpBefore);
 
