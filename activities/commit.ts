@@ -48,6 +48,11 @@ export function createCommitActivities(deps: Dependencies) {
       const committedAt = deps.now().toISOString();
       const manifest: Omit<Manifest, 'authentication'> = { format: MANIFEST_FORMAT, ...input.draft, committedAt, encryption: { cipher: 'AES-256-GCM', framing: 'VPB1', dataKey } };
       for (const location of deps.locations()) await writeManifest(location, manifest, deps.keyRing());
+      // The copy's shards left their index parts at the primary; the assembled index replaces them.
+      const primary = primaryLocation(deps);
+      const parts: string[] = [];
+      for await (const item of primary.list(backupPrefix(deployment, backupId))) if (/\/recordings\.index\.part-\d+-of-\d+\.enc$/.test(item.key)) parts.push(item.key);
+      if (parts.length) await primary.delete(parts);
       return { committedAt, locations: deps.locations().map((l) => l.name) };
     },
 

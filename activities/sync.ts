@@ -1,7 +1,7 @@
 // Seed steps 3 and 5a: list the recordings at the consistent point, then copy only what the previous backup does not
 // hold, concurrently, encrypted per blob, resumable after a crash without copying a finished object again.
 import { Readable } from 'node:stream';
-import { Context, activityInfo } from '@temporalio/activity';
+import { ApplicationFailure, Context, activityInfo } from '@temporalio/activity';
 import type { TargetName } from '../src/config/load';
 import { Meter, writeArtifact } from '../src/catalog/artifacts';
 import { readManifest } from '../src/catalog/catalog';
@@ -23,6 +23,14 @@ export { readJsonLines };
 
 export const LISTING_ARTIFACT = 'recordings.listing.enc';
 export const INDEX_ARTIFACT = 'recordings.index.enc';
+
+/** The index lines of one shard of the copy, merged into the index by assembleIndex. */
+export function indexPartName(index: number, of: number): string {
+  return `recordings.index.part-${index}-of-${of}.enc`;
+}
+
+/** What one shard of the copy did; `index` is the whole index when there is one shard, else this shard's part. */
+export type SyncShardResult = SyncResult;
 
 /**
  * The previous backup's index, read alongside the new listing: both are in the bucket's key order, so "does the
@@ -57,7 +65,32 @@ type Outcome = 'copied' | 'resumed' | 'reused' | 'healed';
 
 export function createSyncActivities(deps: Dependencies) {
   return {
-    async snapshotRecordings(input: { deployment: string; backupId: string; target: TargetName; recordingsPoint: string }): Promise<RecordingsSnapshot & { listing: Artifact }> {
+    /**
+     * The shards' index parts merged into the one index, in listing order (flat memory: one line per part at a
+     * time). Idempotent: the parts stay until the backup commits or is discarded.
+     */
+    async assembleIndex(input: { deployment: string; backupId: string; parts: Artifact[] }): Promise<Artifact> {
+      const ctx = Context.current();
+      const location = primaryLocation(deps);
+      const dataKey = await backupDataKey(deps, input.deployment, input.backupId);
+      if (input.parts.length === 1) return input.parts[0]!;
+      let lines = 0;
+      async function* merged(): AsyncGenerator<Buffer> {
+        const readers = input.parts.map((part) => readRecordingsIndex(location, part, dataKey)[Symbol.asyncIterator]());
+        // Listing entry p went to part p % n, in order: taking the parts in turn gives back the listing's order exactly.
+        for (let p = 0; ; p++) {
+          const next = await readers[p % readers.length]!.next();
+          if (next.done) break;
+          yield jsonLine(next.value);
+          lines += 1;
+          if (lines % 5000 === 0) ctx.heartbeat({ phase: 'assemble', lines });
+        }
+        for (const reader of readers) await reader.return?.(undefined);
+      }
+      return writeArtifact(location, backupKey(input.deployment, input.backupId, INDEX_ARTIFACT), Readable.from(merged()), dataKey, { signal: ctx.cancellationSignal });
+    },
+
+    async snapshotRecordings(input: { deployment: string; backupId: string; target: TargetName; recordingsPoint: string }): Promise<RecordingsSnapshot & { listing: Artifact; shards: number }> {
       const ctx = Context.current();
       const client = deps.recordingsClient(input.target);
       const bucket = deps.deployment(input.target).recordings.bucket;
@@ -84,7 +117,8 @@ export function createSyncActivities(deps: Dependencies) {
       const listing = await writeArtifact(primaryLocation(deps), backupKey(input.deployment, input.backupId, LISTING_ARTIFACT), Readable.from(lines()), dataKey, {
         signal: ctx.cancellationSignal,
       });
-      return { objects, bytes, newerThanPoint, listing };
+      const { objectsPerShard, maxShards } = deps.config.backup;
+      return { objects, bytes, newerThanPoint, listing, shards: Math.max(1, Math.min(maxShards, Math.ceil(objects / objectsPerShard))) };
     },
 
     /**
@@ -94,7 +128,15 @@ export function createSyncActivities(deps: Dependencies) {
      *   no blob that a committed backup reads is ever written again.
      * The index is written in listing order as entries finish; a retry skips the copies its last heartbeat covered.
      */
-    async syncRecordings(input: { deployment: string; backupId: string; target: TargetName; previousBackupId?: string; listing: Artifact }): Promise<SyncResult> {
+    async syncRecordings(input: {
+      deployment: string;
+      backupId: string;
+      target: TargetName;
+      previousBackupId?: string;
+      listing: Artifact;
+      /** This activity's share of the listing: entry number `i` is its when `i % of === index`. @default { index: 0, of: 1 } */
+      shard?: { index: number; of: number };
+    }): Promise<SyncShardResult> {
       const ctx = Context.current();
       const signal = ctx.cancellationSignal;
       const location = primaryLocation(deps);
@@ -105,6 +147,10 @@ export function createSyncActivities(deps: Dependencies) {
       const resume = activityInfo().heartbeatDetails as Partial<SyncCheckpoint> | undefined;
       const state: SyncCheckpoint = { processed: 0, copiedObjects: 0, copiedBytes: 0, reusedObjects: 0, resumedObjects: 0, healedObjects: 0, bytes: 0, ...resume };
       const skipBefore = state.processed;
+      const shard = input.shard ?? { index: 0, of: 1 };
+      if (!(Number.isInteger(shard.of) && shard.of >= 1 && Number.isInteger(shard.index) && shard.index >= 0 && shard.index < shard.of)) {
+        throw ApplicationFailure.create({ type: 'BackupInputInvalid', nonRetryable: true, message: `shard ${shard.index} of ${shard.of} does not exist` });
+      }
 
       // The checkpoint's counters cover exactly the entries before `processed`: an entry finished out of order is
       // counted only when every entry before it is done, so a retry starting at `processed` never counts it twice.
@@ -161,7 +207,10 @@ export function createSyncActivities(deps: Dependencies) {
       const window = new OrderedWindow<IndexEntry>(deps.config.backup.concurrency * 8);
       async function* indexLines(): AsyncGenerator<Buffer> {
         let seq = -1;
+        let position = -1;
         for await (const entry of readRecordingsListing(location, input.listing, dataKey)) {
+          position += 1;
+          if (position % shard.of !== shard.index) continue;
           seq += 1;
           if (signal.aborted) throw signal.reason;
           const mine = seq;
@@ -179,7 +228,8 @@ export function createSyncActivities(deps: Dependencies) {
         }
         for (const line of await window.drain()) yield jsonLine(line);
       }
-      const index = await writeArtifact(location, backupKey(input.deployment, input.backupId, INDEX_ARTIFACT), Readable.from(indexLines()), dataKey, { signal });
+      const name = shard.of === 1 ? INDEX_ARTIFACT : indexPartName(shard.index, shard.of);
+      const index = await writeArtifact(location, backupKey(input.deployment, input.backupId, name), Readable.from(indexLines()), dataKey, { signal });
       await previous.close();
       return {
         objects: state.processed,

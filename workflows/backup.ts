@@ -12,7 +12,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
-import type { BackupInput, BackupProgress, BackupResult, BackupStep } from './backup-types';
+import type { BackupInput, BackupProgress, BackupResult, BackupStep, SyncResult } from './backup-types';
 import { BACKUP_ID, STATUS, STEP } from './search-attributes';
 
 export const progressQuery = defineQuery<BackupProgress>('progress');
@@ -29,6 +29,10 @@ const transfer = proxyActivities<Activities>({
   heartbeatTimeout: '30 seconds',
   retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 10, nonRetryableErrorTypes: ['LocationsInvalid', 'BackupCorrupt'] },
 });
+
+function sum(parts: SyncResult[], field: Exclude<keyof SyncResult, 'index'>): number {
+  return parts.reduce((total, part) => total + part[field], 0);
+}
 
 /** The backup id: UTC start time, sortable, plus a run-specific suffix. */
 export function backupIdFor(startTime: Date, runId: string): string {
@@ -80,7 +84,25 @@ export async function backupWorkflow(input: BackupInput): Promise<BackupResult> 
     progress.recordings = { objects: snapshot.objects, bytes: snapshot.bytes };
 
     enter('sync-recordings');
-    const sync = await transfer.syncRecordings({ ...base, target, listing: snapshot.listing, ...(previousBackupId ? { previousBackupId } : {}) });
+    // Shards run as separate activities, so every worker polling the queue takes a share of the copy. Every shard
+    // ends (done or failed) before any undo runs, so no copy outlives the cleanup.
+    const shards = snapshot.shards;
+    const settled = await Promise.allSettled(
+      Array.from({ length: shards }, (_, index) => transfer.syncRecordings({ ...base, target, listing: snapshot.listing, shard: { index, of: shards }, ...(previousBackupId ? { previousBackupId } : {}) })),
+    );
+    const failedShard = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failedShard) throw failedShard.reason;
+    const parts = settled.map((r) => (r as PromiseFulfilledResult<SyncResult>).value);
+    const sync = {
+      objects: sum(parts, 'objects'),
+      bytes: sum(parts, 'bytes'),
+      copiedObjects: sum(parts, 'copiedObjects'),
+      copiedBytes: sum(parts, 'copiedBytes'),
+      reusedObjects: sum(parts, 'reusedObjects'),
+      resumedObjects: sum(parts, 'resumedObjects'),
+      healedObjects: sum(parts, 'healedObjects'),
+      index: shards === 1 ? parts[0]!.index : await transfer.assembleIndex({ ...base, parts: parts.map((p) => p.index) }),
+    };
 
     const artifacts = { db: capture.db, connectors: capture.connectors, recordingsIndex: sync.index };
     enter('verify');

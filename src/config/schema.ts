@@ -98,6 +98,14 @@ export const configSchema = z
       .object({
         /** Concurrent recording copies per worker. */
         concurrency: z.number().int().min(1).max(256).default(8),
+        /**
+         * The recordings copy is split into shards, each an activity that any worker may run: one shard per this many
+         * recordings, at most `maxShards`. More workers then copy more at once.
+         * @default 20000
+         */
+        objectsPerShard: z.number().int().min(1).default(20_000),
+        /** @default 16 */
+        maxShards: z.number().int().min(1).max(256).default(16),
         /** Scratch directory for temporary files (never holds plaintext). */
         workDir: z.string().default('/tmp'),
         /** Recovery point objective: preflight fails when the newest committed backup is older than this. */
