@@ -1,7 +1,7 @@
 // Preparing a backup (locations, data key, the backup it builds on), committing it (manifest last, everywhere),
 // and discarding a failed one so the catalog never shows it.
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import { listBackups } from '../src/catalog/catalog';
+import { listBackups, writeManifest } from '../src/catalog/catalog';
 import { ensureDataKey, loadDataKey, readWrappedKey } from '../src/catalog/data-key';
 import type { Artifact, Manifest } from '../src/catalog/manifest';
 import { MANIFEST_FORMAT } from '../src/catalog/manifest';
@@ -42,8 +42,7 @@ export function createCommitActivities(deps: Dependencies) {
       if (!dataKey) throw ApplicationFailure.create({ type: 'BackupCorrupt', message: `the data key of backup ${backupId} is missing from the primary location`, nonRetryable: true });
       const committedAt = deps.now().toISOString();
       const manifest: Manifest = { format: MANIFEST_FORMAT, ...input.draft, committedAt, encryption: { cipher: 'AES-256-GCM', framing: 'VPB1', dataKey } };
-      const body = Buffer.from(JSON.stringify(manifest, null, 2));
-      for (const location of deps.locations()) await location.put(manifestKey(deployment, backupId), body);
+      for (const location of deps.locations()) await writeManifest(location, deployment, manifest, deps.keyRing());
       return { committedAt, locations: deps.locations().map((l) => l.name) };
     },
 

@@ -1,6 +1,8 @@
 // Retention: backups past the policy removed (manifests first), then every blob no remaining backup references.
 import { Context } from '@temporalio/activity';
 import { listBackups } from '../src/catalog/catalog';
+import { activePins } from '../src/catalog/pins';
+import { selectExpired } from '../src/catalog/retention';
 import { unwrapKey } from '../src/crypto';
 import type { Dependencies } from '../src/runtime/dependencies';
 import { backupPrefix, blobsPrefix, manifestKey } from '../src/storage';
@@ -10,6 +12,8 @@ import { readJsonLines } from './sync';
 export interface PruneResult {
   kept: number;
   removed: string[];
+  /** Past the policy, but in use by a running restore, verify, drill or check: kept until its pin goes. */
+  keptForPins: string[];
   blobsRemoved: number;
 }
 
@@ -21,11 +25,11 @@ export function createPruneActivities(deps: Dependencies) {
      */
     async prune(input: { deployment: string }): Promise<PruneResult> {
       const ctx = Context.current();
-      const { keepLast, keepDays } = deps.config.retention;
       const locations = deps.locations();
       const catalog = await listBackups(locations, input.deployment, { strict: true });
-      const now = deps.now().getTime();
-      const expired = catalog.filter((entry, i) => i >= keepLast && now - new Date(entry.manifest.startedAt).getTime() > keepDays * 86_400_000 && i > 0);
+      // Pins are read after the catalog: a pin written meanwhile is seen, and its writer re-checks the manifest after writing.
+      const pins = await activePins(locations, input.deployment, deps.now());
+      const { expired, keptForPins } = selectExpired(catalog, deps.config.retention, deps.now(), new Set(pins.keys()));
       const kept = catalog.filter((e) => !expired.includes(e));
 
       for (const entry of expired) {
@@ -64,7 +68,7 @@ export function createPruneActivities(deps: Dependencies) {
         if (batch.length) await location.delete(batch);
         blobsRemoved += batch.length;
       }
-      return { kept: kept.length, removed: expired.map((e) => e.backupId), blobsRemoved };
+      return { kept: kept.length, removed: expired.map((e) => e.backupId), keptForPins, blobsRemoved };
     },
   };
 }

@@ -2,6 +2,7 @@
 import { isNotFound, manifestKey, parseManifestKey, backupsPrefix, type BackupLocation } from '../storage';
 import { readAll } from './artifacts';
 import { parseManifest, type Manifest } from './manifest';
+import type { KeyRing } from '../crypto';
 
 export interface CatalogEntry {
   backupId: string;
@@ -58,4 +59,17 @@ export async function listBackups(locations: readonly BackupLocation[], deployme
   return [...entries.values()]
     .filter((e) => e.manifest !== undefined)
     .sort((a, b) => (a.manifest.startedAt < b.manifest.startedAt ? 1 : a.manifest.startedAt > b.manifest.startedAt ? -1 : 0));
+}
+
+/**
+ * The one writer of manifest.json (commit, key rotation): whatever a manifest must carry besides its fields is added
+ * here. The key ring is the one the manifest's data key is wrapped by.
+ */
+export async function writeManifest(location: BackupLocation, deployment: string, manifest: Manifest, _keyRing: KeyRing): Promise<void> {
+  await location.put(manifestKey(deployment, manifest.backupId), Buffer.from(JSON.stringify(manifest, null, 2)));
+}
+
+/** The newest committed backup whose consistent point is at or before `at` (catalog newest first). */
+export function findBackupAt(catalog: readonly CatalogEntry[], at: Date): CatalogEntry | undefined {
+  return catalog.find((e) => new Date(e.manifest.quiesce.recordingsPoint) <= at);
 }
