@@ -1,5 +1,5 @@
-// One lock per deployment: backup, restore and key rotation exclude one another. A long-lived workflow holds the
-// state, so the lock survives crashes of workers and of the server; a holder that ended without releasing is
+// One lock per deployment: backup, restore and key rotation exclude one another. A workflow holds the state while
+// the lock is held, so it survives crashes of workers and of the server; a holder that ended without releasing is
 // noticed (described through an activity) when someone else asks, so it cannot hold the lock forever.
 import {
   allHandlersFinished,
@@ -34,6 +34,8 @@ const HISTORY_LIMIT = 2_000;
 export async function deploymentLockWorkflow(input: { deployment: string; holder?: LockHolder }): Promise<void> {
   let holder = input.holder;
   let deciding = false;
+  // A run started for a request ends only after serving one (a carried-over holder counts as served).
+  let served = input.holder !== undefined;
   const publish = () => {
     upsertMemo({ [HOLDER_MEMO]: holder ?? null });
     upsertSearchAttributes([{ key: STATUS, value: holder ? `held by ${holder.operation}` : 'free' }]);
@@ -52,6 +54,7 @@ export async function deploymentLockWorkflow(input: { deployment: string; holder
     // One request decided at a time: the liveness check below awaits, and two takers must not both win.
     await condition(() => !deciding);
     deciding = true;
+    served = true;
     try {
       if (holder && holder.workflowId === request.workflowId && holder.runId === request.runId) return { acquired: true, holder };
       if (request.mode === 'confirm') return { acquired: false, ...(holder ? { holder } : {}) };
@@ -68,7 +71,11 @@ export async function deploymentLockWorkflow(input: { deployment: string; holder
     }
   });
 
-  await condition(() => workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > HISTORY_LIMIT);
+  // A free lock has nothing to remember: the run ends, and the next taker starts a new one on its own task queue
+  // (Update-with-Start), so no lock is left behind on a queue nobody polls any more.
+  const free = () => served && holder === undefined && allHandlersFinished();
+  await condition(() => free() || workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > HISTORY_LIMIT);
+  if (free()) return;
   await condition(allHandlersFinished);
   await continueAsNew<typeof deploymentLockWorkflow>({ deployment: input.deployment, ...(holder ? { holder } : {}) });
 }
