@@ -43,7 +43,7 @@ export function createPinActivities(deps: Dependencies) {
         throw ApplicationFailure.create({
           type: 'BackupNotFound',
           nonRetryable: true,
-          message: `no location holds a committed backup ${backupId} of ${input.deployment} (list them with: vaultpam-backup backups list)`,
+          message: `no location holds a manifest of backup ${backupId} of ${input.deployment} (list them with: vaultpam-backup backups list)`,
         });
       }
       return { backupId, locations: written };
