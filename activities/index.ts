@@ -1,12 +1,15 @@
 // Every activity, built from the process's dependencies (one factory; tests hand it other dependencies).
 import type { Dependencies } from '../src/runtime/dependencies';
 import { createCommitActivities } from './commit';
+import { createDeploymentLockActivities } from './deployment-lock';
 import { createDumpActivities } from './dump';
+import { createPinActivities } from './pins';
 import { createPreflightActivities } from './preflight';
 import { createPruneActivities } from './prune';
 import { createQuiesceActivities } from './quiesce';
 import { createReplicateActivities } from './replicate';
 import { createRestoreActivities } from './restore';
+import { createRotateKeyActivities } from './rotate-key';
 import { createSyncActivities } from './sync';
 import { createCatalogActivities, createVerifyActivities } from './verify';
 
@@ -22,6 +25,9 @@ export function createActivities(deps: Dependencies) {
     ...createReplicateActivities(deps),
     ...createRestoreActivities(deps),
     ...createPruneActivities(deps),
+    ...createPinActivities(deps),
+    ...createDeploymentLockActivities(deps),
+    ...createRotateKeyActivities(deps),
   };
 }
 

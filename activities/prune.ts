@@ -1,6 +1,8 @@
 // Retention: backups past the policy removed (manifests first), then every blob no remaining backup references.
 import { Context } from '@temporalio/activity';
 import { listBackups } from '../src/catalog/catalog';
+import { activePins } from '../src/catalog/pins';
+import { selectExpired } from '../src/catalog/retention';
 import { unwrapKey } from '../src/crypto';
 import type { Dependencies } from '../src/runtime/dependencies';
 import { readRecordingsIndex } from '../src/catalog/recordings-index';
@@ -11,6 +13,8 @@ import { SortedCursor } from '../src/streams/sorted-cursor';
 export interface PruneResult {
   kept: number;
   removed: string[];
+  /** Past the policy, but in use by a running restore, verify, drill or check: kept until its pin goes. */
+  keptForPins: string[];
   blobsRemoved: number;
 }
 
@@ -22,11 +26,11 @@ export function createPruneActivities(deps: Dependencies) {
      */
     async prune(input: { deployment: string }): Promise<PruneResult> {
       const ctx = Context.current();
-      const { keepLast, keepDays } = deps.config.retention;
       const locations = deps.locations();
       const catalog = await listBackups(locations, input.deployment, { strict: true, keyRing: deps.keyRing() });
-      const now = deps.now().getTime();
-      const expired = catalog.filter((entry, i) => i >= keepLast && now - new Date(entry.manifest.startedAt).getTime() > keepDays * 86_400_000 && i > 0);
+      // Pins are read after the catalog: a pin written meanwhile is seen, and its writer re-checks the manifest after writing.
+      const pins = await activePins(locations, input.deployment, deps.now());
+      const { expired, keptForPins } = selectExpired(catalog, deps.config.retention, deps.now(), new Set(pins.keys()));
       const kept = catalog.filter((e) => !expired.includes(e));
 
       for (const entry of expired) {
@@ -86,7 +90,7 @@ export function createPruneActivities(deps: Dependencies) {
       } finally {
         await referenced.dispose();
       }
-      return { kept: kept.length, removed: expired.map((e) => e.backupId), blobsRemoved };
+      return { kept: kept.length, removed: expired.map((e) => e.backupId), keptForPins, blobsRemoved };
     },
   };
 }

@@ -6,14 +6,14 @@ import { Readable } from 'node:stream';
 import { ApplicationFailure, Context, activityInfo } from '@temporalio/activity';
 import type { TargetName } from '../src/config/load';
 import { openArtifact, readAll, writeArtifact } from '../src/catalog/artifacts';
-import { listBackups } from '../src/catalog/catalog';
+import { findBackupAt, listBackups } from '../src/catalog/catalog';
 import type { Artifact } from '../src/catalog/manifest';
 import { createDecryptStream, generateDataKey, unwrapKey, wrappedKeySchema } from '../src/crypto';
 import { createDatabase, databaseExists, dropDatabase, listDump, renameDatabase, restoreDump, withClient } from '../src/postgres';
 import { computeLossReport, lossReportDigest, type LossReport } from '../src/restore/loss-report';
 import { ResourceRestoreError, resourceRecordingKeys, restoreResource } from '../src/restore/resource-restore';
 import type { Dependencies } from '../src/runtime/dependencies';
-import { blobKey, isNotFound, type BackupLocation } from '../src/storage';
+import { blobKey, isNotFound, restoreJournalKey, type BackupLocation } from '../src/storage';
 import type { ConnectorInventory } from '../src/vaultpam/admin-api-schema';
 import type { ResolvedBackup } from '../workflows/restore-types';
 import { readRecordingsIndex, type IndexEntry } from '../src/catalog/recordings-index';
@@ -27,9 +27,7 @@ export const QUARANTINE_PREFIX = '.vaultpam-backup/quarantine/';
 
 const RESERVED_PREFIX = CLOCK_MARKER.split('/')[0]!;
 
-function restoreKey(deployment: string, restoreId: string, name: string): string {
-  return `${deployment}/restores/${restoreId}/${name}`;
-}
+const restoreKey = restoreJournalKey;
 
 function shortId(restoreId: string): string {
   return createHash('sha256').update(restoreId).digest('hex').slice(0, 8);
@@ -101,7 +99,7 @@ export function createRestoreActivities(deps: Dependencies) {
       if (input.at) {
         const at = new Date(input.at);
         if (Number.isNaN(at.getTime())) throw failure('RestoreInputInvalid', `--at "${input.at}" is not a time (use ISO 8601, e.g. 2026-11-27T02:00:00Z)`);
-        chosen = catalog.find((e) => new Date(e.manifest.quiesce.recordingsPoint) <= at);
+        chosen = findBackupAt(catalog, at);
       }
       if (!chosen) {
         throw failure(

@@ -12,6 +12,8 @@ export interface BackupInput {
   /** Deep verify: also restore the dump into a scratch database and compare row counts. */
   deep?: boolean;
   tags?: string[];
+  /** A restore's safety snapshot: its parent restore holds the deployment's lock, and this backup runs under it. */
+  underParentLock?: boolean;
 }
 
 export interface PrepareResult {
@@ -100,5 +102,5 @@ export interface BackupResult {
   recordings: { objects: number; bytes: number; copiedObjects: number; copiedBytes: number; reusedObjects: number };
   verify: VerifyResult;
   /** Backups the retention policy removed after this one committed, and the blobs no backup referenced any more. */
-  pruned?: { removed: string[]; blobsRemoved: number };
+  pruned?: { removed: string[]; blobsRemoved: number; keptForPins?: string[] };
 }

@@ -13,6 +13,7 @@ import {
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { BackupInput, BackupProgress, BackupResult, BackupStep, SyncResult } from './backup-types';
+import { releaseDeploymentLock, takeDeploymentLock } from './deployment-lock-holder';
 import { BACKUP_ID, STATUS, STEP } from './search-attributes';
 
 export const progressQuery = defineQuery<BackupProgress>('progress');
@@ -40,7 +41,26 @@ export function backupIdFor(startTime: Date, runId: string): string {
   return `${t}-${runId.replace(/-/g, '').slice(-6)}`;
 }
 
+/**
+ * Holds the deployment's lock for the whole backup (a restore's safety snapshot runs under its restore's lock
+ * instead); refused with a DeploymentLocked failure naming the holder when another operation has it.
+ */
 export async function backupWorkflow(input: BackupInput): Promise<BackupResult> {
+  const whose = input.underParentLock ? 'parent' : 'own';
+  try {
+    await takeDeploymentLock(input.deployment, 'backup', whose);
+  } catch (err) {
+    upsertSearchAttributes([{ key: STATUS, value: 'refused' }]);
+    throw err;
+  }
+  try {
+    return await backupSteps(input);
+  } finally {
+    if (whose === 'own') await releaseDeploymentLock(input.deployment);
+  }
+}
+
+async function backupSteps(input: BackupInput): Promise<BackupResult> {
   const info = workflowInfo();
   const backupId = backupIdFor(info.startTime, info.firstExecutionRunId);
   const target = input.target ?? 'production';
@@ -150,7 +170,7 @@ export async function backupWorkflow(input: BackupInput): Promise<BackupResult> 
     let pruned: BackupResult['pruned'];
     try {
       const result = await transfer.prune({ deployment: input.deployment });
-      pruned = { removed: result.removed, blobsRemoved: result.blobsRemoved };
+      pruned = { removed: result.removed, blobsRemoved: result.blobsRemoved, ...(result.keptForPins.length ? { keptForPins: result.keptForPins } : {}) };
     } catch (err) {
       log.warn('pruning old backups failed; the next backup tries again', { error: (err as Error).message });
     }

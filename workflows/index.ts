@@ -5,3 +5,5 @@ export { verifyWorkflow } from './verify';
 export { scheduledBackupWorkflow } from './scheduled-backup';
 export { restoreWorkflow } from './restore';
 export { restoreDrillWorkflow } from './restore-drill';
+export { deploymentLockWorkflow } from './deployment-lock';
+export { rotateKeyWorkflow } from './rotate-key';

@@ -48,6 +48,7 @@ export interface ConfirmArgs {
 }
 
 export type RestoreStep =
+  | 'lock'
   | 'preflight'
   | 'loss-report'
   | 'awaiting-confirmation'
@@ -67,7 +68,7 @@ export interface RestoreReport {
   deployment: string;
   target: 'production' | 'staging';
   scope: RestoreScope;
-  /** `refused`: failed before any change (preflight, loss report, safety snapshot); `failed`: the rollback itself did not complete. */
+  /** `refused`: failed before any change (lock, preflight, loss report, safety snapshot); `failed`: the rollback itself did not complete. */
   status: 'running' | 'awaiting-confirmation' | 'completed' | 'rolled-back' | 'failed' | 'not-confirmed' | 'refused';
   step: RestoreStep;
   backup?: ResolvedBackup;

@@ -19,6 +19,8 @@ import type { Activities } from '../activities';
 import { backupWorkflow } from './backup';
 import type { BackupInput } from './backup-types';
 import type { ConfirmArgs, RestoreInput, RestoreReport, RestoreStep } from './restore-types';
+import { pinBackup, unpinBackups } from './backup-pins';
+import { releaseDeploymentLock, takeDeploymentLock } from './deployment-lock-holder';
 import { BACKUP_ID, DEPLOYMENT, OPERATION, STATUS, STEP } from './search-attributes';
 
 export const reportQuery = defineQuery<RestoreReport>('report');
@@ -42,7 +44,23 @@ const undoing = proxyActivities<Activities>({
   retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 30 },
 });
 
+/** What a restore holds while it runs, released in its finally whatever happened: its lock, its pins. */
+interface Held {
+  lock?: string;
+  pins: string[];
+}
+
 export async function restoreWorkflow(input: RestoreInput): Promise<RestoreReport> {
+  const held: Held = { pins: [] };
+  try {
+    return await restoreSteps(input, held);
+  } finally {
+    await unpinBackups(input.deployment, held.pins);
+    if (held.lock) await releaseDeploymentLock(held.lock);
+  }
+}
+
+async function restoreSteps(input: RestoreInput, held: Held): Promise<RestoreReport> {
   const info = workflowInfo();
   const target = input.target ?? 'production';
   const scope = input.scope ?? { kind: 'full' };
@@ -103,9 +121,20 @@ export async function restoreWorkflow(input: RestoreInput): Promise<RestoreRepor
   })();
 
   async function prepare() {
-    // 1. Preflight: resolve and verify the backup; nothing is touched before this passes.
+    // 0. The target deployment's lock, held to the end (through the wait for confirmation): no backup, other
+    // restore or key rotation of it runs meanwhile; the safety snapshot runs under it.
+    enter('lock');
+    held.lock = input.targetDeployment ?? input.deployment;
+    await takeDeploymentLock(held.lock, 'restore');
+
+    // 1. Preflight: pin the backup (retention keeps it while this runs), then resolve and verify it.
     enter('preflight');
-    const backup = await transfer.resolveBackup({ deployment: input.deployment, ...(input.backupId ? { backupId: input.backupId } : {}), ...(input.at ? { at: input.at } : {}) });
+    if (!input.backupId === !input.at) {
+      throw ApplicationFailure.create({ type: 'RestoreInputInvalid', nonRetryable: true, message: 'give either a backup id or a time (--at), not both' });
+    }
+    const pinned = await pinBackup(input.deployment, 'restore', input.backupId ? { backupId: input.backupId } : { at: input.at! });
+    held.pins.push(pinned);
+    const backup = await transfer.resolveBackup({ deployment: input.deployment, backupId: pinned });
     report.backup = backup;
     upsertSearchAttributes([{ key: BACKUP_ID, value: backup.backupId }]);
 
@@ -142,6 +171,7 @@ export async function restoreWorkflow(input: RestoreInput): Promise<RestoreRepor
         reason: `safety snapshot before restore ${restoreId}`,
         requestedBy: 'restore',
         tags: ['pre-restore'],
+        underParentLock: true,
       };
       const snapshot = await executeChild(backupWorkflow, {
         workflowId: `backup-${snapshotInput.deployment}`,

@@ -1,6 +1,7 @@
 // Verifies a committed backup at every location that holds it: checksums, pg_restore --list, blobs; deep once.
 import { proxyActivities, upsertSearchAttributes } from '@temporalio/workflow';
 import type { Activities } from '../activities';
+import { pinBackup, unpinBackups } from './backup-pins';
 import { BACKUP_ID, STATUS } from './search-attributes';
 
 const quick = proxyActivities<Activities>({ startToCloseTimeout: '2 minutes', retry: { maximumAttempts: 3, nonRetryableErrorTypes: ['BackupNotFound'] } });
@@ -19,6 +20,16 @@ export interface VerifyReport {
 
 export async function verifyWorkflow(input: { deployment: string; backupId: string; deep?: boolean }): Promise<VerifyReport> {
   upsertSearchAttributes([{ key: BACKUP_ID, value: input.backupId }, { key: STATUS, value: 'running' }]);
+  // Pinned before it is read, so retention keeps it until this verify ends.
+  await pinBackup(input.deployment, 'verify', { backupId: input.backupId });
+  try {
+    return await verifyPinned(input);
+  } finally {
+    await unpinBackups(input.deployment, [input.backupId]);
+  }
+}
+
+async function verifyPinned(input: { deployment: string; backupId: string; deep?: boolean }): Promise<VerifyReport> {
   const backup = await quick.describeBackup(input);
   const holders = backup.locations.filter((l) => !l.problem);
   const results = await Promise.all(

@@ -11,6 +11,7 @@ import { backupWorkflowId, startBackup } from '../operations/backup';
 import { runPreflight } from '../operations/preflight';
 import { readBackupProgress } from '../operations/progress';
 import { confirmRestore, parseScope, restoreReport, startDrill, startRestore } from '../operations/restore';
+import { runKeyRotation } from '../operations/rotate-keys';
 import { runVerify } from '../operations/verify';
 import { createDependencies } from '../runtime/dependencies';
 import type { BackupLocation } from '../storage';
@@ -78,6 +79,7 @@ function openApiDocument() {
       '/v1/restores/{workflowId}': { get: op('the report of a restore: loss report, digest, step, verification, RTO, rollback') },
       '/v1/restores/{workflowId}/confirm': { post: op('confirm a restore with the backup id and the loss report digest', { requestBody: body(bodies.confirm()) }) },
       '/v1/restore-drills': { post: op('start a restore drill into staging') },
+      '/v1/key-rotations': { post: op('rewrap every data key under encryption.activeKeyId, under the deployment lock (409 while locked); waits for the end') },
     },
   };
 }
@@ -113,7 +115,7 @@ export function buildApi(options: ApiOptions): FastifyInstance {
 
   app.setErrorHandler((error, _request, reply) => {
     if (error instanceof VaultpamBackupError) {
-      const status = error.code === 'VPB_ERR_INPUT_INVALID' ? 400 : error.code === 'VPB_ERR_BACKUP_RUNNING' ? 409 : error.code === 'VPB_ERR_STEP_FAILED' ? 422 : 502;
+      const status = error.code === 'VPB_ERR_INPUT_INVALID' ? 400 : error.code === 'VPB_ERR_BACKUP_RUNNING' || error.code === 'VPB_ERR_DEPLOYMENT_LOCKED' ? 409 : error.code === 'VPB_ERR_STEP_FAILED' ? 422 : 502;
       return sendError(reply, status, error.code, error.message);
     }
     const fastifyError = error as { statusCode?: number; code?: string; message: string };
@@ -176,6 +178,11 @@ export function buildApi(options: ApiOptions): FastifyInstance {
     const body = confirmBody.safeParse(request.body ?? {});
     if (!body.success) return sendError(reply, 400, 'VPB_ERR_INPUT_INVALID', formatIssues(body.error));
     return reply.send(await confirmRestore(client, request.params.workflowId, { ...body.data, confirmedBy: body.data.confirmedBy ?? 'api' }));
+  });
+
+  app.post('/v1/key-rotations', async (_request, reply) => {
+    const result = await runKeyRotation(client, config, taskQueue);
+    return reply.code(200).send(result);
   });
 
   app.post('/v1/restore-drills', async (_request, reply) => {

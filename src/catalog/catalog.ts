@@ -1,6 +1,6 @@
 // The catalog is the set of manifests in the locations: it survives the loss of the database it protects.
-import { isNotFound, manifestKey, parseManifestKey, backupsPrefix, type BackupLocation } from '../storage';
 import type { KeyRing } from '../crypto';
+import { isNotFound, manifestKey, parseManifestKey, backupsPrefix, type BackupLocation } from '../storage';
 import { readAll } from './artifacts';
 import { parseManifest, type Manifest } from './manifest';
 import { checkManifestMac, sealManifest, type UnsealedManifest } from './manifest-mac';
@@ -79,4 +79,13 @@ export async function listBackups(locations: readonly BackupLocation[], deployme
   return [...entries.values()]
     .filter((e) => e.manifest !== undefined)
     .sort((a, b) => (a.manifest.startedAt < b.manifest.startedAt ? 1 : a.manifest.startedAt > b.manifest.startedAt ? -1 : 0));
+}
+
+/**
+ * The one writer of manifest.json (commit, key rotation): whatever a manifest must carry besides its fields is added
+ * here. The key ring is the one the manifest's data key is wrapped by.
+ */
+/** The newest committed backup whose consistent point is at or before `at` (catalog newest first). */
+export function findBackupAt(catalog: readonly CatalogEntry[], at: Date): CatalogEntry | undefined {
+  return catalog.find((e) => new Date(e.manifest.quiesce.recordingsPoint) <= at);
 }

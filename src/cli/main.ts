@@ -17,7 +17,7 @@ import { confirmRestore, parseScope, restoreReport, startDrill, startRestore, ty
 import type { RestoreReport } from '../../workflows/restore-types';
 import { formatProgress, readBackupProgress } from '../operations/progress';
 import { createBackupSchedule, createDrillSchedule, deleteBackupSchedule, describeBackupSchedule } from '../operations/schedule';
-import { rotateMasterKey } from '../operations/rotate-keys';
+import { runKeyRotation } from '../operations/rotate-keys';
 import { runVerify } from '../operations/verify';
 import { dropDatabase } from '../postgres';
 import { createDependencies } from '../runtime/dependencies';
@@ -200,15 +200,14 @@ backups
 
 program
   .command('rotate-key')
-  .description('rewrap every backup\'s data key under encryption.activeKeyId (keep the old key in encryption.keys until this has run)')
+  .description('rewrap every backup\'s and restore journal\'s data key under encryption.activeKeyId, as a workflow under the deployment lock (keep the old key in encryption.keys until this has run; a worker must run)')
   .option('--json', 'print as JSON')
   .action(async (opts: { json?: boolean }) => {
     const cfg = config();
-    const deps = createDependencies(cfg);
-    const result = await rotateMasterKey(deps.locations(), cfg.deployment.name, deps.keyRing());
+    const result = await withClient(cfg, (client) => runKeyRotation(client, cfg));
     if (opts.json) printJson(result);
     else {
-      process.stdout.write(`master key ${result.activeKeyId}: ${result.rewrapped.length} backup(s) rewrapped, ${result.alreadyCurrent} already under it\n`);
+      process.stdout.write(`master key ${result.activeKeyId}: ${result.rewrappedCount} backup(s) rewrapped, ${result.alreadyCurrent} already under it, ${result.journalsRewrapped} restore journal(s) rewrapped\n`);
       for (const r of result.rewrapped) process.stdout.write(`  ${r.backupId}  from ${r.from}  in ${r.locations.join(', ')}\n`);
     }
   });

@@ -130,6 +130,8 @@ export const configSchema = z
       .object({
         keepLast: z.number().int().min(1).default(30),
         keepDays: z.number().min(0).default(30),
+        /** Safety snapshots (tag `pre-restore`) do not count toward keepLast; they are kept this many days. */
+        keepSafetySnapshotsDays: z.number().min(0).default(7),
       })
       .prefault({}),
     api: z

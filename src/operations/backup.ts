@@ -3,6 +3,7 @@ import { WorkflowExecutionAlreadyStartedError, type Client, type WorkflowHandle,
 import type { Config } from '../config/schema';
 import { targetDeployment, type TargetName } from '../config/load';
 import { VaultpamBackupError } from '../errors/catalogue';
+import { assertDeploymentUnlocked } from './deployment-lock';
 import type { BackupInput, BackupProgress, BackupResult } from '../../workflows/backup-types';
 import { DEPLOYMENT, OPERATION } from '../../workflows/search-attributes';
 
@@ -32,6 +33,8 @@ export async function startBackup(client: Client, config: Config, options: Start
     ...(options.tags ? { tags: options.tags } : {}),
   };
   const workflowId = backupWorkflowId(deployment);
+  // A restore or a key rotation holding the lock refuses at once; a backup already running answers below.
+  await assertDeploymentUnlocked(client, deployment, { except: workflowId });
   try {
     return await client.workflow.start('backupWorkflow', {
       taskQueue: options.taskQueue ?? config.temporal.taskQueue,

@@ -3,6 +3,7 @@ import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError, WorkflowUpda
 import type { Config } from '../config/schema';
 import { targetDeployment, type TargetName } from '../config/load';
 import { VaultpamBackupError } from '../errors/catalogue';
+import { assertDeploymentUnlocked } from './deployment-lock';
 import { rootCauseMessage } from './failure-message';
 import type { ConfirmArgs, RestoreInput, RestoreReport, RestoreScope } from '../../workflows/restore-types';
 import type { DrillReport } from '../../workflows/restore-drill';
@@ -58,6 +59,8 @@ export async function startRestore(client: Client, config: Config, options: Star
     ...(options.safetySnapshot !== undefined ? { safetySnapshot: options.safetySnapshot } : {}),
   };
   const workflowId = restoreWorkflowId(into);
+  // A backup or key rotation of the target holding its lock refuses at once; a restore already running answers below.
+  await assertDeploymentUnlocked(client, into, { except: workflowId });
   try {
     return await client.workflow.start('restoreWorkflow', {
       taskQueue: options.taskQueue ?? config.temporal.taskQueue,

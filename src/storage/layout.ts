@@ -3,6 +3,8 @@ import { assertValidKey } from './object-key';
 
 const BACKUPS = 'backups';
 const BLOBS = 'blobs';
+const PINS = 'pins';
+const RESTORES = 'restores';
 const MANIFEST = 'manifest.json';
 /** A blob name: `xx/<sha256>` in its shard folder (format 2), or a bare `<sha256>` (format 1, read only). */
 const BLOB_NAME = /^(?:([0-9a-f]{2})\/)?([0-9a-f]{64})$/;
@@ -68,4 +70,33 @@ export function parseManifestKey(deployment: string, key: string): { backupId: s
   if (!key.startsWith(prefix) || !key.endsWith(`/${MANIFEST}`)) return undefined;
   const backupId = key.slice(prefix.length, -(MANIFEST.length + 1));
   return backupId.length > 0 && !backupId.includes('/') ? { backupId } : undefined;
+}
+
+/** `<deployment>/pins/`: one small object per running use of a backup; retention skips what they name. */
+export function pinsPrefix(deployment: string): string {
+  return `${segment(deployment, 'deployment')}/${PINS}/`;
+}
+
+/** `<deployment>/pins/<backupId>/<holderWorkflowId>.json`: one pin per holder, so holders never overwrite each other. */
+export function pinKey(deployment: string, backupId: string, holderWorkflowId: string): string {
+  return `${pinsPrefix(deployment)}${segment(backupId, 'backupId')}/${segment(holderWorkflowId, 'holder workflow id')}.json`;
+}
+
+/** Inverse of pinKey for keys found by listing pinsPrefix(); undefined for any other key. */
+export function parsePinKey(deployment: string, key: string): { backupId: string; holderWorkflowId: string } | undefined {
+  const prefix = pinsPrefix(deployment);
+  if (!key.startsWith(prefix) || !key.endsWith('.json')) return undefined;
+  const parts = key.slice(prefix.length, -'.json'.length).split('/');
+  if (parts.length !== 2 || !parts[0] || !parts[1]) return undefined;
+  return { backupId: parts[0], holderWorkflowId: parts[1] };
+}
+
+/** `<deployment>/restores/`: the journals of every restore from this deployment's backups. */
+export function restoresPrefix(deployment: string): string {
+  return `${segment(deployment, 'deployment')}/${RESTORES}/`;
+}
+
+/** `<deployment>/restores/<restoreId>/<name>`: one entry of a restore's journal (its data key is "data-key.json"). */
+export function restoreJournalKey(deployment: string, restoreId: string, name: string): string {
+  return `${restoresPrefix(deployment)}${segment(restoreId, 'restoreId')}/${segment(name, 'journal entry')}`;
 }

@@ -24,7 +24,7 @@ describe('retention', () => {
   });
 
   it('removes backups past keepLast and keepDays, sweeps blobs only they held, keeps the newest verifiable', async () => {
-    const config = { ...f.config, retention: { keepLast: 1, keepDays: 1 } };
+    const config = { ...f.config, retention: { ...f.config.retention, keepLast: 1, keepDays: 1 } };
     h = await temporalHarness(config);
     const deps = createDependencies(config);
     const deployment = config.deployment.name;

@@ -1,0 +1,64 @@
+// The retention selection: regular backups by keepLast/keepDays, safety snapshots by their own days, pins and the
+// newest backups always kept; and the pin layout it reads.
+import { describe, expect, it } from 'vitest';
+import type { CatalogEntry } from '../../src/catalog/catalog';
+import { makePin } from '../../src/catalog/pins';
+import { selectExpired } from '../../src/catalog/retention';
+import { parsePinKey, pinKey, restoreJournalKey } from '../../src/storage';
+
+const now = new Date('2026-12-01T12:00:00Z');
+const daysAgo = (d: number) => new Date(now.getTime() - d * 86_400_000).toISOString();
+
+function entry(backupId: string, ageDays: number, tags: string[] = []): CatalogEntry {
+  return { backupId, locations: ['primary'], problems: [], manifest: { backupId, startedAt: daysAgo(ageDays), tags } as unknown as CatalogEntry['manifest'] };
+}
+
+const ids = (r: { expired: CatalogEntry[] }) => r.expired.map((e) => e.backupId);
+
+describe('retention selection', () => {
+  const policy = { keepLast: 2, keepDays: 0, keepSafetySnapshotsDays: 7 };
+
+  it('does not count safety snapshots toward keepLast', () => {
+    const catalog = [entry('snap-1', 0.1, ['pre-restore']), entry('snap-2', 0.2, ['pre-restore']), entry('b3', 1), entry('b2', 2), entry('b1', 3)];
+    expect(ids(selectExpired(catalog, policy, now, new Set()))).toEqual(['b1']);
+  });
+
+  it('expires safety snapshots after keepSafetySnapshotsDays, whatever keepLast says', () => {
+    const catalog = [entry('b3', 1), entry('snap-old', 8, ['pre-restore']), entry('snap-new', 6, ['pre-restore']), entry('b2', 9)];
+    expect(ids(selectExpired(catalog, { ...policy, keepLast: 5 }, now, new Set()))).toEqual(['snap-old']);
+  });
+
+  it('always keeps the newest regular backup and the newest backup of all', () => {
+    const catalog = [entry('snap', 30, ['pre-restore']), entry('b1', 40)];
+    expect(ids(selectExpired(catalog, { keepLast: 1, keepDays: 0, keepSafetySnapshotsDays: 0 }, now, new Set()))).toEqual([]);
+  });
+
+  it('keeps pinned backups and says which', () => {
+    const catalog = [entry('b3', 1), entry('b2', 2), entry('b1', 3)];
+    const result = selectExpired(catalog, { ...policy, keepLast: 1 }, now, new Set(['b1']));
+    expect(ids(result)).toEqual(['b2']);
+    expect(result.keptForPins).toEqual(['b1']);
+  });
+
+  it('keeps backups younger than keepDays beyond keepLast', () => {
+    const catalog = [entry('b3', 1), entry('b2', 2), entry('b1', 40)];
+    expect(ids(selectExpired(catalog, { keepLast: 1, keepDays: 30, keepSafetySnapshotsDays: 7 }, now, new Set()))).toEqual(['b1']);
+  });
+});
+
+describe('pin and journal layout', () => {
+  it('spells out one pin per holder and parses it back', () => {
+    const key = pinKey('prod', '20261201T000000Z-abcdef', 'restore-prod');
+    expect(key).toBe('prod/pins/20261201T000000Z-abcdef/restore-prod.json');
+    expect(parsePinKey('prod', key)).toEqual({ backupId: '20261201T000000Z-abcdef', holderWorkflowId: 'restore-prod' });
+    expect(parsePinKey('prod', 'prod/pins/a/b/c.json')).toBeUndefined();
+    expect(() => pinKey('prod', 'a/../b', 'x')).toThrow(/backupId/);
+    expect(restoreJournalKey('prod', 'restore-prod-1a2b3c4d', 'data-key.json')).toBe('prod/restores/restore-prod-1a2b3c4d/data-key.json');
+  });
+
+  it('makes pins that expire after their time to live', () => {
+    const pin = makePin({ backupId: 'b1', holder: { workflowId: 'verify-x', runId: 'r' }, operation: 'check', now, ttlMs: 60_000 });
+    expect(pin.expiresAt).toBe('2026-12-01T12:01:00.000Z');
+    expect(pin.operation).toBe('check');
+  });
+});

@@ -1,0 +1,35 @@
+// Master-key rotation as a workflow: under the deployment's lock (no backup, prune or restore runs meanwhile), every
+// backup's data key and every restore journal's key rewrapped under the active master key, in every location.
+import { proxyActivities, upsertSearchAttributes } from '@temporalio/workflow';
+import type { Activities } from '../activities';
+import type { RotationResult } from '../src/catalog/rewrap-data-keys';
+import { releaseDeploymentLock, takeDeploymentLock } from './deployment-lock-holder';
+import { STATUS } from './search-attributes';
+
+export type { RotationResult };
+
+const transfer = proxyActivities<Activities>({
+  startToCloseTimeout: '2 hours',
+  heartbeatTimeout: '30 seconds',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 3, nonRetryableErrorTypes: ['KeyRingInvalid'] },
+});
+
+export async function rotateKeyWorkflow(input: { deployment: string }): Promise<RotationResult> {
+  upsertSearchAttributes([{ key: STATUS, value: 'running' }]);
+  try {
+    await takeDeploymentLock(input.deployment, 'rotate-key');
+  } catch (err) {
+    upsertSearchAttributes([{ key: STATUS, value: 'refused' }]);
+    throw err;
+  }
+  try {
+    const result = await transfer.rewrapDataKeys(input);
+    upsertSearchAttributes([{ key: STATUS, value: 'completed' }]);
+    return result;
+  } catch (err) {
+    upsertSearchAttributes([{ key: STATUS, value: 'failed' }]);
+    throw err;
+  } finally {
+    await releaseDeploymentLock(input.deployment);
+  }
+}
