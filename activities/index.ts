@@ -8,10 +8,12 @@ import { createQuiesceActivities } from './quiesce';
 import { createReplicateActivities } from './replicate';
 import { createRestoreActivities } from './restore';
 import { createSyncActivities } from './sync';
+import { createTimeoutActivities } from './timeouts';
 import { createCatalogActivities, createVerifyActivities } from './verify';
 
 export function createActivities(deps: Dependencies) {
   return {
+    ...createTimeoutActivities(deps),
     ...createPreflightActivities(deps),
     ...createCommitActivities(deps),
     ...createQuiesceActivities(deps),
