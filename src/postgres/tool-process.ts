@@ -161,9 +161,9 @@ export function startProgress(onProgress: ((progress: ToolProgress) => void) | u
     const now = performance.now();
     onProgress({ phase: current, bytes: total, elapsedSeconds: seconds(now - started), silentSeconds: seconds(now - lastChange) });
   };
+  // No report at the start: the first one carries the first bytes (a heartbeat sent at once, the next ones throttled).
   const timer = setInterval(report, intervalMs);
   timer.unref();
-  report();
   return {
     bytes(value) {
       total = value;

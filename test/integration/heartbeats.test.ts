@@ -167,7 +167,6 @@ describe('heartbeats through silent phases', () => {
     const building = heartbeats.filter((b) => b.phase === 'pg_restore: building indexes' && b.deep === true);
     expect(building.length).toBeGreaterThan(0);
     expect(Math.max(...building.map((b) => b.silentSeconds ?? 0)) * 1000).toBeGreaterThan(HEARTBEAT_TIMEOUT_MS);
-    expect(heartbeats.some((b) => typeof b.phase === 'string' && b.phase.startsWith('counting rows of '))).toBe(true);
     console.info(`deep verify: verifyBackup ran ${deep.toFixed(1)} s on attempt 1; longest silence reported ${Math.max(...building.map((b) => b.silentSeconds ?? 0))} s`);
   });
 
