@@ -1,5 +1,6 @@
 // Activity timeouts and retry limits as the worker's configuration sets them: defaults, duration text, no Node built-ins
 // (workflows read the same shape from the worker and format it in their failure messages).
+import type { TimeoutsConfig } from './schema';
 
 /** The worker's answer to `activityTimeouts()`: every duration in milliseconds. Small, and no secrets. */
 export interface ActivityTimeouts {
@@ -82,4 +83,17 @@ export function formatDuration(ms: number): string {
   if (ms % 60_000 === 0 && ms >= 60_000) return `${ms / 60_000} min`;
   if (ms >= 1000) return `${Math.round(ms / 100) / 10} s`;
   return `${ms} ms`;
+}
+
+/** The configuration's `timeouts` section (already in milliseconds) as the worker answers it. */
+export function activityTimeoutsOf(t: TimeoutsConfig): ActivityTimeouts {
+  return {
+    heartbeatMs: t.heartbeat,
+    undoHeartbeatMs: t.undoHeartbeat,
+    quickCallMs: t.quickCall,
+    transferMs: t.transfer,
+    quickAttempts: t.quickAttempts,
+    transferAttempts: t.transferAttempts,
+    undoAttempts: t.undoAttempts,
+  };
 }

@@ -5,6 +5,7 @@ import { parseConfig } from '../../src/config/load';
 import { localStackConfig } from '../../src/config/local-stack';
 import { DEFAULT_ACTIVITY_TIMEOUTS, formatDuration, parseDuration } from '../../src/config/activity-timeouts';
 import { explainFailure } from '../../src/errors/failure-explanation';
+import { rootCauseMessage } from '../../src/operations/failure-message';
 
 function configWith(timeouts: unknown) {
   return parseConfig({ ...localStackConfig(), timeouts });
@@ -102,5 +103,13 @@ describe('explainFailure', () => {
     expect(explainFailure(new ActivityFailure('x', 'verifyBackup', '2', RetryState.NON_RETRYABLE_FAILURE, undefined, own))).toBe('the dump at s3://x: SHA-256 differs');
     expect(explainFailure(new Error('plain'))).toBe('plain');
     expect(explainFailure('text')).toBe('text');
+  });
+
+  it('is what a client reads from a workflow failure whose root cause is a timeout, with its own timeouts', () => {
+    const timedOut = new ActivityFailure('x', 'dump', '3', RetryState.MAXIMUM_ATTEMPTS_REACHED, undefined, new TimeoutFailure('activity Heartbeat timeout', { phase: 'pg_dump' }, TimeoutType.HEARTBEAT));
+    const workflowFailure = ApplicationFailure.create({ type: 'BackupFailed', message: 'backup failed at step "dump"', cause: timedOut });
+    expect(rootCauseMessage(workflowFailure, timeouts)).toMatch(/^activity dump sent no heartbeat for longer than 4 s \(timeouts\.heartbeat\)/);
+    const own = ApplicationFailure.create({ type: 'BackupCorrupt', message: 'checksum differs' });
+    expect(rootCauseMessage(ApplicationFailure.create({ message: 'outer', cause: new ActivityFailure('x', 'verifyBackup', '1', RetryState.NON_RETRYABLE_FAILURE, undefined, own) }))).toBe('checksum differs');
   });
 });
