@@ -45,14 +45,31 @@ export function createDumpActivities(deps: Dependencies) {
         const pauseEnded = deps.now();
         // Counted after the pause: the snapshot still sees exactly the consistent point, and counting a large
         // audit log would otherwise lengthen the write pause.
-        const rowCounts = await snapshot.rowCounts([...KEY_TABLES]);
-        ctx.heartbeat({ phase: 'dump', bytes: 0 });
+        const rowCounts = await snapshot.rowCounts([...KEY_TABLES], (progress) => ctx.heartbeat(progress));
+        ctx.heartbeat({ phase: 'pg_dump', bytes: 0 });
 
         const connectors = await storeConnectors(location, input.deployment, input.backupId, inventory, dataKey);
-        const dumpRun = dumpDatabase({ config: deployment.postgres, password, snapshotId: snapshot.snapshotId, signal, serverVersionNum: snapshot.serverVersionNum, compressLevel: 1 });
+        // pg_dump's own progress drives the heartbeat: it keeps reporting while pg_dump reads a large catalog in silence.
+        const dumpRun = dumpDatabase({
+          config: deployment.postgres,
+          password,
+          snapshotId: snapshot.snapshotId,
+          signal,
+          serverVersionNum: snapshot.serverVersionNum,
+          compressLevel: 1,
+          onProgress: (progress) => ctx.heartbeat(progress),
+        });
+        // Once pg_dump has exited, the last buffered part is still being encrypted and uploaded: that reports its own bytes.
+        let dumpEnded = false;
+        dumpRun.done.then(
+          () => (dumpEnded = true),
+          () => undefined,
+        );
         const [db] = await Promise.all([
           writeArtifact(location, backupKey(input.deployment, input.backupId, DB_ARTIFACT), dumpRun.stream, dataKey, {
-            onBytes: (bytes) => ctx.heartbeat({ phase: 'dump', bytes }),
+            onBytes: (bytes) => {
+              if (dumpEnded) ctx.heartbeat({ phase: 'uploading the dump', bytes });
+            },
             signal,
           }),
           dumpRun.done,

@@ -11,10 +11,12 @@ import { createReplicateActivities } from './replicate';
 import { createRestoreActivities } from './restore';
 import { createRotateKeyActivities } from './rotate-key';
 import { createSyncActivities } from './sync';
+import { createTimeoutActivities } from './timeouts';
 import { createCatalogActivities, createVerifyActivities } from './verify';
 
 export function createActivities(deps: Dependencies) {
   return {
+    ...createTimeoutActivities(deps),
     ...createPreflightActivities(deps),
     ...createCommitActivities(deps),
     ...createQuiesceActivities(deps),

@@ -119,7 +119,10 @@ export function createRestoreActivities(deps: Dependencies) {
         try {
           await verifyChecksums(location, manifest.artifacts, (bytes) => Context.current().heartbeat({ location: location.name, bytes }));
           const dataKey = unwrapKey(manifest.encryption.dataKey, deps.keyRing());
-          await listDump(await openArtifact(location, manifest.artifacts.db, dataKey), { config: deps.config.deployment.postgres });
+          await listDump(await openArtifact(location, manifest.artifacts.db, dataKey), {
+            config: deps.config.deployment.postgres,
+            onProgress: (progress) => Context.current().heartbeat({ ...progress, location: location.name }),
+          });
           return {
             backupId: manifest.backupId,
             startedAt: manifest.startedAt,
@@ -204,7 +207,7 @@ export function createRestoreActivities(deps: Dependencies) {
           database: names.restored,
           stream: await openArtifact(location, input.backup.artifacts.db, dataKey),
           signal: ctx.cancellationSignal,
-          onProgress: ({ bytes }) => ctx.heartbeat({ phase: 'pg_restore', bytes, attempt: activityInfo().attempt }),
+          onProgress: (progress) => ctx.heartbeat({ ...progress, attempt: activityInfo().attempt }),
         });
         await renameDatabase(pgConfig, password, live, names.previous);
       }
@@ -392,7 +395,7 @@ export function createRestoreActivities(deps: Dependencies) {
           database: scratch,
           stream: await openArtifact(location, input.backup.artifacts.db, dataKey),
           signal: ctx.cancellationSignal,
-          onProgress: ({ bytes }) => ctx.heartbeat({ phase: 'pg_restore', bytes }),
+          onProgress: (progress) => ctx.heartbeat(progress),
         });
         const keys = new Set(await resourceRecordingKeys({ config: pgConfig, password, database: scratch, resourceId: input.resourceId }));
         let result;

@@ -89,7 +89,11 @@ export function createVerifyActivities(deps: Dependencies) {
       await verifyChecksums(location, input.artifacts, (bytes) => ctx.heartbeat({ phase: 'checksums', bytes }));
 
       // Decrypting re-checks integrity chunk by chunk (GCM) and pg_restore --list proves the archive is whole.
-      const listing = await listDump(await openArtifact(location, input.artifacts.db, dataKey), { config: pgConfig, signal: ctx.cancellationSignal });
+      const listing = await listDump(await openArtifact(location, input.artifacts.db, dataKey), {
+        config: pgConfig,
+        signal: ctx.cancellationSignal,
+        onProgress: (progress) => ctx.heartbeat(progress),
+      });
       const missingTables = KEY_TABLES.filter((t) => !listing.tables.some((name) => name === t || name.endsWith(`.${t}`)));
       if (missingTables.length) throw corrupt(location, 'the dump', `it has no table ${missingTables.join(', ')}`);
 
@@ -135,8 +139,15 @@ export function createVerifyActivities(deps: Dependencies) {
         await dropDatabase(pgConfig, password, scratch, { ifExists: true, force: true });
         await createDatabase(pgConfig, password, scratch);
         try {
-          await restoreDump({ config: pgConfig, password, database: scratch, stream: await openArtifact(location, input.artifacts.db, dataKey), signal: ctx.cancellationSignal });
-          deepRowCounts = await tableRowCounts(pgConfig, password, scratch, Object.keys(input.rowCounts));
+          await restoreDump({
+            config: pgConfig,
+            password,
+            database: scratch,
+            stream: await openArtifact(location, input.artifacts.db, dataKey),
+            signal: ctx.cancellationSignal,
+            onProgress: (progress) => ctx.heartbeat({ ...progress, deep: true }),
+          });
+          deepRowCounts = await tableRowCounts(pgConfig, password, scratch, Object.keys(input.rowCounts), (progress) => ctx.heartbeat({ ...progress, deep: true }));
           const differing = Object.keys(input.rowCounts).filter((t) => deepRowCounts![t] !== input.rowCounts[t]);
           if (differing.length) {
             throw corrupt(location, 'the restored dump', differing.map((t) => `${t} has ${deepRowCounts![t]} rows, the snapshot had ${input.rowCounts[t]}`).join('; '));

@@ -1,35 +1,24 @@
 // The backup workflow: the vendor's backup steps 1-6 as retryable activities, each with its undo (saga).
 import {
-  ActivityFailure,
   ApplicationFailure,
   CancellationScope,
   defineQuery,
   log,
-  proxyActivities,
   setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
+import { explainFailure } from '../src/errors/failure-explanation';
+import { configuredActivities } from './activity-policies';
 import type { BackupInput, BackupProgress, BackupResult, BackupStep, SyncResult } from './backup-types';
 import { releaseDeploymentLock, takeDeploymentLock } from './deployment-lock-holder';
 import { BACKUP_ID, STATUS, STEP } from './search-attributes';
 
 export const progressQuery = defineQuery<BackupProgress>('progress');
 
-/** Control-plane calls and bookkeeping: quick, retried a few times. */
-const quick = proxyActivities<Activities>({
-  startToCloseTimeout: '2 minutes',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumAttempts: 5, nonRetryableErrorTypes: ['LocationsInvalid', 'BackupCorrupt'] },
-});
-
-/** Transfers: long, heartbeating (a lost worker is noticed within the heartbeat timeout and the work resumes). */
-const transfer = proxyActivities<Activities>({
-  startToCloseTimeout: '12 hours',
-  heartbeatTimeout: '30 seconds',
-  retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 10, nonRetryableErrorTypes: ['LocationsInvalid', 'BackupCorrupt'] },
-});
+const nonRetryableErrorTypes = ['LocationsInvalid', 'BackupCorrupt'];
 
 function sum(parts: SyncResult[], field: Exclude<keyof SyncResult, 'index'>): number {
   return parts.reduce((total, part) => total + part[field], 0);
@@ -66,6 +55,7 @@ async function backupSteps(input: BackupInput): Promise<BackupResult> {
   const target = input.target ?? 'production';
   const progress: BackupProgress = { backupId, step: 'starting', status: 'running', stepsDone: [] };
   setHandler(progressQuery, () => progress);
+  const { quick, transfer, timeouts } = await configuredActivities(nonRetryableErrorTypes);
 
   const enter = (step: BackupStep) => {
     if (progress.step !== 'starting' && progress.step !== step) progress.stepsDone.push(progress.step);
@@ -188,8 +178,8 @@ async function backupSteps(input: BackupInput): Promise<BackupResult> {
   } catch (err) {
     const failedStep = progress.step;
     progress.status = 'failed';
-    // The activity's own error says what is wrong and what to do; its wrapper only says that an activity failed.
-    progress.error = err instanceof ActivityFailure && err.cause ? err.cause.message : err instanceof Error ? err.message : String(err);
+    // The activity's own error says what is wrong and what to do; a timeout is explained with the setting to tune.
+    progress.error = explainFailure(err, { timeouts });
     progress.step = 'compensate';
     upsertSearchAttributes([
       { key: STEP, value: 'compensate' },

@@ -1,7 +1,6 @@
 // The restore workflow: the vendor's restore steps 1-6, made safe. Nothing changes before the backup verifies and
 // the operator confirms the loss report; every change from the stop to the smoke test is undone if any step fails.
 import {
-  ActivityFailure,
   ApplicationFailure,
   CancellationScope,
   condition,
@@ -9,13 +8,13 @@ import {
   defineUpdate,
   executeChild,
   log,
-  proxyActivities,
   setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { Activities } from '../activities';
+import { explainFailure } from '../src/errors/failure-explanation';
+import { configuredActivities } from './activity-policies';
 import { backupWorkflow } from './backup';
 import type { BackupInput } from './backup-types';
 import type { ConfirmArgs, RestoreInput, RestoreReport, RestoreStep } from './restore-types';
@@ -27,22 +26,6 @@ export const reportQuery = defineQuery<RestoreReport>('report');
 export const confirmUpdate = defineUpdate<RestoreReport, [ConfirmArgs]>('confirm');
 
 const nonRetryableErrorTypes = ['RestoreInputInvalid', 'BackupNotFound', 'BackupCorrupt', 'RestoreVerifyFailed', 'SmokeTestFailed', 'RestoreStateInvalid'];
-
-const quick = proxyActivities<Activities>({
-  startToCloseTimeout: '3 minutes',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumAttempts: 5, nonRetryableErrorTypes },
-});
-const transfer = proxyActivities<Activities>({
-  startToCloseTimeout: '12 hours',
-  heartbeatTimeout: '30 seconds',
-  retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 10, nonRetryableErrorTypes },
-});
-/** Undo steps: retried longer, because a rollback that gives up leaves the deployment half restored. */
-const undoing = proxyActivities<Activities>({
-  startToCloseTimeout: '12 hours',
-  heartbeatTimeout: '60 seconds',
-  retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 30 },
-});
 
 /** What a restore holds while it runs, released in its finally whatever happened: its lock, its pins. */
 interface Held {
@@ -100,6 +83,7 @@ async function restoreSteps(input: RestoreInput, held: Held): Promise<RestoreRep
   };
   upsertSearchAttributes([{ key: STATUS, value: 'running' }]);
   const base = { target, deployment: input.deployment, restoreId };
+  const { quick, transfer, undoing, timeouts } = await configuredActivities(nonRetryableErrorTypes);
 
   // Steps 1-3 change nothing: a failure there ends the restore as refused, with the reason in its report.
   const backup = await (async () => {
@@ -108,7 +92,7 @@ async function restoreSteps(input: RestoreInput, held: Held): Promise<RestoreRep
     } catch (err) {
       if (report.status === 'not-confirmed') throw err;
       report.status = 'refused';
-      report.error = err instanceof ActivityFailure && err.cause ? err.cause.message : err instanceof Error ? err.message : String(err);
+      report.error = explainFailure(err, { timeouts });
       upsertSearchAttributes([{ key: STATUS, value: 'refused' }]);
       throw ApplicationFailure.create({
         type: 'RestoreRefused',
@@ -240,7 +224,7 @@ async function restoreSteps(input: RestoreInput, held: Held): Promise<RestoreRep
     return report;
   } catch (err) {
     const failedStep = report.step;
-    report.error = err instanceof ActivityFailure && err.cause ? err.cause.message : err instanceof Error ? err.message : String(err);
+    report.error = explainFailure(err, { timeouts });
     enter('rollback');
     report.rollback = [];
     // 10. Roll everything back, newest first, even if the workflow is being cancelled; keep going past a failing undo.
@@ -250,8 +234,9 @@ async function restoreSteps(input: RestoreInput, held: Held): Promise<RestoreRep
           await step.run();
           report.rollback!.push({ step: step.name, ok: true });
         } catch (undoErr) {
-          log.error(`rollback step "${step.name}" failed`, { error: (undoErr as Error).message });
-          report.rollback!.push({ step: step.name, ok: false, error: (undoErr as Error).message });
+          const error = explainFailure(undoErr, { timeouts, heartbeat: 'undoHeartbeatMs' });
+          log.error(`rollback step "${step.name}" failed`, { error });
+          report.rollback!.push({ step: step.name, ok: false, error });
         }
       }
     });

@@ -1,15 +1,11 @@
 // Verifies a committed backup at every location that holds it: checksums, pg_restore --list, blobs; deep once.
-import { proxyActivities, upsertSearchAttributes } from '@temporalio/workflow';
-import type { Activities } from '../activities';
+import { upsertSearchAttributes } from '@temporalio/workflow';
+import { explainFailure } from '../src/errors/failure-explanation';
+import { configuredActivities } from './activity-policies';
 import { pinBackup, unpinBackups } from './backup-pins';
 import { BACKUP_ID, STATUS } from './search-attributes';
 
-const quick = proxyActivities<Activities>({ startToCloseTimeout: '2 minutes', retry: { maximumAttempts: 3, nonRetryableErrorTypes: ['BackupNotFound'] } });
-const transfer = proxyActivities<Activities>({
-  startToCloseTimeout: '12 hours',
-  heartbeatTimeout: '30 seconds',
-  retry: { maximumAttempts: 3, nonRetryableErrorTypes: ['BackupCorrupt', 'BackupNotFound'] },
-});
+const nonRetryableErrorTypes = ['BackupCorrupt', 'BackupNotFound'];
 
 export interface VerifyReport {
   backupId: string;
@@ -30,6 +26,7 @@ export async function verifyWorkflow(input: { deployment: string; backupId: stri
 }
 
 async function verifyPinned(input: { deployment: string; backupId: string; deep?: boolean }): Promise<VerifyReport> {
+  const { quick, transfer, timeouts } = await configuredActivities(nonRetryableErrorTypes);
   const backup = await quick.describeBackup(input);
   const holders = backup.locations.filter((l) => !l.problem);
   const results = await Promise.all(
@@ -51,7 +48,7 @@ async function verifyPinned(input: { deployment: string; backupId: string; deep?
         });
         return { name: l.name, ok: true, level: r.level, blobsChecked: r.blobsChecked, blobsRead: r.blobsRead };
       } catch (err) {
-        return { name: l.name, ok: false, problem: (err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message };
+        return { name: l.name, ok: false, problem: explainFailure(err, { timeouts }) };
       }
     }),
   );

@@ -1,5 +1,6 @@
 // The one schema of the orchestrator's configuration; every type below is inferred from it.
 import { z } from 'zod';
+import { DEFAULT_ACTIVITY_TIMEOUTS, parseDuration } from './activity-timeouts';
 
 /**
  * A secret is never written in the configuration itself: it names where the worker finds it.
@@ -73,6 +74,73 @@ export const locationSchema = z.discriminatedUnion('kind', [
 ]);
 export type LocationConfig = z.infer<typeof locationSchema>;
 
+/**
+ * A duration: milliseconds as a number, or text such as "30 seconds", "30s", "2 minutes", "12h". Parsed to
+ * milliseconds, so a parsed configuration parses again to the same values.
+ */
+function duration(minMs: number, defaultMs: number) {
+  return z
+    .union([z.number(), z.string()])
+    .transform((value, ctx) => {
+      const ms = parseDuration(value);
+      if (ms === undefined) {
+        ctx.addIssue({ code: 'custom', message: `${JSON.stringify(value)} is not a duration: write milliseconds as a number, or text such as "30 seconds", "2 minutes", "12h"` });
+        return z.NEVER;
+      }
+      if (ms < minMs) {
+        ctx.addIssue({ code: 'custom', message: `${JSON.stringify(value)} is too short: use at least ${minMs} ms` });
+        return z.NEVER;
+      }
+      return Math.round(ms);
+    })
+    .default(defaultMs);
+}
+
+const attempts = (defaultAttempts: number) => z.number().int('give a whole number of attempts').min(1, 'allow at least 1 attempt').max(1000).default(defaultAttempts);
+
+/** How long activities may run and stay silent, and how often they are tried; workflows ask the worker for these. */
+export const timeoutsSchema = z
+  .object({
+    /**
+     * Heartbeat timeout of transfers (dump, recordings copy, verify, replicate, restore): an attempt silent for
+     * longer is presumed dead and restarted. Long phases report progress every second, so raise this only for a
+     * worker too loaded to report in time.
+     * @default "30 seconds"
+     */
+    heartbeat: duration(1000, DEFAULT_ACTIVITY_TIMEOUTS.heartbeatMs),
+    /**
+     * Heartbeat timeout of undo steps (the restore's rollback, the backup's compensation).
+     * @default "60 seconds"
+     */
+    undoHeartbeat: duration(1000, DEFAULT_ACTIVITY_TIMEOUTS.undoHeartbeatMs),
+    /**
+     * Start-to-close timeout of quick calls: control plane, bookkeeping, preflight checks.
+     * @default "3 minutes"
+     */
+    quickCall: duration(1000, DEFAULT_ACTIVITY_TIMEOUTS.quickCallMs),
+    /**
+     * Start-to-close timeout of one attempt of a transfer or undo step: the longest a dump, copy or restore may take.
+     * @default "12 hours"
+     */
+    transfer: duration(1000, DEFAULT_ACTIVITY_TIMEOUTS.transferMs),
+    /** @default 5 */
+    quickAttempts: attempts(DEFAULT_ACTIVITY_TIMEOUTS.quickAttempts),
+    /** @default 10 */
+    transferAttempts: attempts(DEFAULT_ACTIVITY_TIMEOUTS.transferAttempts),
+    /** @default 30 */
+    undoAttempts: attempts(DEFAULT_ACTIVITY_TIMEOUTS.undoAttempts),
+  })
+  .strict()
+  .superRefine((t, ctx) => {
+    if (t.heartbeat >= t.transfer) {
+      ctx.addIssue({ code: 'custom', path: ['heartbeat'], message: `the heartbeat timeout (${t.heartbeat} ms) must be shorter than timeouts.transfer (${t.transfer} ms)` });
+    }
+    if (t.undoHeartbeat >= t.transfer) {
+      ctx.addIssue({ code: 'custom', path: ['undoHeartbeat'], message: `the undo heartbeat timeout (${t.undoHeartbeat} ms) must be shorter than timeouts.transfer (${t.transfer} ms)` });
+    }
+  });
+export type TimeoutsConfig = z.infer<typeof timeoutsSchema>;
+
 export const configSchema = z
   .object({
     /** The production deployment this orchestrator protects. */
@@ -134,6 +202,7 @@ export const configSchema = z
         keepSafetySnapshotsDays: z.number().min(0).default(7),
       })
       .prefault({}),
+    timeouts: timeoutsSchema.prefault({}),
     api: z
       .object({
         host: z.string().default('127.0.0.1'),

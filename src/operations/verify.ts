@@ -1,5 +1,6 @@
 // Runs the verify workflow for one committed backup and waits for its report.
 import type { Client } from '@temporalio/client';
+import { activityTimeoutsOf } from '../config/activity-timeouts';
 import type { Config } from '../config/schema';
 import { VaultpamBackupError } from '../errors/catalogue';
 import { rootCauseMessage } from './failure-message';
@@ -27,6 +28,6 @@ export async function runVerify(client: Client, config: Config, backupId: string
   try {
     return (await handle.result()) as VerifyReport;
   } catch (err) {
-    throw new VaultpamBackupError('VPB_ERR_STEP_FAILED', 'verify', rootCauseMessage(err));
+    throw new VaultpamBackupError('VPB_ERR_STEP_FAILED', 'verify', rootCauseMessage(err, activityTimeoutsOf(config.timeouts)));
   }
 }

@@ -4,12 +4,10 @@ import { PassThrough, type Readable } from 'node:stream';
 import type { PostgresConfig } from '../config/schema';
 import { assertDumpCompatibility, findPgTool, pgToolVersion } from './binaries';
 import { DumpFailedError, PgToolAbortedError } from './postgres-errors';
-import { describeExit, libpqArguments, spawnPgTool, type ToolExit } from './tool-process';
+import { describeExit, libpqArguments, spawnPgTool, startProgress, type ToolExit, type ToolProgress } from './tool-process';
 
-export interface DumpProgress {
-  /** Bytes of archive produced so far. */
-  bytes: number;
-}
+/** `bytes`: archive produced so far. pg_dump is silent while it locks and reads the catalog of a large schema. */
+export type DumpProgress = ToolProgress;
 
 export interface DumpOptions {
   config: PostgresConfig;
@@ -19,7 +17,10 @@ export interface DumpOptions {
   snapshotId?: string;
   /** Kills pg_dump; `done` rejects with PgToolAbortedError and the stream errors with it. */
   signal?: AbortSignal;
-  /** Called for every chunk pg_dump writes; cheap, so Temporal heartbeats can be driven from it (the SDK throttles). */
+  /**
+   * Called for every chunk pg_dump writes and every second while it writes nothing, until it exits; cheap, so
+   * Temporal heartbeats can be driven from it (the SDK throttles).
+   */
   onProgress?: (progress: DumpProgress) => void;
   /** Dump this database instead of `config.database` (e.g. the safety snapshot of a staging copy). */
   database?: string;
@@ -112,14 +113,15 @@ export function dumpDatabase(options: DumpOptions): DumpHandle {
     const stdout = tool.child.stdout;
     if (!stdout) throw new Error('pg_dump was spawned without a stdout pipe');
     let bytes = 0;
+    const progress = startProgress(options.onProgress, 'pg_dump');
     stdout.on('data', (chunk: Buffer) => {
       bytes += chunk.length;
-      options.onProgress?.({ bytes });
+      progress.bytes(bytes);
     });
     // end: false, so the stream ends only once the exit code says the archive is whole.
     stdout.pipe(stream, { end: false });
 
-    const exit = await tool.exit;
+    const exit = await tool.exit.finally(() => progress.stop());
     exited = true;
     if (exit.aborted) throw new PgToolAbortedError('pg_dump');
     if (exit.code !== 0) {

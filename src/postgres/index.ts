@@ -51,4 +51,5 @@ export {
   type RestoreResult,
 } from './restore';
 export { openSnapshot, withSnapshot, type Snapshot } from './snapshot';
-export { checksumRows, countRows, quoteTableName } from './table-stats';
+export { checksumRows, countRows, quoteTableName, type TableProgress } from './table-stats';
+export { PROGRESS_INTERVAL_MS, type ToolProgress } from './tool-process';

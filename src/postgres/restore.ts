@@ -12,8 +12,8 @@ import {
   PgToolAbortedError,
   RestoreFailedError,
 } from './postgres-errors';
-import { checksumRows, countRows } from './table-stats';
-import { describeExit, libpqArguments, spawnPgTool } from './tool-process';
+import { checksumRows, countRows, type TableProgress } from './table-stats';
+import { describeExit, libpqArguments, spawnPgTool, startProgress, type ToolProgress } from './tool-process';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Feeding a stream into a tool's stdin
@@ -92,6 +92,8 @@ export interface ListDumpOptions {
    * @default true
    */
   drain?: boolean;
+  /** Progress until the listing and the drain are done: on every chunk, and every second while nothing moves. */
+  onProgress?: (progress: ToolProgress) => void;
 }
 
 const TOC_LINE = /^(\d+);\s+\d+\s+\d+\s+(.*)$/;
@@ -158,7 +160,8 @@ export async function listDump(stream: Readable, options: ListDumpOptions = {}):
   stdout.on('data', (chunk: string) => {
     listing += chunk;
   });
-  const feed = feedStdin(stream, stdin);
+  const progress = startProgress(options.onProgress, 'pg_restore --list: reading the table of contents');
+  const feed = feedStdin(stream, stdin, (bytes) => progress.bytes(bytes));
   let sourceError: unknown;
   feed.ended.catch((err: unknown) => {
     sourceError = err;
@@ -184,6 +187,8 @@ export async function listDump(stream: Readable, options: ListDumpOptions = {}):
       throw new InvalidDumpError(`the archive is in ${format} format, not CUSTOM`);
     }
     if (drain) {
+      // Decrypting and hashing the rest authenticates every byte: on a large dump, the longer part of the check.
+      progress.phase('pg_restore --list: reading the rest of the archive');
       feed.stopWriting();
       await feed.ended;
       if (options.signal?.aborted) throw new PgToolAbortedError('pg_restore --list');
@@ -192,6 +197,7 @@ export async function listDump(stream: Readable, options: ListDumpOptions = {}):
     }
     return { ...parsed, bytes: feed.bytes() };
   } finally {
+    progress.stop();
     options.signal?.removeEventListener('abort', onAbort);
   }
 }
@@ -383,8 +389,11 @@ export interface RestoreOptions {
   jobs?: number;
   /** Refuse a target database that already holds relations: a restore on top of data mixes two states. @default true */
   requireEmpty?: boolean;
-  /** Bytes of `stream` fed to pg_restore so far. */
-  onProgress?: (progress: { bytes: number }) => void;
+  /**
+   * Progress until pg_restore exits: on every chunk fed, and every second while it works in silence (building
+   * indexes and constraints once its input has ended, or a restore from a file), so an activity can heartbeat.
+   */
+  onProgress?: (progress: ToolProgress) => void;
   /** Path of pg_restore; default: `findPgTool('pg_restore', config)`. */
   pgRestore?: string;
 }
@@ -452,18 +461,27 @@ export async function restoreDump(options: RestoreOptions): Promise<RestoreResul
     stdout: 'ignore',
     ...(signal ? { signal } : {}),
   });
+  // From a stream, pg_restore loads each table's data as it arrives and builds indexes and constraints after the
+  // last byte: that phase reads nothing, and can outlast the data load many times over on a large database.
+  const progress = startProgress(options.onProgress, stream ? 'pg_restore: loading data' : 'pg_restore');
   let feed: StdinFeed | undefined;
   let sourceError: unknown;
   if (stream) {
-    if (!tool.child.stdin) throw new Error('pg_restore was spawned without a stdin pipe');
-    feed = feedStdin(stream, tool.child.stdin, options.onProgress ? (bytes) => options.onProgress?.({ bytes }) : undefined);
-    feed.ended.catch((err: unknown) => {
-      sourceError = err;
-      tool.child.kill('SIGTERM');
-    });
+    if (!tool.child.stdin) {
+      progress.stop();
+      throw new Error('pg_restore was spawned without a stdin pipe');
+    }
+    feed = feedStdin(stream, tool.child.stdin, (bytes) => progress.bytes(bytes));
+    feed.ended.then(
+      () => progress.phase('pg_restore: building indexes'),
+      (err: unknown) => {
+        sourceError = err;
+        tool.child.kill('SIGTERM');
+      },
+    );
   }
 
-  const exit = await tool.exit;
+  const exit = await tool.exit.finally(() => progress.stop());
   if (exit.aborted) {
     stream?.destroy();
     throw new PgToolAbortedError('pg_restore');
@@ -486,14 +504,14 @@ export async function restoreDump(options: RestoreOptions): Promise<RestoreResul
 // Comparing databases
 
 /** Exact row counts of the named tables ("schema.table" or "table" for public) in `database`. */
-export function tableRowCounts(config: PostgresConfig, password: string | undefined, database: string, tables: readonly string[]): Promise<Record<string, number>> {
-  return withClient(config, password, (client) => countRows(client, tables), { database });
+export function tableRowCounts(config: PostgresConfig, password: string | undefined, database: string, tables: readonly string[], onProgress?: TableProgress): Promise<Record<string, number>> {
+  return withClient(config, password, (client) => countRows(client, tables, onProgress), { database });
 }
 
 /**
  * An order-independent content digest of each named table in `database`: equal digests before and after a
  * rolled-back restore prove the database was left exactly as it was.
  */
-export function tableChecksums(config: PostgresConfig, password: string | undefined, database: string, tables: readonly string[]): Promise<Record<string, string>> {
-  return withClient(config, password, (client) => checksumRows(client, tables), { database });
+export function tableChecksums(config: PostgresConfig, password: string | undefined, database: string, tables: readonly string[], onProgress?: TableProgress): Promise<Record<string, string>> {
+  return withClient(config, password, (client) => checksumRows(client, tables, onProgress), { database });
 }

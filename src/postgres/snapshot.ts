@@ -12,7 +12,7 @@
 import type pg from 'pg';
 import type { PostgresConfig } from '../config/schema';
 import { connectClient, serverVersion, type ConnectionOverrides } from './connection';
-import { countRows } from './table-stats';
+import { countRows, type TableProgress } from './table-stats';
 
 export interface Snapshot {
   /** The id to pass as `pg_dump --snapshot=<id>`; valid until `close()`. */
@@ -24,7 +24,7 @@ export interface Snapshot {
   /** Milliseconds from the connect to the exported snapshot: the part of the backup that needs writes paused. */
   readonly exportMs: number;
   /** Row counts as of the snapshot, counted inside the exporting transaction. */
-  rowCounts(tables: readonly string[]): Promise<Record<string, number>>;
+  rowCounts(tables: readonly string[], onProgress?: TableProgress): Promise<Record<string, number>>;
   /** Milliseconds the snapshot has been held open so far (or was, once closed). */
   heldMs(): number;
   /** Ends the transaction and the connection; safe to call twice. After it, the id can no longer be imported. */
@@ -56,7 +56,7 @@ export async function openSnapshot(config: PostgresConfig, password: string | un
       serverVersionNum: versionNum,
       takenAt: row.taken_at,
       exportMs: exported - started,
-      rowCounts: (tables) => countRows(client, tables),
+      rowCounts: (tables, onProgress) => countRows(client, tables, onProgress),
       heldMs: () => (closedAt ?? performance.now()) - exported,
       close: () => {
         closing ??= (async () => {

@@ -1,6 +1,10 @@
 // Row counts and content checksums of named tables, on any open client (a snapshot's transaction or a plain one).
 import pg from 'pg';
 import { TableNotFoundError } from './postgres-errors';
+import { startProgress, type ToolProgress } from './tool-process';
+
+/** Called per table and every second while a table's query runs: an exact count of a large table takes minutes. */
+export type TableProgress = (progress: ToolProgress) => void;
 
 /**
  * Quotes "table" or "schema.table" as written in a manifest (the unquoted spelling pg_restore --list prints).
@@ -18,25 +22,43 @@ async function currentDatabase(client: pg.ClientBase): Promise<string> {
   return rows[0]?.db ?? '?';
 }
 
-/** Throws a TableNotFoundError naming the table, rather than the server's bare 42P01. */
-async function perTable<T>(client: pg.ClientBase, tables: readonly string[], sql: (quoted: string) => string, read: (row: Record<string, unknown>) => T): Promise<Record<string, T>> {
+/** Runs one query per table, reporting which table it is on. */
+async function perTable<T>(
+  client: pg.ClientBase,
+  tables: readonly string[],
+  what: string,
+  sql: (quoted: string) => string,
+  read: (row: Record<string, unknown>) => T,
+  onProgress?: TableProgress,
+): Promise<Record<string, T>> {
   const result: Record<string, T> = {};
-  // One query per table, in order: inside a snapshot's transaction they all see the same state anyway.
-  for (const table of tables) {
-    // regclass resolution first, so a missing table is a clear error and not an aborted transaction.
-    const { rows: found } = await client.query<{ oid: string | null }>('SELECT to_regclass($1)::oid AS oid', [quoteTableName(table)]);
-    if (!found[0]?.oid) throw new TableNotFoundError(table, await currentDatabase(client));
-    const { rows } = await client.query(sql(quoteTableName(table)));
-    const row = rows[0] as Record<string, unknown> | undefined;
-    if (!row) throw new Error(`no result counting ${table}`);
-    result[table] = read(row);
+  const progress = startProgress(onProgress, what);
+  try {
+    // One query per table, in order: inside a snapshot's transaction they all see the same state anyway.
+    for (const table of tables) {
+      progress.phase(`${what} of ${table}`);
+      result[table] = await oneTable(client, table, sql, read);
+    }
+  } finally {
+    progress.stop();
   }
   return result;
 }
 
+/** Throws a TableNotFoundError naming the table, rather than the server's bare 42P01. */
+async function oneTable<T>(client: pg.ClientBase, table: string, sql: (quoted: string) => string, read: (row: Record<string, unknown>) => T): Promise<T> {
+  // regclass resolution first, so a missing table is a clear error and not an aborted transaction.
+  const { rows: found } = await client.query<{ oid: string | null }>('SELECT to_regclass($1)::oid AS oid', [quoteTableName(table)]);
+  if (!found[0]?.oid) throw new TableNotFoundError(table, await currentDatabase(client));
+  const { rows } = await client.query(sql(quoteTableName(table)));
+  const row = rows[0] as Record<string, unknown> | undefined;
+  if (!row) throw new Error(`no result counting ${table}`);
+  return read(row);
+}
+
 /** Exact `count(*)` of each table. */
-export function countRows(client: pg.ClientBase, tables: readonly string[]): Promise<Record<string, number>> {
-  return perTable(client, tables, (t) => `SELECT count(*) AS n FROM ${t}`, (row) => Number(row.n));
+export function countRows(client: pg.ClientBase, tables: readonly string[], onProgress?: TableProgress): Promise<Record<string, number>> {
+  return perTable(client, tables, 'counting rows', (t) => `SELECT count(*) AS n FROM ${t}`, (row) => Number(row.n), onProgress);
 }
 
 /**
@@ -44,11 +66,13 @@ export function countRows(client: pg.ClientBase, tables: readonly string[]): Pro
  * the aggregated string at 32 bytes a row, so tables of tens of millions of rows stay under the 1 GB text limit.
  * Equal digests mean equal multisets of rows as text (column order and types included).
  */
-export function checksumRows(client: pg.ClientBase, tables: readonly string[]): Promise<Record<string, string>> {
+export function checksumRows(client: pg.ClientBase, tables: readonly string[], onProgress?: TableProgress): Promise<Record<string, string>> {
   return perTable(
     client,
     tables,
+    'checksumming rows',
     (t) => `SELECT md5(coalesce(string_agg(h, '' ORDER BY h COLLATE "C"), '')) AS digest FROM (SELECT md5(r::text) AS h FROM ${t} AS r) AS rows`,
     (row) => String(row.digest),
+    onProgress,
   );
 }

@@ -118,3 +118,66 @@ export function describeExit(tool: string, exit: ToolExit): string {
   if (exit.signal) return `${tool} was killed by ${exit.signal}`;
   return `${tool} exited with code ${exit.code}`;
 }
+
+/** What a long PostgreSQL step reports, including while nothing visible moves (an index build, a count). */
+export interface ToolProgress {
+  /** e.g. "pg_restore: loading data", "pg_restore: building indexes", "counting rows of public.audit_log". */
+  phase: string;
+  /** Bytes fed to or read from the tool so far (0 for a query). */
+  bytes: number;
+  /** Seconds since the step started. */
+  elapsedSeconds: number;
+  /** Seconds since the byte count last moved or the phase last changed. */
+  silentSeconds: number;
+}
+
+/**
+ * How often a step reports while it is silent. Far below any sensible heartbeat timeout; the activity SDK
+ * throttles the heartbeats it sends to a fraction of the timeout, so a frequent report costs nothing.
+ */
+export const PROGRESS_INTERVAL_MS = 1000;
+
+export interface ProgressReporter {
+  /** The byte count moved: reported at once (callers drive heartbeats from it; the SDK throttles). */
+  bytes(total: number): void;
+  /** A new phase, reported at once. */
+  phase(name: string): void;
+  /** Stops the timer; call when the step has ended, whichever way. */
+  stop(): void;
+}
+
+/**
+ * Reports `onProgress` on every change and on a timer until stopped, so a child process that works without a
+ * sound (pg_restore building indexes after its input ended) still heartbeats. Without `onProgress` it does nothing.
+ */
+export function startProgress(onProgress: ((progress: ToolProgress) => void) | undefined, phase: string, intervalMs = PROGRESS_INTERVAL_MS): ProgressReporter {
+  if (!onProgress) return { bytes: () => undefined, phase: () => undefined, stop: () => undefined };
+  const started = performance.now();
+  let lastChange = started;
+  let current = phase;
+  let total = 0;
+  const seconds = (ms: number) => Math.round(ms / 100) / 10;
+  const report = (): void => {
+    const now = performance.now();
+    onProgress({ phase: current, bytes: total, elapsedSeconds: seconds(now - started), silentSeconds: seconds(now - lastChange) });
+  };
+  // No report at the start: the first one carries the first bytes (a heartbeat sent at once, the next ones throttled).
+  const timer = setInterval(report, intervalMs);
+  timer.unref();
+  return {
+    bytes(value) {
+      total = value;
+      lastChange = performance.now();
+      report();
+    },
+    phase(name) {
+      if (name === current) return;
+      current = name;
+      lastChange = performance.now();
+      report();
+    },
+    stop() {
+      clearInterval(timer);
+    },
+  };
+}

@@ -103,7 +103,7 @@ describe('restore workflow after a worker crash during pg_restore', () => {
       for (;;) {
         if (Date.now() - startedAt > 120_000) throw new Error(`restoreDatabase never heartbeated pg_restore progress; worker stderr: ${first.stderr()}`);
         seen = await pendingRestoreDatabase(handle).catch(() => undefined);
-        if (seen?.heartbeat?.phase === 'pg_restore' && seen.heartbeat.bytes > 0) break;
+        if (seen?.heartbeat?.phase.startsWith('pg_restore') && seen.heartbeat.bytes > 0) break;
         await new Promise((r) => setTimeout(r, 50));
       }
       await new Promise((r) => setTimeout(r, KILL_DELAY_MS));
