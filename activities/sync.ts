@@ -220,7 +220,9 @@ export function createSyncActivities(deps: Dependencies) {
           const ready = window.push(
             transfers.call(async () => {
               const { line, outcome } = await place(entry, held, alreadyDone);
-              if (!alreadyDone) markDone(mine, outcome, entry.size);
+              // Entries a killed attempt finished are only re-read (a HEAD for shared ones): they heartbeat too.
+              if (alreadyDone) beat();
+              else markDone(mine, outcome, entry.size);
               return line;
             }),
           );
