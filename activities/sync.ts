@@ -13,6 +13,7 @@ import { createEncryptStream, unwrapKey } from '../src/crypto';
 import { encryptedSize } from '../src/crypto/frame-format';
 import type { Dependencies } from '../src/runtime/dependencies';
 import { backupKey, blobKey } from '../src/storage';
+import { throttle } from '../src/storage/rate-limiter';
 import type { RecordingsSnapshot, SyncResult } from '../workflows/backup-types';
 import { TaskPool, backupDataKey, primaryLocation } from './backup-context';
 import { CLOCK_MARKER } from './dump';
@@ -185,8 +186,10 @@ export function createSyncActivities(deps: Dependencies) {
         const source = await client.getObject(bucket, entry.key);
         // A single large recording may take longer than the heartbeat timeout: its bytes keep the heartbeat going.
         const meter = new Meter(() => beat(), false);
-        const body = source.pipe(meter).pipe(createEncryptStream(own.blobKey));
-        source.on('error', (err) => body.destroy(err));
+        const limiter = deps.recordingsLimiter(input.target);
+        const read = limiter ? source.pipe(throttle(limiter)) : source;
+        const body = read.pipe(meter).pipe(createEncryptStream(own.blobKey));
+        for (const stage of new Set([source, read])) stage.on('error', (err) => body.destroy(err));
         await location.put(key, body, encryptedSize(entry.size));
         if (meter.bytes !== entry.size) throw new Error(`recording ${entry.key} changed while it was copied (${meter.bytes} bytes read, ${entry.size} listed)`);
         return { line, outcome: 'copied' };

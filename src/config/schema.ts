@@ -56,7 +56,11 @@ export type ControlPlaneConfig = z.infer<typeof controlPlaneSchema>;
 export const deploymentSchema = z.object({
   name: slug,
   postgres: postgresSchema,
-  recordings: s3EndpointSchema.extend({ bucket: z.string().min(3) }),
+  recordings: s3EndpointSchema.extend({
+    bucket: z.string().min(3),
+    /** Reads from the recordings bucket at most this fast (bytes per second), to stay gentle on production. */
+    maxBytesPerSecond: z.number().int().positive().optional(),
+  }),
   controlPlane: controlPlaneSchema,
 });
 export type DeploymentConfig = z.infer<typeof deploymentSchema>;
@@ -66,6 +70,8 @@ const locationBase = {
   /** Geographic label; a complete backup needs locations in at least two distinct regions. */
   region: z.string().min(1),
   prefix: z.string().default('vaultpam'),
+  /** Reads and writes of this location, together, at most this fast (bytes per second). */
+  maxBytesPerSecond: z.number().int().positive().optional(),
 };
 
 export const locationSchema = z.discriminatedUnion('kind', [
@@ -174,6 +180,12 @@ export const configSchema = z
         objectsPerShard: z.number().int().min(1).default(20_000),
         /** @default 16 */
         maxShards: z.number().int().min(1).max(256).default(16),
+        /**
+         * Memory for transfer buffers, in MiB: S3 uploads use parts of budget / (2 × concurrency), between 5 and
+         * 32 MiB, so peak memory follows this setting, not the size of the largest recording.
+         * @default 256
+         */
+        memoryBudgetMiB: z.number().int().min(64).max(65_536).default(256),
         /** Scratch directory for temporary files (never holds plaintext). */
         workDir: z.string().default('/tmp'),
         /** Recovery point objective: preflight fails when the newest committed backup is older than this. */

@@ -4,7 +4,9 @@ import { resolveSecret } from '../config/secrets';
 import { targetDeployment, type TargetName } from '../config/load';
 import type { Config, DeploymentConfig, SecretRef } from '../config/schema';
 import { KeyRing } from '../crypto';
-import { createLocation, createS3Client, type BackupLocation } from '../storage';
+import { DEFAULT_PART_SIZE, createLocation, createS3Client, type BackupLocation } from '../storage';
+import { RateLimiter } from '../storage/rate-limiter';
+import { ThrottledLocation } from '../storage/throttled-location';
 import { createCommandServiceControl } from '../vaultpam/command-service-control';
 import type { ControlPlane, ServiceControl } from '../vaultpam/control-plane';
 import { createHttpControlPlane } from '../vaultpam/http-control-plane';
@@ -18,6 +20,8 @@ export interface Dependencies {
   controlPlane(target: TargetName): ControlPlane;
   serviceControl(target: TargetName): ServiceControl;
   recordingsClient(target: TargetName): Minio.Client;
+  /** The bandwidth limit on reads from a target's recordings bucket, shared by every copy; undefined when unlimited. */
+  recordingsLimiter(target: TargetName): RateLimiter | undefined;
   /** Every configured backup location, in configuration order. */
   locations(): BackupLocation[];
   /** The master keys, resolved inside the worker. */
@@ -40,6 +44,9 @@ export function createDependencies(config: Config, overrides: DependencyOverride
     return cache.get(key) as T;
   };
   const secret = (ref: SecretRef) => resolveSecret(ref);
+  const MIB = 1024 * 1024;
+  // Two parts in flight per upload, `concurrency` uploads at once: parts sized so that they fit the memory budget.
+  const partSize = Math.max(5 * MIB, Math.min(DEFAULT_PART_SIZE, Math.floor((config.backup.memoryBudgetMiB * MIB) / (2 * config.backup.concurrency) / MIB) * MIB));
   const deployment = (target: TargetName) => targetDeployment(config, target);
 
   return {
@@ -59,15 +66,21 @@ export function createDependencies(config: Config, overrides: DependencyOverride
     recordingsClient: (target) =>
       once(`rec:${target}`, () => {
         const rec = deployment(target).recordings;
-        return createS3Client(rec, secret(rec.secretKey));
+        return createS3Client(rec, secret(rec.secretKey), { partSize });
+      }),
+    recordingsLimiter: (target) =>
+      once(`rec-limit:${target}`, () => {
+        const limit = deployment(target).recordings.maxBytesPerSecond;
+        return limit ? new RateLimiter(limit) : undefined;
       }),
     locations:
       overrides.locations ??
       (() =>
         once('locations', () =>
-          config.locations.map((location) =>
-            createLocation(location, { secretKey: location.kind === 's3' ? secret(location.secretKey) : undefined }),
-          ),
+          config.locations.map((location) => {
+            const made = createLocation(location, { secretKey: location.kind === 's3' ? secret(location.secretKey) : undefined }, { partSize });
+            return location.maxBytesPerSecond ? new ThrottledLocation(made, new RateLimiter(location.maxBytesPerSecond)) : made;
+          }),
         )),
     keyRing: () =>
       once('keyRing', () => new KeyRing({ activeKeyId: config.encryption.activeKeyId, keys: new Map(config.encryption.keys.map((k) => [k.id, secret(k.secret)])) })),
