@@ -1,5 +1,6 @@
 // Every activity, built from the process's dependencies (one factory; tests hand it other dependencies).
 import type { Dependencies } from '../src/runtime/dependencies';
+import { createCheckActivities } from './check';
 import { createCommitActivities } from './commit';
 import { createDumpActivities } from './dump';
 import { createPreflightActivities } from './preflight';
@@ -22,6 +23,7 @@ export function createActivities(deps: Dependencies) {
     ...createReplicateActivities(deps),
     ...createRestoreActivities(deps),
     ...createPruneActivities(deps),
+    ...createCheckActivities(deps),
   };
 }
 

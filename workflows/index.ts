@@ -5,3 +5,5 @@ export { verifyWorkflow } from './verify';
 export { scheduledBackupWorkflow } from './scheduled-backup';
 export { restoreWorkflow } from './restore';
 export { restoreDrillWorkflow } from './restore-drill';
+export { checkWorkflow } from './check';
+export { scheduledCheckWorkflow } from './scheduled-check';

@@ -2,7 +2,7 @@
 export type { BackupLocation, ListedObject, LocationKind, ObjectStat, PutResult } from './backup-location';
 export { createLocation, type LocationSecrets } from './create-location';
 export { FilesystemLocation, type FilesystemLocationConfig } from './filesystem-location';
-export { backupKey, backupPrefix, backupsPrefix, blobKey, blobsPrefix, manifestKey, parseBlobKey, parseManifestKey } from './layout';
+export { backupKey, backupPrefix, backupsPrefix, blobKey, blobsPrefix, lastCheckKey, manifestKey, parseBlobKey, parseManifestKey } from './layout';
 export { DEFAULT_PART_SIZE, createS3Client, type S3ClientOptions, type S3ConnectionSettings } from './s3-client';
 export { S3Location, type S3LocationConfig } from './s3-location';
 export {

@@ -4,6 +4,7 @@ import { assertValidKey } from './object-key';
 const BACKUPS = 'backups';
 const BLOBS = 'blobs';
 const MANIFEST = 'manifest.json';
+const CHECKS = 'checks';
 /** A blob name: `xx/<sha256>` in its shard folder (format 2), or a bare `<sha256>` (format 1, read only). */
 const BLOB_NAME = /^(?:([0-9a-f]{2})\/)?([0-9a-f]{64})$/;
 
@@ -68,4 +69,9 @@ export function parseManifestKey(deployment: string, key: string): { backupId: s
   if (!key.startsWith(prefix) || !key.endsWith(`/${MANIFEST}`)) return undefined;
   const backupId = key.slice(prefix.length, -(MANIFEST.length + 1));
   return backupId.length > 0 && !backupId.includes('/') ? { backupId } : undefined;
+}
+
+/** `<deployment>/checks/last.json`: the last repository check's summary, for whatever reports on it (metrics, preflight). */
+export function lastCheckKey(deployment: string): string {
+  return `${segment(deployment, 'deployment')}/${CHECKS}/last.json`;
 }

@@ -1,0 +1,269 @@
+// The check of one backup at one location: its manifest and MAC, its artifacts' sizes and checksums, and every blob
+// its index names (present, size, header key; read whole in the chosen slice), with repair from a good copy.
+import { Context, activityInfo } from '@temporalio/activity';
+import { hashStored } from '../src/catalog/artifacts';
+import { readManifest } from '../src/catalog/catalog';
+import type { Artifact, Manifest } from '../src/catalog/manifest';
+import { ManifestAuthenticationError } from '../src/catalog/manifest-mac';
+import { blobSlice } from '../src/catalog/blob-slice';
+import { readRecordingsIndex, type IndexEntry } from '../src/catalog/recordings-index';
+import { unwrapKey } from '../src/crypto';
+import type { Dependencies } from '../src/runtime/dependencies';
+import { isNotFound, manifestKey, type BackupLocation } from '../src/storage';
+import { SortedCursor } from '../src/streams/sorted-cursor';
+import { PROBLEMS_KEPT, type BackupCheckInput, type BackupCheckResult, type CheckProblem, type ReadDataScope } from '../workflows/check-types';
+import { TaskPool, locationByName } from './backup-context';
+import { inspectBlob, repairBlob } from './check-blob';
+
+type ManifestState = { status: 'authenticated' | 'unauthenticated'; manifest: Manifest } | { status: 'missing' } | { status: 'invalid'; mac: boolean; detail: string };
+
+async function manifestAt(location: BackupLocation, deps: Dependencies, deployment: string, backupId: string): Promise<ManifestState> {
+  try {
+    const manifest = await readManifest(location, deployment, backupId, { keyRing: deps.keyRing() });
+    if (!manifest) return { status: 'missing' };
+    return { status: manifest.authentication ? 'authenticated' : 'unauthenticated', manifest };
+  } catch (err) {
+    return { status: 'invalid', mac: err instanceof ManifestAuthenticationError, detail: (err as Error).message };
+  }
+}
+
+/** The first location (this one first) whose manifest of the backup verifies: the reference every other copy is held to. */
+async function referenceManifest(deps: Dependencies, here: BackupLocation, own: ManifestState, deployment: string, backupId: string) {
+  if (own.status === 'authenticated' || own.status === 'unauthenticated') return { location: here, manifest: own.manifest };
+  for (const location of deps.locations().filter((l) => l.name !== here.name)) {
+    const state = await manifestAt(location, deps, deployment, backupId);
+    if (state.status === 'authenticated' || state.status === 'unauthenticated') return { location, manifest: state.manifest };
+  }
+  return undefined;
+}
+
+async function anyManifestObject(deps: Dependencies, deployment: string, backupId: string): Promise<boolean> {
+  for (const location of deps.locations()) if (await location.exists(manifestKey(deployment, backupId)).catch(() => true)) return true;
+  return false;
+}
+
+type ArtifactVerdict = { ok: true } | { ok: false; kind: 'artifact-missing' | 'artifact-damaged'; detail: string };
+
+async function inspectArtifact(location: BackupLocation, artifact: Artifact, onBytes?: () => void): Promise<ArtifactVerdict> {
+  let stored;
+  try {
+    stored = await hashStored(location, artifact.key, onBytes);
+  } catch (err) {
+    if (isNotFound(err)) return { ok: false, kind: 'artifact-missing', detail: 'it is missing' };
+    return { ok: false, kind: 'artifact-damaged', detail: `it cannot be read: ${(err as Error).message}` };
+  }
+  if (stored.size !== artifact.size) return { ok: false, kind: 'artifact-damaged', detail: `${stored.size} bytes stored, ${artifact.size} recorded` };
+  if (stored.sha256 !== artifact.sha256) return { ok: false, kind: 'artifact-damaged', detail: `SHA-256 ${stored.sha256} differs from the recorded ${artifact.sha256}` };
+  return { ok: true };
+}
+
+/** Copies an artifact from the first other location where its checksum verifies, then checks the copy. */
+async function repairArtifact(deps: Dependencies, to: BackupLocation, artifact: Artifact, onBytes?: () => void): Promise<CheckProblem['repair']> {
+  const problems: string[] = [];
+  for (const from of deps.locations().filter((l) => l.name !== to.name)) {
+    const there = await inspectArtifact(from, artifact, onBytes);
+    if (!there.ok) {
+      problems.push(`${from.name}: ${there.detail}`);
+      continue;
+    }
+    try {
+      await to.put(artifact.key, await from.get(artifact.key), artifact.size);
+    } catch (err) {
+      problems.push(`${from.name}: the copy failed: ${(err as Error).message}`);
+      continue;
+    }
+    const after = await inspectArtifact(to, artifact, onBytes);
+    if (after.ok) return { outcome: 'repaired', from: from.name };
+    problems.push(`${from.name}: the copy written does not verify (${after.detail})`);
+  }
+  return { outcome: 'refused', reason: `no good copy: ${problems.join('; ') || 'no other location'}` };
+}
+
+/** A verifying manifest of the backup and a location where its recordings index verifies; undefined when none does. */
+export async function readableIndexOf(deps: Dependencies, deployment: string, backupId: string): Promise<{ manifest: Manifest; location: BackupLocation } | undefined> {
+  let manifest: Manifest | undefined;
+  for (const location of deps.locations()) {
+    const state = await manifestAt(location, deps, deployment, backupId);
+    if (state.status === 'authenticated' || state.status === 'unauthenticated') {
+      manifest = state.manifest;
+      break;
+    }
+  }
+  if (!manifest) return undefined;
+  for (const location of deps.locations()) {
+    if ((await inspectArtifact(location, manifest.artifacts.recordingsIndex)).ok) return { manifest, location };
+  }
+  return undefined;
+}
+
+/** Index entries of the previous backup, by recording key: the blobs its own check covers at this location. */
+async function previousIndex(deps: Dependencies, deployment: string, backupId: string | undefined): Promise<SortedCursor<IndexEntry>> {
+  const readable = backupId ? await readableIndexOf(deps, deployment, backupId) : undefined;
+  if (!readable) return SortedCursor.empty();
+  const dataKey = unwrapKey(readable.manifest.encryption.dataKey, deps.keyRing());
+  return new SortedCursor(readRecordingsIndex(readable.location, readable.manifest.artifacts.recordingsIndex, dataKey), (e) => e.key);
+}
+
+function wantsRead(scope: ReadDataScope | undefined, blob: string): boolean {
+  if (!scope) return false;
+  return scope === 'all' || blobSlice(blob, scope.of) === scope.slice;
+}
+
+/** The checkpoint in heartbeat details: counters and problems cover exactly the index entries before `entriesDone`. */
+interface BlobCheckpoint {
+  phase: 'blobs';
+  entriesDone: number;
+  result: BackupCheckResult;
+}
+
+export function createBackupCheckActivities(deps: Dependencies) {
+  return {
+    /**
+     * Read-only unless `repair`; a repair writes only what did not verify, each copy checked after it is written, so
+     * a second run (or a retry) finds nothing left to do. Resumes the blob pass from its last heartbeat.
+     */
+    async checkBackupAt(input: BackupCheckInput): Promise<BackupCheckResult> {
+      const ctx = Context.current();
+      const location = locationByName(deps, input.location);
+      const { deployment, backupId } = input;
+      // Where a check pins the backup it reads (src/catalog/pins.ts), so that retention cannot remove it meanwhile:
+      // until pins exist, a backup removed during the check is reported as 'removed' rather than as damaged.
+      const resumed = activityInfo().heartbeatDetails as BlobCheckpoint | undefined;
+      const result: BackupCheckResult = resumed?.result ?? {
+        location: location.name,
+        backupId,
+        manifest: 'missing',
+        artifactsChecked: 0,
+        blobsChecked: 0,
+        blobsShared: 0,
+        blobsRead: 0,
+        bytesRead: 0,
+        problemCount: 0,
+        repairedCount: 0,
+        refusedCount: 0,
+        problems: [],
+      };
+      const note = (problem: Omit<CheckProblem, 'location' | 'backupId'>) => {
+        result.problemCount += 1;
+        if (problem.repair?.outcome === 'repaired') result.repairedCount += 1;
+        if (problem.repair?.outcome === 'refused') result.refusedCount += 1;
+        if (result.problems.length < PROBLEMS_KEPT) result.problems.push({ location: location.name, backupId, ...problem });
+      };
+      let bytesSinceBeat = 0;
+      const beatBytes = () => {
+        if (++bytesSinceBeat % 64 === 0) ctx.heartbeat(resumed ? { ...resumed } : { phase: 'artifacts' });
+      };
+
+      const own = await manifestAt(location, deps, deployment, backupId);
+      const reference = await referenceManifest(deps, location, own, deployment, backupId);
+      if (!reference) {
+        if (own.status === 'missing' && !(await anyManifestObject(deps, deployment, backupId))) return { ...result, manifest: 'removed' };
+        result.manifest = own.status === 'invalid' ? 'invalid' : 'missing';
+        if (!resumed) {
+          note({
+            kind: own.status === 'invalid' ? (own.mac ? 'manifest-mac' : 'manifest-unreadable') : 'manifest-missing',
+            detail: own.status === 'invalid' ? own.detail : 'no manifest here',
+            ...(input.repair ? { repair: { outcome: 'refused' as const, reason: 'no location holds a manifest of this backup whose MAC verifies' } } : {}),
+          });
+        }
+        return result;
+      }
+      const manifest = reference.manifest;
+      result.manifest = own.status === 'invalid' ? 'invalid' : own.status;
+
+      if (!resumed) {
+        if (own.status === 'missing' || own.status === 'invalid') {
+          let repair: CheckProblem['repair'];
+          if (input.repair) {
+            // The verifying manifest's own bytes, so its MAC travels with it.
+            const key = manifestKey(deployment, backupId);
+            await location.put(key, await reference.location.get(key));
+            const after = await manifestAt(location, deps, deployment, backupId);
+            repair = after.status === 'authenticated' || after.status === 'unauthenticated' ? { outcome: 'repaired', from: reference.location.name } : { outcome: 'refused', reason: 'the copy written does not verify' };
+          }
+          note({
+            kind: own.status === 'missing' ? 'manifest-missing' : own.mac ? 'manifest-mac' : 'manifest-unreadable',
+            detail: own.status === 'missing' ? `no manifest here, though ${reference.location.name} holds one` : own.detail,
+            ...(repair ? { repair } : {}),
+          });
+        }
+        for (const [name, artifact] of Object.entries(manifest.artifacts)) {
+          const verdict = await inspectArtifact(location, artifact, beatBytes);
+          result.artifactsChecked += 1;
+          if (verdict.ok) continue;
+          const repair = input.repair ? await repairArtifact(deps, location, artifact, beatBytes) : undefined;
+          note({ kind: verdict.kind, artifact: name, detail: `${artifact.key}: ${verdict.detail}`, ...(repair ? { repair } : {}) });
+        }
+      }
+
+      // The index is read where its checksum verifies: here if it does (or was just repaired), else elsewhere.
+      let indexAt: BackupLocation | undefined;
+      for (const candidate of [location, ...deps.locations().filter((l) => l.name !== location.name)]) {
+        if ((await inspectArtifact(candidate, manifest.artifacts.recordingsIndex)).ok) {
+          indexAt = candidate;
+          break;
+        }
+      }
+      if (!indexAt) {
+        if (!resumed) note({ kind: 'index-unreadable', artifact: 'recordingsIndex', detail: 'the recordings index verifies at no location: its blobs cannot be checked' });
+        return result;
+      }
+
+      const dataKey = unwrapKey(manifest.encryption.dataKey, deps.keyRing());
+      const previous = await previousIndex(deps, deployment, input.previousBackupId);
+      let previousUsable = true;
+      const checkpoint: BlobCheckpoint = { phase: 'blobs', entriesDone: resumed?.entriesDone ?? 0, result };
+      const finished = new Map<number, () => void>();
+      const beat = () => ctx.heartbeat(checkpoint);
+      const pool = new TaskPool(deps.config.backup.concurrency);
+      let seq = -1;
+      for await (const entry of readRecordingsIndex(indexAt, manifest.artifacts.recordingsIndex, dataKey)) {
+        seq += 1;
+        // The previous index is asked for every key in order, skipped ones included, so its cursor stays in step.
+        let held: IndexEntry | undefined;
+        if (previousUsable) {
+          try {
+            held = await previous.seek(entry.key);
+          } catch {
+            previousUsable = false;
+          }
+        }
+        if (seq < checkpoint.entriesDone) continue;
+        const mine = seq;
+        const shared = held?.blob === entry.blob;
+        await pool.run(async () => {
+          let fold: () => void;
+          if (shared) {
+            fold = () => {
+              result.blobsShared += 1;
+            };
+          } else {
+            const read = wantsRead(input.readData, entry.blob);
+            const verdict = await inspectBlob(location, deployment, entry, read, beat);
+            let repair: CheckProblem['repair'];
+            if (!verdict.ok && input.repair) repair = await repairBlob(deps, location, deployment, entry, beat);
+            fold = () => {
+              result.blobsChecked += 1;
+              if (read) {
+                result.blobsRead += 1;
+                result.bytesRead += verdict.bytesRead;
+              }
+              if (!verdict.ok) note({ kind: verdict.kind, recordingKey: entry.key, blob: entry.blob, detail: verdict.detail, ...(repair ? { repair } : {}) });
+            };
+          }
+          // Folded in index order, so the checkpoint never counts an entry a retry would check again.
+          finished.set(mine, fold);
+          for (let next = finished.get(checkpoint.entriesDone); next; next = finished.get(checkpoint.entriesDone)) {
+            finished.delete(checkpoint.entriesDone);
+            next();
+            checkpoint.entriesDone += 1;
+          }
+          if (checkpoint.entriesDone % 50 === 0) beat();
+        });
+      }
+      await pool.drain();
+      await previous.close();
+      return result;
+    },
+  };
+}
