@@ -2,7 +2,7 @@
 // the location's sorted listing of blobs, so memory stays flat whatever the number of recordings.
 import { execFile } from 'node:child_process';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
@@ -35,6 +35,7 @@ export function createOrphanCheckActivities(deps: Dependencies) {
       const ctx = Context.current();
       const location = locationByName(deps, input.location);
       const result: OrphanCheckResult = { location: location.name, blobsListed: 0, referenced: 0, orphanCount: 0, orphans: [], missingCount: 0, missing: [] };
+      await mkdir(deps.config.backup.workDir, { recursive: true });
       const dir = await mkdtemp(join(deps.config.backup.workDir, 'vpb-check-'));
       try {
         // Names only: no key reaches the disk.
