@@ -96,12 +96,38 @@ export async function readableIndexOf(deps: Dependencies, deployment: string, ba
   return undefined;
 }
 
-/** Index entries of the previous backup, by recording key: the blobs its own check covers at this location. */
-async function previousIndex(deps: Dependencies, deployment: string, backupId: string | undefined): Promise<SortedCursor<IndexEntry>> {
-  const readable = backupId ? await readableIndexOf(deps, deployment, backupId) : undefined;
-  if (!readable) return SortedCursor.empty();
-  const dataKey = unwrapKey(readable.manifest.encryption.dataKey, deps.keyRing());
-  return new SortedCursor(readRecordingsIndex(readable.location, readable.manifest.artifacts.recordingsIndex, dataKey), (e) => e.key);
+/**
+ * A neighbouring backup's index entries, by recording key, read alongside this backup's index (both are in the bucket's
+ * key order). A neighbour that cannot be read, or turns out unsorted, answers "none": every blob is then checked here.
+ */
+class NeighbourIndex {
+  private usable = true;
+  private constructor(
+    readonly backupId: string | undefined,
+    private readonly cursor: SortedCursor<IndexEntry>,
+  ) {}
+
+  static async open(deps: Dependencies, deployment: string, backupId: string | undefined): Promise<NeighbourIndex> {
+    const readable = backupId ? await readableIndexOf(deps, deployment, backupId) : undefined;
+    if (!readable) return new NeighbourIndex(backupId, SortedCursor.empty());
+    const dataKey = unwrapKey(readable.manifest.encryption.dataKey, deps.keyRing());
+    return new NeighbourIndex(backupId, new SortedCursor(readRecordingsIndex(readable.location, readable.manifest.artifacts.recordingsIndex, dataKey), (e) => e.key));
+  }
+
+  /** Asked for every key of this backup's index in order, so the cursor stays in step. */
+  async at(key: string): Promise<IndexEntry | undefined> {
+    if (!this.usable) return undefined;
+    try {
+      return await this.cursor.seek(key);
+    } catch {
+      this.usable = false;
+      return undefined;
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.cursor.close().catch(() => undefined);
+  }
 }
 
 function wantsRead(scope: ReadDataScope | undefined, blob: string): boolean {
@@ -128,7 +154,9 @@ export function createBackupCheckActivities(deps: Dependencies) {
       const { deployment, backupId } = input;
       // Where a check pins the backup it reads (src/catalog/pins.ts), so that retention cannot remove it meanwhile:
       // until pins exist, a backup removed during the check is reported as 'removed' rather than as damaged.
-      const resumed = activityInfo().heartbeatDetails as BlobCheckpoint | undefined;
+      const details = activityInfo().heartbeatDetails as BlobCheckpoint | { phase: 'artifacts' } | undefined;
+      // Only the blob pass resumes: manifest and artifacts are checked again (few, and idempotent to repair).
+      const resumed = details?.phase === 'blobs' ? details : undefined;
       const result: BackupCheckResult = resumed?.result ?? {
         location: location.name,
         backupId,
@@ -210,8 +238,10 @@ export function createBackupCheckActivities(deps: Dependencies) {
       }
 
       const dataKey = unwrapKey(manifest.encryption.dataKey, deps.keyRing());
-      const previous = await previousIndex(deps, deployment, input.previousBackupId);
-      let previousUsable = true;
+      // The previous backup's check covers the blobs it shares with this one; a neighbour naming the same blob under
+      // another key is the format 1 defect (the name did not bind the key), which no copy under that name can fix.
+      const previous = await NeighbourIndex.open(deps, deployment, input.previousBackupId);
+      const next = await NeighbourIndex.open(deps, deployment, input.nextBackupId);
       const checkpoint: BlobCheckpoint = { phase: 'blobs', entriesDone: resumed?.entriesDone ?? 0, result };
       const finished = new Map<number, () => void>();
       const beat = () => ctx.heartbeat(checkpoint);
@@ -219,18 +249,12 @@ export function createBackupCheckActivities(deps: Dependencies) {
       let seq = -1;
       for await (const entry of readRecordingsIndex(indexAt, manifest.artifacts.recordingsIndex, dataKey)) {
         seq += 1;
-        // The previous index is asked for every key in order, skipped ones included, so its cursor stays in step.
-        let held: IndexEntry | undefined;
-        if (previousUsable) {
-          try {
-            held = await previous.seek(entry.key);
-          } catch {
-            previousUsable = false;
-          }
-        }
+        const before = await previous.at(entry.key);
+        const after = await next.at(entry.key);
         if (seq < checkpoint.entriesDone) continue;
         const mine = seq;
-        const shared = held?.blob === entry.blob;
+        const shared = before?.blob === entry.blob && before.blobKey === entry.blobKey;
+        const rival = [before && { id: previous.backupId, entry: before }, after && { id: next.backupId, entry: after }].find((n) => n && n.entry.blob === entry.blob && n.entry.blobKey !== entry.blobKey);
         await pool.run(async () => {
           let fold: () => void;
           if (shared) {
@@ -241,7 +265,11 @@ export function createBackupCheckActivities(deps: Dependencies) {
             const read = wantsRead(input.readData, entry.blob);
             const verdict = await inspectBlob(location, deployment, entry, read, beat);
             let repair: CheckProblem['repair'];
-            if (!verdict.ok && input.repair) repair = await repairBlob(deps, location, deployment, entry, beat);
+            if (!verdict.ok && input.repair) {
+              repair = rival
+                ? { outcome: 'refused', reason: `backup ${rival.id} names the same blob ${entry.blob} under another key (a format 1 name shared by two keys): a copy for one would break the other here; a new backup writes the recording under a format 2 name` }
+                : await repairBlob(deps, location, deployment, entry, beat);
+            }
             fold = () => {
               result.blobsChecked += 1;
               if (read) {
@@ -263,6 +291,7 @@ export function createBackupCheckActivities(deps: Dependencies) {
       }
       await pool.drain();
       await previous.close();
+      await next.close();
       return result;
     },
   };

@@ -54,6 +54,8 @@ export interface BackupCheckInput {
    * location, so each shared blob is checked once per run, not once per backup.
    */
   previousBackupId?: string;
+  /** The backup after this one: a blob it names for the same recording under another key is a format 1 conflict. */
+  nextBackupId?: string;
   readData?: ReadDataScope;
   repair?: boolean;
 }

@@ -37,6 +37,7 @@ export async function checkWorkflow(input: CheckInput): Promise<CheckReport> {
               backupId,
               location,
               ...(i > 0 ? { previousBackupId: targets.backupIds[i - 1] } : {}),
+              ...(i + 1 < targets.backupIds.length ? { nextBackupId: targets.backupIds[i + 1] } : {}),
               ...(input.readData ? { readData: input.readData } : {}),
               ...(input.repair ? { repair: true } : {}),
             }),

@@ -134,6 +134,21 @@ describe('repository check', () => {
     expect(after.blobsRead).toBe(referenced.size * 2);
   });
 
+  it('reads a blob that opens under its key but holds other content as not the recording (MD5 of the ETag), and repairs it', async () => {
+    const entry = takeEntry();
+    expect(entry.etag).toMatch(/^[0-9a-f]{32}$/);
+    const other = await readAll(Readable.from([randomBytes(entry.size)]).pipe(createEncryptStream(Buffer.from(entry.blobKey, 'base64'))));
+    await primary.put(blobKey(deployment, entry.blob), other);
+
+    // Present, of the right size, sealed under the right key: only reading the data tells.
+    expect((await check()).problems).toEqual([]);
+    const found = await check({ readData: 'all' });
+    expect(find(found, { location: 'primary', recordingKey: entry.key, kind: 'blob-content' })[0]?.detail).toMatch(new RegExp(`differs from the recording's ETag ${entry.etag}`));
+    const repaired = await check({ readData: 'all', repair: true });
+    expect(find(repaired, { recordingKey: entry.key })[0]?.repair).toEqual({ outcome: 'repaired', from: 'secondary' });
+    expect((await check({ readData: 'all' })).problems).toEqual([]);
+  });
+
   it('names a blob deleted from the secondary and an artifact deleted from the primary, and restores both', async () => {
     const entry = takeEntry();
     await secondary.delete([blobKey(deployment, entry.blob)]);
