@@ -50,7 +50,8 @@ async function inspectArtifact(location: BackupLocation, artifact: Artifact, onB
     stored = await hashStored(location, artifact.key, onBytes);
   } catch (err) {
     if (isNotFound(err)) return { ok: false, kind: 'artifact-missing', detail: 'it is missing' };
-    return { ok: false, kind: 'artifact-damaged', detail: `it cannot be read: ${(err as Error).message}` };
+    // A read that fails is the location's trouble, not the artifact's: the activity is retried.
+    throw err;
   }
   if (stored.size !== artifact.size) return { ok: false, kind: 'artifact-damaged', detail: `${stored.size} bytes stored, ${artifact.size} recorded` };
   if (stored.sha256 !== artifact.sha256) return { ok: false, kind: 'artifact-damaged', detail: `SHA-256 ${stored.sha256} differs from the recorded ${artifact.sha256}` };
@@ -61,7 +62,7 @@ async function inspectArtifact(location: BackupLocation, artifact: Artifact, onB
 async function repairArtifact(deps: Dependencies, to: BackupLocation, artifact: Artifact, onBytes?: () => void): Promise<CheckProblem['repair']> {
   const problems: string[] = [];
   for (const from of deps.locations().filter((l) => l.name !== to.name)) {
-    const there = await inspectArtifact(from, artifact, onBytes);
+    const there = await inspectArtifact(from, artifact, onBytes).catch((err: Error) => ({ ok: false as const, detail: `it cannot be read: ${err.message}` }));
     if (!there.ok) {
       problems.push(`${from.name}: ${there.detail}`);
       continue;

@@ -6,7 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import { Meter } from '../src/catalog/artifacts';
 import { blobSealedWith } from '../src/catalog/recording-blobs';
 import type { IndexEntry } from '../src/catalog/recordings-index';
-import { createDecryptStream, createEncryptStream, encryptedSize } from '../src/crypto';
+import { CryptoError, createDecryptStream, createEncryptStream, encryptedSize } from '../src/crypto';
 import type { Dependencies } from '../src/runtime/dependencies';
 import { blobKey, isNotFound, type BackupLocation } from '../src/storage';
 import type { CheckProblemKind } from '../workflows/check-types';
@@ -39,7 +39,9 @@ async function readAgainstIdentity(location: BackupLocation, deployment: string,
     );
   } catch (err) {
     if (isNotFound(err)) return { ok: false, kind: 'blob-missing', detail: 'it is missing', bytesRead: plaintext };
-    return { ok: false, kind: 'blob-damaged', detail: `it does not open: ${(err as Error).message}`, bytesRead: plaintext };
+    // Only what the cipher refuses is damage; a read that fails (a dropped connection) is retried, not reported.
+    if (err instanceof CryptoError) return { ok: false, kind: 'blob-damaged', detail: `it does not open: ${err.message}`, bytesRead: plaintext };
+    throw err;
   }
   if (plaintext !== entry.size) return { ok: false, kind: 'blob-damaged', detail: `it opens to ${plaintext} bytes, the index says ${entry.size}`, bytesRead: plaintext };
   if (PLAIN_MD5_ETAG.test(entry.etag)) {
