@@ -200,22 +200,37 @@ export function createBackupCheckActivities(deps: Dependencies) {
       const manifest = reference.manifest;
       result.manifest = own.status === 'invalid' ? 'invalid' : own.status;
 
-      if (!resumed) {
-        if (own.status === 'missing' || own.status === 'invalid') {
-          let repair: CheckProblem['repair'];
-          if (input.repair) {
+      /**
+       * A manifest missing or failing its MAC here is reported last and, with repair, copied last: the manifest is the
+       * commit point, so it is written only once everything it names is whole at this location, and only while the
+       * copy it comes from is still there (a backup being removed is not brought back).
+       */
+      const settleManifest = async () => {
+        if (own.status !== 'missing' && own.status !== 'invalid') return;
+        let repair: CheckProblem['repair'];
+        if (input.repair) {
+          const key = manifestKey(deployment, backupId);
+          const remaining = result.problemCount - result.repairedCount;
+          if (remaining > 0) repair = { outcome: 'refused', reason: `${remaining} other problem(s) of this backup remain here; the manifest is copied only once the backup is whole at this location` };
+          else {
             // The verifying manifest's own bytes, so its MAC travels with it.
-            const key = manifestKey(deployment, backupId);
             await location.put(key, await reference.location.get(key));
             const after = await manifestAt(location, deps, deployment, backupId);
-            repair = after.status === 'authenticated' || after.status === 'unauthenticated' ? { outcome: 'repaired', from: reference.location.name } : { outcome: 'refused', reason: 'the copy written does not verify' };
+            if (!(await reference.location.exists(key))) {
+              await location.delete([key]);
+              repair = { outcome: 'refused', reason: `the backup was removed from ${reference.location.name} meanwhile` };
+            } else if (after.status === 'authenticated' || after.status === 'unauthenticated') repair = { outcome: 'repaired', from: reference.location.name };
+            else repair = { outcome: 'refused', reason: 'the copy written does not verify' };
           }
-          note({
-            kind: own.status === 'missing' ? 'manifest-missing' : own.mac ? 'manifest-mac' : 'manifest-unreadable',
-            detail: own.status === 'missing' ? `no manifest here, though ${reference.location.name} holds one` : own.detail,
-            ...(repair ? { repair } : {}),
-          });
         }
+        note({
+          kind: own.status === 'missing' ? 'manifest-missing' : own.mac ? 'manifest-mac' : 'manifest-unreadable',
+          detail: own.status === 'missing' ? `no manifest here, though ${reference.location.name} holds one` : own.detail,
+          ...(repair ? { repair } : {}),
+        });
+      };
+
+      if (!resumed) {
         for (const [name, artifact] of Object.entries(manifest.artifacts)) {
           const verdict = await inspectArtifact(location, artifact, beatBytes);
           result.artifactsChecked += 1;
@@ -235,6 +250,7 @@ export function createBackupCheckActivities(deps: Dependencies) {
       }
       if (!indexAt) {
         if (!resumed) note({ kind: 'index-unreadable', artifact: 'recordingsIndex', detail: 'the recordings index verifies at no location: its blobs cannot be checked' });
+        await settleManifest();
         return result;
       }
 
@@ -242,7 +258,7 @@ export function createBackupCheckActivities(deps: Dependencies) {
       // The previous backup's check covers the blobs it shares with this one; a neighbour naming the same blob under
       // another key is the format 1 defect (the name did not bind the key), which no copy under that name can fix.
       const previous = await NeighbourIndex.open(deps, deployment, input.previousBackupId);
-      const next = await NeighbourIndex.open(deps, deployment, input.nextBackupId);
+      const following = await NeighbourIndex.open(deps, deployment, input.nextBackupId);
       const checkpoint: BlobCheckpoint = { phase: 'blobs', entriesDone: resumed?.entriesDone ?? 0, result };
       const finished = new Map<number, () => void>();
       const beat = () => ctx.heartbeat(checkpoint);
@@ -251,11 +267,11 @@ export function createBackupCheckActivities(deps: Dependencies) {
       for await (const entry of readRecordingsIndex(indexAt, manifest.artifacts.recordingsIndex, dataKey)) {
         seq += 1;
         const before = await previous.at(entry.key);
-        const after = await next.at(entry.key);
+        const after = await following.at(entry.key);
         if (seq < checkpoint.entriesDone) continue;
         const mine = seq;
         const shared = before?.blob === entry.blob && before.blobKey === entry.blobKey;
-        const rival = [before && { id: previous.backupId, entry: before }, after && { id: next.backupId, entry: after }].find((n) => n && n.entry.blob === entry.blob && n.entry.blobKey !== entry.blobKey);
+        const rival = [before && { id: previous.backupId, entry: before }, after && { id: following.backupId, entry: after }].find((n) => n && n.entry.blob === entry.blob && n.entry.blobKey !== entry.blobKey);
         await pool.run(async () => {
           let fold: () => void;
           if (shared) {
@@ -292,7 +308,8 @@ export function createBackupCheckActivities(deps: Dependencies) {
       }
       await pool.drain();
       await previous.close();
-      await next.close();
+      await following.close();
+      await settleManifest();
       return result;
     },
   };

@@ -203,6 +203,16 @@ describe('repository check', () => {
     expect((await check()).problems).toEqual([]);
   });
 
+  it('names a location lacking a manifest the other holds, and copies the authentic one there', async () => {
+    await secondary.delete([manifestKey(deployment, backupIds[0]!)]);
+    const found = await check();
+    expect(find(found, { location: 'secondary', backupId: backupIds[0], kind: 'manifest-missing' })[0]?.detail).toBe('no manifest here, though primary holds one');
+    const repaired = await check({ repair: true });
+    expect(find(repaired, { location: 'secondary', kind: 'manifest-missing' })[0]?.repair).toEqual({ outcome: 'repaired', from: 'primary' });
+    expect(await readManifest(secondary, deployment, backupIds[0]!, { keyRing: deps.keyRing() })).toEqual(await readManifest(primary, deployment, backupIds[0]!));
+    expect((await check()).problems).toEqual([]);
+  });
+
   it('serves checks through the API: a bad slice is refused, a check starts and its report is read back', async () => {
     const app = buildApi({ config, client: h.client, token: undefined, taskQueue: h.taskQueue });
     const bad = await app.inject({ method: 'POST', url: '/v1/checks', payload: { readDataSubset: '4/3' } });
