@@ -1,5 +1,6 @@
 // Every activity, built from the process's dependencies (one factory; tests hand it other dependencies).
 import type { Dependencies } from '../src/runtime/dependencies';
+import { createCheckActivities } from './check';
 import { createCommitActivities } from './commit';
 import { createDeploymentLockActivities } from './deployment-lock';
 import { createDumpActivities } from './dump';
@@ -30,6 +31,7 @@ export function createActivities(deps: Dependencies) {
     ...createPinActivities(deps),
     ...createDeploymentLockActivities(deps),
     ...createRotateKeyActivities(deps),
+    ...createCheckActivities(deps),
   };
 }
 

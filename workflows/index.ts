@@ -7,3 +7,5 @@ export { restoreWorkflow } from './restore';
 export { restoreDrillWorkflow } from './restore-drill';
 export { deploymentLockWorkflow } from './deployment-lock';
 export { rotateKeyWorkflow } from './rotate-key';
+export { checkWorkflow } from './check';
+export { scheduledCheckWorkflow } from './scheduled-check';

@@ -13,6 +13,7 @@ import { readBackupProgress } from '../operations/progress';
 import { confirmRestore, parseScope, restoreReport, startDrill, startRestore } from '../operations/restore';
 import { runKeyRotation } from '../operations/rotate-keys';
 import { runVerify } from '../operations/verify';
+import { checkStatus, parseReadDataSubset, startCheck } from '../operations/check';
 import { createDependencies } from '../runtime/dependencies';
 import type { BackupLocation } from '../storage';
 
@@ -58,7 +59,17 @@ const confirmBody = z
   })
   .strict();
 
-const bodies = { preflight: () => preflightBody, backup: () => backupBody, verify: () => verifyBody, restore: () => restoreBody, confirm: () => confirmBody };
+const checkBody = z
+  .object({
+    readData: z.boolean().default(false),
+    readDataSubset: z.string().regex(/^[0-9]{1,6}\/[0-9]{1,6}$/, 'n/m, e.g. "1/7"').optional(),
+    repair: z.boolean().default(false),
+    requestedBy: z.string().min(1).max(200).optional(),
+  })
+  .strict()
+  .refine((b) => !(b.readData && b.readDataSubset), { message: 'give readData or readDataSubset, not both', path: ['readDataSubset'] });
+
+const bodies = { check: () => checkBody, preflight: () => preflightBody, backup: () => backupBody, verify: () => verifyBody, restore: () => restoreBody, confirm: () => confirmBody };
 
 function openApiDocument() {
   const json = (schema: z.ZodType) => z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' });
@@ -80,6 +91,8 @@ function openApiDocument() {
       '/v1/restores/{workflowId}/confirm': { post: op('confirm a restore with the backup id and the loss report digest', { requestBody: body(bodies.confirm()) }) },
       '/v1/restore-drills': { post: op('start a restore drill into staging') },
       '/v1/key-rotations': { post: op('rewrap every data key under encryption.activeKeyId, under the deployment lock (409 while locked); waits for the end') },
+      '/v1/checks': { post: op('start a repository check (409 when one runs)', { requestBody: body(bodies.check()) }) },
+      '/v1/checks/{workflowId}': { get: op('the state of a check, with its report once finished') },
     },
   };
 }
@@ -115,7 +128,7 @@ export function buildApi(options: ApiOptions): FastifyInstance {
 
   app.setErrorHandler((error, _request, reply) => {
     if (error instanceof VaultpamBackupError) {
-      const status = error.code === 'VPB_ERR_INPUT_INVALID' ? 400 : error.code === 'VPB_ERR_BACKUP_RUNNING' || error.code === 'VPB_ERR_DEPLOYMENT_LOCKED' ? 409 : error.code === 'VPB_ERR_STEP_FAILED' ? 422 : 502;
+      const status = error.code === 'VPB_ERR_INPUT_INVALID' ? 400 : error.code === 'VPB_ERR_BACKUP_RUNNING' || error.code === 'VPB_ERR_DEPLOYMENT_LOCKED' || error.code === 'VPB_ERR_CHECK_RUNNING' ? 409 : error.code === 'VPB_ERR_STEP_FAILED' ? 422 : 502;
       return sendError(reply, status, error.code, error.message);
     }
     const fastifyError = error as { statusCode?: number; code?: string; message: string };
@@ -189,6 +202,16 @@ export function buildApi(options: ApiOptions): FastifyInstance {
     const handle = await startDrill(client, config, taskQueue);
     return reply.code(202).send({ workflowId: handle.workflowId });
   });
+
+  app.post('/v1/checks', async (request, reply) => {
+    const body = checkBody.safeParse(request.body ?? {});
+    if (!body.success) return sendError(reply, 400, 'VPB_ERR_INPUT_INVALID', formatIssues(body.error));
+    const readData = body.data.readData ? ('all' as const) : body.data.readDataSubset ? parseReadDataSubset(body.data.readDataSubset, 'readDataSubset') : undefined;
+    const handle = await startCheck(client, config, { ...(readData ? { readData } : {}), repair: body.data.repair, requestedBy: body.data.requestedBy ?? 'api', taskQueue });
+    return reply.code(202).send({ workflowId: handle.workflowId, runId: handle.firstExecutionRunId, report: `/v1/checks/${handle.workflowId}` });
+  });
+
+  app.get<{ Params: { workflowId: string } }>('/v1/checks/:workflowId', async (request) => checkStatus(client, request.params.workflowId));
 
   return app;
 }

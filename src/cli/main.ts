@@ -1,4 +1,4 @@
-// The vaultpam-backup command line: stack, worker, api, preflight, backup, backups, schedule, demo.
+// The vaultpam-backup command line: stack, worker, api, preflight, backup, backups, check, schedule, demo.
 import { spawnSync } from 'node:child_process';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
@@ -16,14 +16,15 @@ import { runPreflight } from '../operations/preflight';
 import { confirmRestore, parseScope, restoreReport, startDrill, startRestore, type DrillReport } from '../operations/restore';
 import type { RestoreReport } from '../../workflows/restore-types';
 import { formatProgress, readBackupProgress } from '../operations/progress';
-import { createBackupSchedule, createDrillSchedule, deleteBackupSchedule, describeBackupSchedule } from '../operations/schedule';
+import { checkScheduleId, createBackupSchedule, createCheckSchedule, createDrillSchedule, deleteBackupSchedule, deleteCheckSchedule, describeBackupSchedule } from '../operations/schedule';
 import { runKeyRotation } from '../operations/rotate-keys';
 import { runVerify } from '../operations/verify';
 import { dropDatabase } from '../postgres';
 import { createDependencies } from '../runtime/dependencies';
 import { connectClient } from '../temporal/connect';
 import { createWorker } from '../temporal/worker';
-import { formatBackupList, formatBackupResult, formatPreflight, formatRestoreReport, formatVerify, printJson } from './output';
+import { formatBackupList, formatBackupResult, formatCheckReport, formatPreflight, formatRestoreReport, formatVerify, printJson } from './output';
+import { checkResult, checkStatus, checkWorkflowId, parseReadDataSubset, startCheck } from '../operations/check';
 
 const program = new Command('vaultpam-backup')
   .description('Back up and restore VaultPAM deployments with durable Temporal workflows')
@@ -212,31 +213,84 @@ program
     }
   });
 
-const schedule = program.command('schedule').description('the daily backup as a Temporal Schedule');
+const schedule = program.command('schedule').description('the daily backup (or the repository check) as a Temporal Schedule');
 schedule
   .command('create')
-  .option('--cron <expr>', 'when to back up (5-field cron, UTC)', '0 2 * * *')
+  .option('--cron <expr>', 'when to run (5-field cron, UTC)', '0 2 * * *')
   .option('--deep', 'deep verify in every scheduled backup')
   .option('--paused', 'create it paused')
   .option('--drill', 'schedule the restore drill into staging instead (use a quarterly cron, e.g. "0 3 1 1,4,7,10 *")')
-  .action(async (opts: { cron: string; deep?: boolean; paused?: boolean; drill?: boolean }) => {
+  .option('--check', 'schedule the repository check instead (e.g. --cron "0 4 * * *")')
+  .option('--read-data-subset-of <m>', 'with --check: each run reads the next slice n of m of the blobs, so m runs read them all', (v) => Number(v))
+  .option('--repair', 'with --check: each run repairs what it finds from a good copy')
+  .action(async (opts: { cron: string; deep?: boolean; paused?: boolean; drill?: boolean; check?: boolean; readDataSubsetOf?: number; repair?: boolean }) => {
     const cfg = config();
+    if (!opts.check && (opts.readDataSubsetOf !== undefined || opts.repair)) throw new VaultpamBackupError('VPB_ERR_INPUT_INVALID', '--read-data-subset-of and --repair go with --check');
     const id = await withClient(cfg, (client) =>
-      opts.drill ? createDrillSchedule(client, cfg, { cron: opts.cron }) : createBackupSchedule(client, cfg, { cron: opts.cron, deep: opts.deep ?? false, paused: opts.paused ?? false }),
+      opts.check
+        ? createCheckSchedule(client, cfg, { cron: opts.cron, paused: opts.paused ?? false, repair: opts.repair ?? false, ...(opts.readDataSubsetOf !== undefined ? { readDataSubsetOf: opts.readDataSubsetOf } : {}) })
+        : opts.drill
+          ? createDrillSchedule(client, cfg, { cron: opts.cron })
+          : createBackupSchedule(client, cfg, { cron: opts.cron, deep: opts.deep ?? false, paused: opts.paused ?? false }),
     );
     process.stdout.write(`schedule ${id} created (${opts.cron}); see it in ${cfg.temporal.uiUrl}/namespaces/${cfg.temporal.namespace}/schedules\n`);
   });
-schedule.command('show').option('--json').action(async (opts: { json?: boolean }) => {
-  const cfg = config();
-  const d = await withClient(cfg, (client) => describeBackupSchedule(client, cfg));
-  if (opts.json) printJson(d);
-  else process.stdout.write(`${d.scheduleId}${d.paused ? ' (paused)' : ''}\n  next: ${d.nextRuns.join(', ') || '-'}\n  recent: ${d.recentRuns.map((r) => `${r.at} ${r.workflowId}`).join('\n          ') || '-'}\n`);
-});
-schedule.command('delete').action(async () => {
-  const cfg = config();
-  await withClient(cfg, (client) => deleteBackupSchedule(client, cfg));
-  process.stdout.write('schedule deleted\n');
-});
+schedule
+  .command('show')
+  .option('--check', 'the check schedule')
+  .option('--json')
+  .action(async (opts: { json?: boolean; check?: boolean }) => {
+    const cfg = config();
+    const d = await withClient(cfg, (client) => describeBackupSchedule(client, cfg, opts.check ? checkScheduleId(cfg.deployment.name) : undefined));
+    if (opts.json) printJson(d);
+    else process.stdout.write(`${d.scheduleId}${d.paused ? ' (paused)' : ''}\n  next: ${d.nextRuns.join(', ') || '-'}\n  recent: ${d.recentRuns.map((r) => `${r.at} ${r.workflowId}`).join('\n          ') || '-'}\n`);
+  });
+schedule
+  .command('delete')
+  .option('--check', 'the check schedule')
+  .action(async (opts: { check?: boolean }) => {
+    const cfg = config();
+    await withClient(cfg, (client) => (opts.check ? deleteCheckSchedule(client, cfg) : deleteBackupSchedule(client, cfg)));
+    process.stdout.write('schedule deleted\n');
+  });
+
+const check = program
+  .command('check')
+  .description('check the repository: every manifest and its MAC, artifacts, blobs and orphans in every location (needs a running worker)')
+  .option('--read-data', 'also read every referenced blob whole and compare it with the recording it holds')
+  .option('--read-data-subset <n/m>', 'read only slice n of m of the blobs (stable slices: m runs with n = 1..m read them all)')
+  .option('--repair', 'copy what is damaged or missing from a location (or the live recordings bucket) where it verifies')
+  .option('--wait', 'wait for the report (exit 1 when problems remain)')
+  .option('--json', 'print as JSON')
+  .action(async (opts: { readData?: boolean; readDataSubset?: string; repair?: boolean; wait?: boolean; json?: boolean }) => {
+    if (opts.readData && opts.readDataSubset) throw new VaultpamBackupError('VPB_ERR_INPUT_INVALID', 'give --read-data or --read-data-subset n/m, not both');
+    const readData = opts.readData ? ('all' as const) : opts.readDataSubset ? parseReadDataSubset(opts.readDataSubset) : undefined;
+    const cfg = config();
+    await withClient(cfg, async (client) => {
+      const handle = await startCheck(client, cfg, { ...(readData ? { readData } : {}), repair: opts.repair ?? false, requestedBy: `cli:${userInfo().username}` });
+      if (!opts.wait) {
+        if (opts.json) printJson({ workflowId: handle.workflowId, runId: handle.firstExecutionRunId });
+        else process.stdout.write(`check started: workflow ${handle.workflowId}\n  its report: vaultpam-backup check status   or ${workflowUrl(cfg, handle.workflowId)}\n`);
+        return;
+      }
+      const report = await checkResult(client, handle.workflowId);
+      if (opts.json) printJson(report);
+      else process.stdout.write(`${formatCheckReport(report)}\n  workflow: ${workflowUrl(cfg, handle.workflowId)}\n`);
+      process.exitCode = report.ok ? 0 : 1;
+    });
+  });
+
+check
+  .command('status')
+  .description('the running (or last) check of the deployment, with its report once finished')
+  .option('--json', 'print as JSON')
+  .action(async (opts: { json?: boolean }) => {
+    const cfg = config();
+    const status = await withClient(cfg, (client) => checkStatus(client, checkWorkflowId(cfg.deployment.name)));
+    if (opts.json) printJson(status);
+    else process.stdout.write(status.report ? `${formatCheckReport(status.report)}\n` : `${status.workflowId}: ${status.status}${status.error ? `: ${status.error}` : ''}\n`);
+    process.exitCode = status.report && !status.report.ok ? 1 : 0;
+  });
 
 const restore = program
   .command('restore')

@@ -3,6 +3,7 @@ import type { PreflightReport } from '../../workflows/preflight-types';
 import type { BackupResult } from '../../workflows/backup-types';
 import type { VerifyReport } from '../../workflows/verify';
 import type { RestoreReport } from '../../workflows/restore-types';
+import type { CheckReport } from '../../workflows/check-types';
 import type { CatalogEntry } from '../catalog/catalog';
 import { formatBytes } from '../operations/progress';
 
@@ -68,5 +69,25 @@ export function formatRestoreReport(r: RestoreReport): string {
   if (r.previousDatabase) lines.push(`  previous database kept as ${r.previousDatabase} (drop it once you are satisfied)`);
   if (r.error) lines.push(`  error            ${r.error}`);
   for (const step of r.rollback ?? []) lines.push(`  rollback         ${step.ok ? 'ok  ' : 'FAIL'} ${step.step}${step.error ? `: ${step.error}` : ''}`);
+  return lines.join('\n');
+}
+
+export function formatCheckReport(r: CheckReport): string {
+  const lines = [
+    `Check of ${r.deployment} (${r.checkId}): ${r.ok ? 'CLEAN' : `${r.remainingCount} PROBLEM(S) REMAIN`}`,
+    `  backups          ${r.backups} in ${r.locations.join(', ')}; manifests ${r.manifests.authenticated} authenticated, ${r.manifests.unauthenticated} unauthenticated (format 1, no MAC)`,
+    `  blobs            ${r.blobsChecked} checked (present, size, header key); read whole: ${r.readData === 'none' ? 'none' : `${r.readData}, ${r.blobsRead} blobs, ${formatBytes(r.bytesRead)}`}`,
+    `  problems         ${r.problemCount} found${r.repair ? `, ${r.repairedCount} repaired` : ''}, ${r.remainingCount} remain`,
+  ];
+  for (const p of r.problems) {
+    const what = [p.backupId && `backup ${p.backupId}`, p.recordingKey && `recording ${p.recordingKey}`, p.artifact && `artifact ${p.artifact}`].filter(Boolean).join(', ');
+    const repair = p.repair ? (p.repair.outcome === 'repaired' ? `  -> repaired from ${p.repair.from}` : `  -> NOT repaired: ${p.repair.reason}`) : '';
+    lines.push(`    ${p.kind.padEnd(19)} ${p.location}${what ? ` (${what})` : ''}: ${p.detail}${repair}`);
+  }
+  if (r.problemCount > r.problems.length) lines.push(`    ... ${r.problemCount - r.problems.length} more (run with --json, or narrow down with backups verify <id>)`);
+  for (const o of r.orphans) {
+    if (o.skipped) lines.push(`  orphans          ${o.location}: not counted: ${o.skipped}`);
+    else if (o.count || o.missingCount) lines.push(`  listing          ${o.location}: ${o.count} orphan blob(s) (prune removes them)${o.missingCount ? `, ${o.missingCount} referenced blob(s) not listed` : ''}`);
+  }
   return lines.join('\n');
 }

@@ -14,6 +14,7 @@ export const errorCatalogue = {
   VPB_ERR_TEMPORAL_UNREACHABLE: 'Temporal at %s cannot be reached: %s. Start it (`vaultpam-backup stack up`) or set temporal.address',
   VPB_ERR_BACKUP_RUNNING: 'A backup of %s is already running: workflow %s',
   VPB_ERR_DEPLOYMENT_LOCKED: 'Deployment %s is locked: %s',
+  VPB_ERR_CHECK_RUNNING: 'A check of %s is already running: workflow %s',
   VPB_ERR_STEP_FAILED: 'Step %s failed: %s',
 } as const;
 

@@ -46,8 +46,9 @@ export async function createBackupSchedule(client: Client, config: Config, optio
   return id;
 }
 
-export async function describeBackupSchedule(client: Client, config: Config) {
-  const handle = client.schedule.getHandle(scheduleId(config.deployment.name));
+/** The backup schedule, or the schedule named by `id` (the check's). */
+export async function describeBackupSchedule(client: Client, config: Config, id = scheduleId(config.deployment.name)) {
+  const handle = client.schedule.getHandle(id);
   const d = await handle.describe();
   return {
     scheduleId: d.scheduleId,
@@ -91,4 +92,54 @@ export async function createDrillSchedule(client: Client, config: Config, option
     policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 day' },
   });
   return id;
+}
+
+export function checkScheduleId(deployment: string): string {
+  return `check-schedule-${deployment}`;
+}
+
+/**
+ * The scheduled repository check. With `readDataSubsetOf` m, each run reads the slice after the last scheduled run's
+ * (slice n of m), so m consecutive runs read every blob once; with `repair`, each run repairs what it finds.
+ */
+export async function createCheckSchedule(client: Client, config: Config, options: { cron: string; readDataSubsetOf?: number; repair?: boolean; taskQueue?: string; paused?: boolean }): Promise<string> {
+  if (!CRON.test(options.cron.trim())) {
+    throw new VaultpamBackupError('VPB_ERR_INPUT_INVALID', `--cron "${options.cron}" is not a 5-field cron expression (e.g. "0 4 * * *" for 04:00 every day)`);
+  }
+  const m = options.readDataSubsetOf;
+  if (m !== undefined && (!Number.isInteger(m) || m < 1 || m > 100_000)) {
+    throw new VaultpamBackupError('VPB_ERR_INPUT_INVALID', `--read-data-subset-of "${m}" must be a whole number from 1 to 100000 (e.g. 7: a seventh of the blobs read each run)`);
+  }
+  const deployment = config.deployment.name;
+  const id = checkScheduleId(deployment);
+  try {
+    await client.schedule.create({
+      scheduleId: id,
+      spec: { cronExpressions: [options.cron.trim()] },
+      action: {
+        type: 'startWorkflow',
+        workflowType: 'scheduledCheckWorkflow',
+        workflowId: `scheduled-check-${deployment}`,
+        taskQueue: options.taskQueue ?? config.temporal.taskQueue,
+        args: [{ deployment, ...(m ? { readDataSubsetOf: m } : {}), ...(options.repair ? { repair: true } : {}) }],
+        typedSearchAttributes: [
+          { key: DEPLOYMENT, value: deployment },
+          { key: OPERATION, value: 'scheduled-check' },
+        ],
+        staticSummary: `Scheduled check of ${deployment}${m ? `, reading 1/${m} of the blobs each run` : ''}`,
+      },
+      policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 day' },
+      state: { paused: options.paused ?? false, note: 'created by vaultpam-backup schedule create --check' },
+    });
+  } catch (err) {
+    if (err instanceof ScheduleAlreadyRunning) {
+      throw new VaultpamBackupError('VPB_ERR_INPUT_INVALID', `schedule ${id} already exists; delete it first (vaultpam-backup schedule delete --check) to change it`);
+    }
+    throw err;
+  }
+  return id;
+}
+
+export async function deleteCheckSchedule(client: Client, config: Config): Promise<void> {
+  await client.schedule.getHandle(checkScheduleId(config.deployment.name)).delete();
 }

@@ -8,6 +8,7 @@ export {
   backupsPrefix,
   blobKey,
   blobsPrefix,
+  lastCheckKey,
   manifestKey,
   parseBlobKey,
   parseManifestKey,

@@ -6,6 +6,7 @@ const BLOBS = 'blobs';
 const PINS = 'pins';
 const RESTORES = 'restores';
 const MANIFEST = 'manifest.json';
+const CHECKS = 'checks';
 /** A blob name: `xx/<sha256>` in its shard folder (format 2), or a bare `<sha256>` (format 1, read only). */
 const BLOB_NAME = /^(?:([0-9a-f]{2})\/)?([0-9a-f]{64})$/;
 
@@ -99,4 +100,9 @@ export function restoresPrefix(deployment: string): string {
 /** `<deployment>/restores/<restoreId>/<name>`: one entry of a restore's journal (its data key is "data-key.json"). */
 export function restoreJournalKey(deployment: string, restoreId: string, name: string): string {
   return `${restoresPrefix(deployment)}${segment(restoreId, 'restoreId')}/${segment(name, 'journal entry')}`;
+}
+
+/** `<deployment>/checks/last.json`: the last repository check's summary, for whatever reports on it (metrics, preflight). */
+export function lastCheckKey(deployment: string): string {
+  return `${segment(deployment, 'deployment')}/${CHECKS}/last.json`;
 }

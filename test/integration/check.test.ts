@@ -1,0 +1,273 @@
+// The repository check on the real stack: clean after two backups; damage of each kind (a flipped byte, a deleted
+// blob or artifact, a blob rewritten under another key, an edited manifest) named with its location and recording,
+// repaired from the other location or the live bucket, and refused with the recording named when no good copy exists.
+import { randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildApi } from '../../src/api/app';
+import { readAll } from '../../src/catalog/artifacts';
+import { readManifest } from '../../src/catalog/catalog';
+import { readRecordingsIndex, type IndexEntry } from '../../src/catalog/recordings-index';
+import { HEADER_LENGTH, createEncryptStream, unwrapKey } from '../../src/crypto';
+import { backupResult, startBackup } from '../../src/operations/backup';
+import { checkResult, checkStatus, parseReadDataSubset, startCheck, type StartCheckOptions } from '../../src/operations/check';
+import { checkScheduleId, createCheckSchedule, deleteCheckSchedule } from '../../src/operations/schedule';
+import { createDependencies } from '../../src/runtime/dependencies';
+import { blobKey, lastCheckKey, manifestKey } from '../../src/storage';
+import type { CheckProblem, CheckReport, ScheduledCheckResult } from '../../workflows/check-types';
+import type { LastCheckRecord } from '../../activities/check';
+import { isolatedConfig, seedSandbox } from '../support/backup-fixture';
+import { temporalHarness, type TemporalHarness } from '../support/temporal';
+
+describe('repository check', () => {
+  const config = isolatedConfig();
+  const deps = createDependencies(config);
+  const deployment = config.deployment.name;
+  const [primary, secondary] = deps.locations() as [ReturnType<typeof deps.locations>[number], ReturnType<typeof deps.locations>[number]];
+  const bucket = deps.deployment('production').recordings.bucket;
+  const recordings = deps.recordingsClient('production');
+  let h: TemporalHarness;
+  const backupIds: string[] = [];
+  /** Every distinct blob the two backups reference, with one index entry naming it. */
+  const referenced = new Map<string, IndexEntry>();
+  /** Entries handed out to the tests one by one, so no two tests damage the same recording. */
+  let spare: IndexEntry[] = [];
+
+  async function backup() {
+    return h.withWorker(async () => backupResult(await startBackup(h.client, config, { taskQueue: h.taskQueue, reason: 'check test', requestedBy: 'vitest' })));
+  }
+
+  async function check(options: StartCheckOptions = {}): Promise<CheckReport> {
+    return h.withWorker(async () => checkResult(h.client, (await startCheck(h.client, config, { ...options, taskQueue: h.taskQueue })).workflowId));
+  }
+
+  async function indexOf(backupId: string): Promise<IndexEntry[]> {
+    const manifest = (await readManifest(primary, deployment, backupId))!;
+    const entries: IndexEntry[] = [];
+    for await (const e of readRecordingsIndex(primary, manifest.artifacts.recordingsIndex, unwrapKey(manifest.encryption.dataKey, deps.keyRing()))) entries.push(e);
+    return entries;
+  }
+
+  /** The old defect: the recording sealed under a fresh random key, into the blob name the index gives. */
+  async function rewriteUnderAnotherKey(location: typeof primary, entry: IndexEntry) {
+    const plain = await readAll(await recordings.getObject(bucket, entry.key));
+    const sealed = await readAll(Readable.from([plain]).pipe(createEncryptStream(randomBytes(32))));
+    await location.put(blobKey(deployment, entry.blob), sealed);
+  }
+
+  function takeEntry(): IndexEntry {
+    const entry = spare.shift();
+    if (!entry) throw new Error('the test ran out of recordings to damage');
+    return entry;
+  }
+
+  const find = (report: CheckReport, where: Partial<CheckProblem>) => report.problems.filter((p) => Object.entries(where).every(([k, v]) => p[k as keyof CheckProblem] === v));
+
+  beforeAll(async () => {
+    h = await temporalHarness(config);
+    await seedSandbox('production', { resources: 5, auditEntries: 50, recordings: 24, recordingBytes: 9_000 });
+    backupIds.push((await backup()).backupId);
+    await seedSandbox('production', { organisations: 0, resources: 0, connectors: 0, auditEntries: 0, recordings: 2, recordingBytes: 7_000 });
+    backupIds.push((await backup()).backupId);
+    for (const id of backupIds) for (const e of await indexOf(id)) if (!referenced.has(e.blob)) referenced.set(e.blob, e);
+    // Recordings of this test's own seeding only (size 9000): others may be shared with other test files' buckets.
+    spare = [...referenced.values()].filter((e) => e.size === 9_000);
+  }, 600_000);
+
+  afterAll(async () => {
+    await deleteCheckSchedule(h.client, config).catch(() => undefined);
+    await h?.close();
+  });
+
+  it('finds nothing in a clean repository after two backups, reading every blob at each location', async () => {
+    const report = await check({ readData: 'all' });
+    expect(report.problems).toEqual([]);
+    expect(report.ok).toBe(true);
+    expect(report.backups).toBe(2);
+    expect(report.manifests).toEqual({ authenticated: 4, unauthenticated: 0 });
+    // Each blob once per location, though both backups name most of them.
+    expect(report.blobsRead).toBe(referenced.size * 2);
+    expect(report.orphans.map((o) => [o.location, o.count, o.missingCount])).toEqual([
+      ['primary', 0, 0],
+      ['secondary', 0, 0],
+    ]);
+    for (const location of [primary, secondary]) {
+      const last = JSON.parse((await readAll(await location.get(lastCheckKey(deployment)))).toString('utf8')) as LastCheckRecord;
+      expect(last.checkId).toBe(report.checkId);
+      expect(last.ok).toBe(true);
+    }
+  });
+
+  it('reads every referenced blob exactly once over the slices 1/3, 2/3, 3/3', async () => {
+    const sliceOf = (blob: string) => Math.floor((parseInt(blob.slice(-64, -56), 16) * 3) / 2 ** 32) + 1;
+    let total = 0;
+    for (const slice of [1, 2, 3]) {
+      const report = await check({ readData: { slice, of: 3 } });
+      expect(report.ok).toBe(true);
+      expect(report.readData).toBe(`${slice}/3`);
+      const expected = [...referenced.keys()].filter((b) => sliceOf(b) === slice).length;
+      expect(report.blobsRead).toBe(expected * 2);
+      total += report.blobsRead;
+    }
+    expect(total).toBe(referenced.size * 2);
+    expect(() => parseReadDataSubset('4/3')).toThrow(/n\/m with 1 <= n <= m/);
+  });
+
+  it('names the recording and the location of a blob with one byte flipped, and repairs it from the other copy', async () => {
+    const entry = takeEntry();
+    const key = blobKey(deployment, entry.blob);
+    const bytes = await readAll(await primary.get(key));
+    bytes.writeUInt8(bytes.readUInt8(HEADER_LENGTH + 100) ^ 0x01, HEADER_LENGTH + 100);
+    await primary.put(key, bytes);
+
+    const found = await check({ readData: 'all' });
+    expect(found.ok).toBe(false);
+    expect(find(found, { location: 'primary', recordingKey: entry.key, kind: 'blob-damaged' })).toHaveLength(1);
+    expect(find(found, { location: 'secondary' })).toEqual([]);
+
+    const repaired = await check({ readData: 'all', repair: true });
+    expect(find(repaired, { location: 'primary', recordingKey: entry.key })[0]?.repair).toEqual({ outcome: 'repaired', from: 'secondary' });
+    expect(repaired.ok).toBe(true);
+
+    const after = await check({ readData: 'all' });
+    expect(after.problems).toEqual([]);
+    expect(after.blobsRead).toBe(referenced.size * 2);
+  });
+
+  it('reads a blob that opens under its key but holds other content as not the recording (MD5 of the ETag), and repairs it', async () => {
+    const entry = takeEntry();
+    expect(entry.etag).toMatch(/^[0-9a-f]{32}$/);
+    const other = await readAll(Readable.from([randomBytes(entry.size)]).pipe(createEncryptStream(Buffer.from(entry.blobKey, 'base64'))));
+    await primary.put(blobKey(deployment, entry.blob), other);
+
+    // Present, of the right size, sealed under the right key: only reading the data tells.
+    expect((await check()).problems).toEqual([]);
+    const found = await check({ readData: 'all' });
+    expect(find(found, { location: 'primary', recordingKey: entry.key, kind: 'blob-content' })[0]?.detail).toMatch(new RegExp(`differs from the recording's ETag ${entry.etag}`));
+    const repaired = await check({ readData: 'all', repair: true });
+    expect(find(repaired, { recordingKey: entry.key })[0]?.repair).toEqual({ outcome: 'repaired', from: 'secondary' });
+    expect((await check({ readData: 'all' })).problems).toEqual([]);
+  });
+
+  it('names a blob deleted from the secondary and an artifact deleted from the primary, and restores both', async () => {
+    const entry = takeEntry();
+    await secondary.delete([blobKey(deployment, entry.blob)]);
+    const manifest = (await readManifest(primary, deployment, backupIds[1]!))!;
+    await primary.delete([manifest.artifacts.connectors.key]);
+
+    const found = await check();
+    expect(find(found, { location: 'secondary', recordingKey: entry.key, kind: 'blob-missing' })).toHaveLength(1);
+    expect(find(found, { location: 'primary', backupId: backupIds[1], artifact: 'connectors', kind: 'artifact-missing' })).toHaveLength(1);
+    expect(found.orphans.find((o) => o.location === 'secondary')).toMatchObject({ missingCount: 1, missingSample: [entry.blob] });
+    expect(found.remainingCount).toBe(2);
+
+    const repaired = await check({ repair: true });
+    expect(repaired.repairedCount).toBe(2);
+    expect(repaired.ok).toBe(true);
+    // Safe to run twice: nothing left to repair.
+    const again = await check({ readData: 'all', repair: true });
+    expect(again.problems).toEqual([]);
+  });
+
+  it('names a blob rewritten under another key; repairs it from the other location, or from the live bucket when both are bad', async () => {
+    const one = takeEntry();
+    await rewriteUnderAnotherKey(primary, one);
+    const found = await check();
+    expect(find(found, { location: 'primary', recordingKey: one.key, kind: 'blob-key' })).toHaveLength(1);
+    const fromOther = await check({ repair: true });
+    expect(find(fromOther, { recordingKey: one.key })[0]?.repair).toEqual({ outcome: 'repaired', from: 'secondary' });
+
+    const both = takeEntry();
+    await rewriteUnderAnotherKey(primary, both);
+    await rewriteUnderAnotherKey(secondary, both);
+    const fromBucket = await check({ repair: true });
+    // The locations are checked side by side: the first to repair seals from the bucket, the other may copy from it.
+    const repairs = find(fromBucket, { recordingKey: both.key, kind: 'blob-key' });
+    expect(repairs.map((p) => p.location).sort()).toEqual(['primary', 'secondary']);
+    expect(repairs.every((p) => p.repair?.outcome === 'repaired')).toBe(true);
+    expect(repairs.map((p) => p.repair?.outcome === 'repaired' && p.repair.from)).toContain('recordings bucket');
+    expect(fromBucket.ok).toBe(true);
+    expect((await check({ readData: 'all' })).problems).toEqual([]);
+  });
+
+  it('reports a manifest edited after it was written (checksum changed, MAC kept), and puts the authentic one back', async () => {
+    const key = manifestKey(deployment, backupIds[1]!);
+    const edited = JSON.parse((await readAll(await secondary.get(key))).toString('utf8')) as { artifacts: { db: { sha256: string } } };
+    edited.artifacts.db.sha256 = 'f'.repeat(64);
+    await secondary.put(key, Buffer.from(JSON.stringify(edited, null, 2)));
+
+    const found = await check();
+    expect(find(found, { location: 'secondary', backupId: backupIds[1], kind: 'manifest-mac' })[0]?.detail).toMatch(/fails its MAC/);
+    const repaired = await check({ repair: true });
+    expect(find(repaired, { location: 'secondary', kind: 'manifest-mac' })[0]?.repair).toEqual({ outcome: 'repaired', from: 'primary' });
+    expect((await check()).problems).toEqual([]);
+  });
+
+  it('names a location lacking a manifest the other holds, and copies the authentic one there', async () => {
+    await secondary.delete([manifestKey(deployment, backupIds[0]!)]);
+    const found = await check();
+    expect(find(found, { location: 'secondary', backupId: backupIds[0], kind: 'manifest-missing' })[0]?.detail).toBe('no manifest here, though primary holds one');
+    const repaired = await check({ repair: true });
+    expect(find(repaired, { location: 'secondary', kind: 'manifest-missing' })[0]?.repair).toEqual({ outcome: 'repaired', from: 'primary' });
+    expect(await readManifest(secondary, deployment, backupIds[0]!, { keyRing: deps.keyRing() })).toEqual(await readManifest(primary, deployment, backupIds[0]!));
+    expect((await check()).problems).toEqual([]);
+  });
+
+  it('serves checks through the API: a bad slice is refused, a check starts and its report is read back', async () => {
+    const app = buildApi({ config, client: h.client, token: undefined, taskQueue: h.taskQueue });
+    const bad = await app.inject({ method: 'POST', url: '/v1/checks', payload: { readDataSubset: '4/3' } });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json().error.message).toMatch(/n\/m with 1 <= n <= m/);
+    const report = await h.withWorker(async () => {
+      const started = await app.inject({ method: 'POST', url: '/v1/checks', payload: { readDataSubset: '2/2' } });
+      expect(started.statusCode).toBe(202);
+      for (;;) {
+        const status = (await app.inject({ method: 'GET', url: started.json().report })).json() as Awaited<ReturnType<typeof checkStatus>>;
+        if (status.status !== 'RUNNING') return status.report;
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    });
+    expect(report).toMatchObject({ ok: true, readData: '2/2' });
+    await app.close();
+  });
+
+  it('rotates the slice over consecutive scheduled runs', async () => {
+    const id = await createCheckSchedule(h.client, config, { cron: '0 4 * * *', readDataSubsetOf: 3, taskQueue: h.taskQueue, paused: true });
+    expect(id).toBe(checkScheduleId(deployment));
+    const slices: string[] = [];
+    await h.withWorker(async () => {
+      for (let run = 1; run <= 2; run++) {
+        await h.client.schedule.getHandle(id).trigger();
+        for (;;) {
+          const recent = (await h.client.schedule.getHandle(id).describe()).info.recentActions;
+          if (recent.length >= run) {
+            const result = (await h.client.workflow.getHandle(recent[run - 1]!.action.workflow.workflowId, recent[run - 1]!.action.workflow.firstExecutionRunId).result()) as ScheduledCheckResult;
+            expect(result.started).toBe(true);
+            if (result.started) slices.push(result.report.readData);
+            break;
+          }
+          await new Promise((r) => setTimeout(r, 250));
+        }
+      }
+    });
+    expect(slices).toEqual(['1/3', '2/3']);
+  });
+
+  // Last: it leaves the repository damaged for good.
+  it('refuses to repair a recording bad in every location and gone from the bucket, and names it', async () => {
+    const entry = takeEntry();
+    await rewriteUnderAnotherKey(primary, entry);
+    await rewriteUnderAnotherKey(secondary, entry);
+    await recordings.removeObject(bucket, entry.key);
+
+    const report = await check({ repair: true });
+    expect(report.ok).toBe(false);
+    const refused = find(report, { recordingKey: entry.key });
+    expect(refused.map((p) => p.location).sort()).toEqual(['primary', 'secondary']);
+    for (const p of refused) {
+      expect(p.repair?.outcome).toBe('refused');
+      expect(p.repair?.outcome === 'refused' && p.repair.reason).toMatch(/gone from the recordings bucket/);
+    }
+    expect(report.remainingCount).toBe(2);
+  });
+});

@@ -1,0 +1,127 @@
+// The repository check's inputs, per-activity results and report: small, bounded facts that travel in histories.
+
+/** Which referenced blobs a check reads whole: all, or slice `slice` of `of` (by the blob name's leading hex digits). */
+export type ReadDataScope = 'all' | { slice: number; of: number };
+
+export interface CheckInput {
+  deployment: string;
+  /** Absent: presence, size and header key check only. */
+  readData?: ReadDataScope;
+  /** Copy what is damaged or missing from a location (or the live recordings bucket) where it verifies. */
+  repair?: boolean;
+  /** Set by the scheduled check: its slice is recorded so the next scheduled run takes the following one. */
+  scheduled?: boolean;
+  requestedBy?: string;
+}
+
+export type CheckProblemKind =
+  | 'location-unavailable'
+  | 'manifest-missing'
+  | 'manifest-unreadable'
+  | 'manifest-mac'
+  | 'artifact-missing'
+  | 'artifact-damaged'
+  | 'index-unreadable'
+  | 'blob-missing'
+  | 'blob-size'
+  | 'blob-key'
+  | 'blob-damaged'
+  | 'blob-content'
+  | 'check-failed';
+
+export interface CheckProblem {
+  location: string;
+  kind: CheckProblemKind;
+  detail: string;
+  backupId?: string;
+  /** The recording (its key in the recordings bucket) whose blob is affected. */
+  recordingKey?: string;
+  blob?: string;
+  artifact?: string;
+  /** With --repair: what became of it. */
+  repair?: { outcome: 'repaired'; from: string } | { outcome: 'refused'; reason: string };
+}
+
+/** Problems kept in full per activity and in the report; the counts cover every one. */
+export const PROBLEMS_KEPT = 20;
+
+export interface BackupCheckInput {
+  deployment: string;
+  backupId: string;
+  location: string;
+  /**
+   * The backup before this one: blobs it names for the same recording were checked by its own activity at this
+   * location, so each shared blob is checked once per run, not once per backup.
+   */
+  previousBackupId?: string;
+  /** The backup after this one: a blob it names for the same recording under another key is a format 1 conflict. */
+  nextBackupId?: string;
+  readData?: ReadDataScope;
+  repair?: boolean;
+}
+
+export interface BackupCheckResult {
+  location: string;
+  backupId: string;
+  /** 'removed': no location holds the manifest any more (retention removed the backup while the check ran). */
+  manifest: 'authenticated' | 'unauthenticated' | 'missing' | 'invalid' | 'removed';
+  artifactsChecked: number;
+  blobsChecked: number;
+  /** Checked by the previous backup's activity (same blob for the same recording). */
+  blobsShared: number;
+  blobsRead: number;
+  bytesRead: number;
+  problemCount: number;
+  repairedCount: number;
+  refusedCount: number;
+  problems: CheckProblem[];
+}
+
+export interface OrphanCheckResult {
+  location: string;
+  blobsListed: number;
+  referenced: number;
+  orphanCount: number;
+  /** The first orphans by name (blobs no manifest references: left by a failed backup, or a backup running now). */
+  orphans: string[];
+  missingCount: number;
+  missing: string[];
+  /** Set when the orphan count could not be established (an index unreadable everywhere, a listing failed). */
+  skipped?: string;
+}
+
+export interface CheckReport {
+  checkId: string;
+  deployment: string;
+  startedAt: string;
+  finishedAt: string;
+  readData: 'none' | 'all' | string;
+  repair: boolean;
+  /** No problem remains (orphans are reported, not counted: prune removes them). */
+  ok: boolean;
+  backups: number;
+  locations: string[];
+  manifests: { authenticated: number; unauthenticated: number };
+  blobsChecked: number;
+  blobsRead: number;
+  bytesRead: number;
+  problemCount: number;
+  repairedCount: number;
+  /** Problems still there after this run (found and not repaired). */
+  remainingCount: number;
+  problems: CheckProblem[];
+  /**
+   * Per location, from the merge of its blob listing with every index: orphans (no manifest references them) and
+   * blobs referenced but not listed, after any repair (the per-backup problems name the recordings of the latter).
+   */
+  orphans: { location: string; count: number; sample: string[]; missingCount: number; missingSample: string[]; skipped?: string }[];
+  /** Set by a scheduled check: the slice it read. */
+  scheduledSlice?: { slice: number; of: number };
+}
+
+export type ScheduledCheckResult = { started: true; report: CheckReport } | { started: false; reason: string };
+
+export function describeReadData(scope: ReadDataScope | undefined): string {
+  if (!scope) return 'none';
+  return scope === 'all' ? 'all' : `${scope.slice}/${scope.of}`;
+}

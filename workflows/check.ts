@@ -1,0 +1,100 @@
+// The repository check (on the model of restic's): every manifest in every location, its artifacts, the blobs its
+// index names, orphans; optionally every blob (or a rotating slice) read whole; optionally repaired from a good copy.
+import { proxyActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import type { Activities } from '../activities';
+import { PROBLEMS_KEPT, describeReadData, type BackupCheckResult, type CheckInput, type CheckProblem, type CheckReport, type OrphanCheckResult } from './check-types';
+import { STATUS, STEP } from './search-attributes';
+
+const quick = proxyActivities<Activities>({ startToCloseTimeout: '2 minutes', retry: { maximumAttempts: 3 } });
+const reading = proxyActivities<Activities>({
+  startToCloseTimeout: '12 hours',
+  heartbeatTimeout: '1 minute',
+  retry: { maximumAttempts: 3 },
+});
+
+function failedCheck(location: string, backupId: string | undefined, err: unknown): CheckProblem {
+  const cause = (err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message;
+  return { location, kind: 'check-failed', detail: `the check could not run: ${cause}`, ...(backupId ? { backupId } : {}) };
+}
+
+export async function checkWorkflow(input: CheckInput): Promise<CheckReport> {
+  const startedAt = new Date(workflowInfo().startTime).toISOString();
+  upsertSearchAttributes([{ key: STATUS, value: 'running' }, { key: STEP, value: 'list' }]);
+  const targets = await quick.listCheckTargets({ deployment: input.deployment });
+  const extraProblems: CheckProblem[] = targets.unavailable.map((u) => ({ location: u.location, kind: 'location-unavailable', detail: u.detail }));
+
+  // One activity per (location, backup): each retried and resumed on its own; locations run side by side, backups in
+  // order, so each backup's shared blobs were checked (and repaired) by its predecessor's activity first.
+  upsertSearchAttributes([{ key: STEP, value: 'backups' }]);
+  const perBackup: BackupCheckResult[] = [];
+  await Promise.all(
+    targets.locations.map(async (location) => {
+      for (const [i, backupId] of targets.backupIds.entries()) {
+        try {
+          perBackup.push(
+            await reading.checkBackupAt({
+              deployment: input.deployment,
+              backupId,
+              location,
+              ...(i > 0 ? { previousBackupId: targets.backupIds[i - 1] } : {}),
+              ...(i + 1 < targets.backupIds.length ? { nextBackupId: targets.backupIds[i + 1] } : {}),
+              ...(input.readData ? { readData: input.readData } : {}),
+              ...(input.repair ? { repair: true } : {}),
+            }),
+          );
+        } catch (err) {
+          extraProblems.push(failedCheck(location, backupId, err));
+        }
+      }
+    }),
+  );
+
+  upsertSearchAttributes([{ key: STEP, value: 'orphans' }]);
+  const orphans: OrphanCheckResult[] = [];
+  await Promise.all(
+    targets.locations.map(async (location) => {
+      try {
+        orphans.push(await reading.findOrphans({ deployment: input.deployment, location, backupIds: targets.backupIds }));
+      } catch (err) {
+        extraProblems.push(failedCheck(location, undefined, err));
+      }
+    }),
+  );
+
+  const present = perBackup.filter((r) => r.manifest !== 'removed');
+  const problems = [...extraProblems, ...present.flatMap((r) => r.problems)];
+  // Problems that remain come first: they are what an operator must act on.
+  problems.sort((a, b) => Number(a.repair?.outcome === 'repaired') - Number(b.repair?.outcome === 'repaired'));
+  const problemCount = extraProblems.length + present.reduce((n, r) => n + r.problemCount, 0);
+  const repairedCount = present.reduce((n, r) => n + r.repairedCount, 0);
+  const report: CheckReport = {
+    checkId: workflowInfo().workflowId,
+    deployment: input.deployment,
+    startedAt,
+    finishedAt: new Date().toISOString(),
+    readData: describeReadData(input.readData),
+    repair: input.repair ?? false,
+    ok: problemCount === repairedCount,
+    backups: new Set(present.map((r) => r.backupId)).size,
+    locations: targets.locations,
+    manifests: {
+      authenticated: present.filter((r) => r.manifest === 'authenticated').length,
+      unauthenticated: present.filter((r) => r.manifest === 'unauthenticated').length,
+    },
+    blobsChecked: present.reduce((n, r) => n + r.blobsChecked, 0),
+    blobsRead: present.reduce((n, r) => n + r.blobsRead, 0),
+    bytesRead: present.reduce((n, r) => n + r.bytesRead, 0),
+    problemCount,
+    repairedCount,
+    remainingCount: problemCount - repairedCount,
+    problems: problems.slice(0, PROBLEMS_KEPT * 2),
+    orphans: orphans
+      .sort((a, b) => (a.location < b.location ? -1 : 1))
+      .map((o) => ({ location: o.location, count: o.orphanCount, sample: o.orphans, missingCount: o.missingCount, missingSample: o.missing, ...(o.skipped ? { skipped: o.skipped } : {}) })),
+    ...(input.scheduled && input.readData && input.readData !== 'all' ? { scheduledSlice: input.readData } : {}),
+  };
+  upsertSearchAttributes([{ key: STEP, value: 'record' }]);
+  await quick.recordCheckResult({ deployment: input.deployment, report });
+  upsertSearchAttributes([{ key: STEP, value: 'done' }, { key: STATUS, value: report.ok ? 'clean' : 'problems' }]);
+  return report;
+}
