@@ -153,8 +153,6 @@ export function createBackupCheckActivities(deps: Dependencies) {
       const ctx = Context.current();
       const location = locationByName(deps, input.location);
       const { deployment, backupId } = input;
-      // Where a check pins the backup it reads (src/catalog/pins.ts), so that retention cannot remove it meanwhile:
-      // until pins exist, a backup removed during the check is reported as 'removed' rather than as damaged.
       const details = activityInfo().heartbeatDetails as BlobCheckpoint | { phase: 'artifacts' } | undefined;
       // Only the blob pass resumes: manifest and artifacts are checked again (few, and idempotent to repair).
       const resumed = details?.phase === 'blobs' ? details : undefined;

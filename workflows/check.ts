@@ -1,8 +1,10 @@
 // The repository check (on the model of restic's): every manifest in every location, its artifacts, the blobs its
 // index names, orphans; optionally every blob (or a rotating slice) read whole; optionally repaired from a good copy.
-import { proxyActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { log, proxyActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import { PROBLEMS_KEPT, describeReadData, type BackupCheckResult, type CheckInput, type CheckProblem, type CheckReport, type OrphanCheckResult } from './check-types';
+import { pinBackup, unpinBackups } from './backup-pins';
+import { releaseDeploymentLock, takeDeploymentLock } from './deployment-lock-holder';
 import { STATUS, STEP } from './search-attributes';
 
 const quick = proxyActivities<Activities>({ startToCloseTimeout: '2 minutes', retry: { maximumAttempts: 3 } });
@@ -17,10 +19,35 @@ function failedCheck(location: string, backupId: string | undefined, err: unknow
   return { location, kind: 'check-failed', detail: `the check could not run: ${cause}`, ...(backupId ? { backupId } : {}) };
 }
 
+/**
+ * A check that repairs writes into the repository: it takes the deployment's lock, so no backup, prune, restore or
+ * rotation runs meanwhile. A check that only reads pins every backup it checks, so retention keeps them until it ends.
+ */
 export async function checkWorkflow(input: CheckInput): Promise<CheckReport> {
+  if (input.repair) await takeDeploymentLock(input.deployment, 'check');
+  const pinned: string[] = [];
+  try {
+    return await checkSteps(input, pinned);
+  } finally {
+    await unpinBackups(input.deployment, pinned);
+    if (input.repair) await releaseDeploymentLock(input.deployment);
+  }
+}
+
+async function checkSteps(input: CheckInput, pinned: string[]): Promise<CheckReport> {
   const startedAt = new Date(workflowInfo().startTime).toISOString();
   upsertSearchAttributes([{ key: STATUS, value: 'running' }, { key: STEP, value: 'list' }]);
   const targets = await quick.listCheckTargets({ deployment: input.deployment });
+  if (!input.repair) {
+    for (const backupId of targets.backupIds) {
+      try {
+        pinned.push(await pinBackup(input.deployment, 'check', { backupId }));
+      } catch (err) {
+        // Removed since it was listed: its checks will say so ("removed"); nothing to keep.
+        log.info('a backup went before it could be pinned', { backupId, error: (err as Error).message });
+      }
+    }
+  }
   const extraProblems: CheckProblem[] = targets.unavailable.map((u) => ({ location: u.location, kind: 'location-unavailable', detail: u.detail }));
 
   // One activity per (location, backup): each retried and resumed on its own; locations run side by side, backups in

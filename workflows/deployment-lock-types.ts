@@ -2,7 +2,8 @@
 // it (types and names only: safe in the workflow sandbox).
 
 /** What may hold a deployment's lock: these exclude one another. */
-export type LockOperation = 'backup' | 'restore' | 'rotate-key';
+/** `check`: a check that repairs (it writes into the repository); a check that only reads pins what it reads instead. */
+export type LockOperation = 'backup' | 'restore' | 'rotate-key' | 'check';
 
 export interface LockHolder {
   workflowId: string;

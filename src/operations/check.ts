@@ -2,6 +2,7 @@
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Client, type WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import type { Config } from '../config/schema';
 import { VaultpamBackupError } from '../errors/catalogue';
+import { assertDeploymentUnlocked } from './deployment-lock';
 import { rootCauseMessage } from './failure-message';
 import { describeReadData, type CheckInput, type CheckReport, type ReadDataScope } from '../../workflows/check-types';
 import { DEPLOYMENT, OPERATION } from '../../workflows/search-attributes';
@@ -33,6 +34,8 @@ export interface StartCheckOptions {
 
 export async function startCheck(client: Client, config: Config, options: StartCheckOptions = {}): Promise<WorkflowHandleWithFirstExecutionRunId> {
   const deployment = config.deployment.name;
+  // A repair writes into the repository: it waits for no one and is refused while a backup, restore or rotation holds the lock.
+  if (options.repair) await assertDeploymentUnlocked(client, deployment);
   const input: CheckInput = {
     deployment,
     ...(options.readData ? { readData: options.readData } : {}),
