@@ -13,11 +13,13 @@ import { ResourceRestoreError, resourceRecordingKeys, restoreResource } from '..
 import type { Dependencies } from '../src/runtime/dependencies';
 import type { ConnectorInventory } from '../src/vaultpam/admin-api-schema';
 import type { ResolvedBackup } from '../workflows/restore-types';
-import { backupDataKey, locationByName, primaryLocation, type IndexEntry } from './backup-context';
+import { backupDataKey, locationByName, primaryLocation } from './backup-context';
+import { locationsInOrder, putRecordingFromBackup } from './recording-source';
+import { readIndexEntries } from './recordings-index';
 import { restoreFailure } from './restore-failure';
 import { journalArtifact, journalKey, writeJournal } from './restore-journal';
-import { RESERVED_PREFIX, createRecordingsRestoreActivities, putRecording } from './restore-recordings';
-import { readJsonLines } from './sync';
+import { RESERVED_PREFIX, createRecordingsRestoreActivities } from './restore-recordings';
+import { createRecordingsCheckActivities } from './restore-recordings-check';
 import { verifyChecksums } from './verify';
 
 function shortId(restoreId: string): string {
@@ -38,6 +40,7 @@ export function createRestoreActivities(deps: Dependencies) {
 
   return {
     ...createRecordingsRestoreActivities(deps),
+    ...createRecordingsCheckActivities(deps),
 
     /** Restore step 1: the backup (by id or time), verified at one location, else at the next. Touches nothing. */
     async resolveBackup(input: { deployment: string; backupId?: string; at?: string }): Promise<ResolvedBackup> {
@@ -174,9 +177,20 @@ export function createRestoreActivities(deps: Dependencies) {
     },
 
     async importConnectors(input: { target: TargetName; deployment: string; backup: ResolvedBackup }): Promise<{ count: number }> {
-      const location = locationByName(deps, input.backup.location);
       const dataKey = await backupDataKey(deps, input.deployment, input.backup.backupId);
-      const inventory = JSON.parse((await readAll(await openArtifact(location, input.backup.artifacts.connectors, dataKey))).toString('utf8')) as ConnectorInventory;
+      // Small and checksummed whole before use: read from the first location whose copy verifies.
+      const problems: string[] = [];
+      let inventory: ConnectorInventory | undefined;
+      for (const location of locationsInOrder(deps, input.backup.location)) {
+        try {
+          inventory = JSON.parse((await readAll(await openArtifact(location, input.backup.artifacts.connectors, dataKey))).toString('utf8')) as ConnectorInventory;
+          break;
+        } catch (err) {
+          problems.push(`${location.name}: ${(err as Error).message}`);
+        }
+      }
+      // Retryable: a location that did not answer may answer the next attempt.
+      if (!inventory) throw new Error(`the connector inventory of backup ${input.backup.backupId} verifies at no location: ${problems.join('; ')}`);
       await deps.controlPlane(input.target).importConnectors(inventory);
       return { count: inventory.connectors.length };
     },
@@ -262,10 +276,11 @@ export function createRestoreActivities(deps: Dependencies) {
         }
         const { client, bucket } = recordings(input.target);
         let recordingsRestored = 0;
-        for await (const entry of readJsonLines<IndexEntry>(location, input.backup.artifacts.recordingsIndex, dataKey)) {
-          if (!keys.has(entry.k)) continue;
-          if (await client.statObject(bucket, entry.k).catch(() => undefined)) continue;
-          await putRecording(deps, input.target, location, input.deployment, entry);
+        const sources = locationsInOrder(deps, input.backup.location);
+        for await (const entry of readIndexEntries(location, input.backup.artifacts.recordingsIndex, dataKey)) {
+          if (!keys.has(entry.key)) continue;
+          if (await client.statObject(bucket, entry.key).catch(() => undefined)) continue;
+          await putRecordingFromBackup(deps, { client, bucket }, input.deployment, entry, sources, {});
           recordingsRestored += 1;
         }
         return { tables: result.tables, recordingsRestored };

@@ -18,7 +18,7 @@ import {
 import type { Activities } from '../activities';
 import { backupWorkflow } from './backup';
 import type { BackupInput } from './backup-types';
-import type { ConfirmArgs, RestoreInput, RestoreReport, RestoreStep } from './restore-types';
+import type { ConfirmArgs, RecordingsCheck, RestoreInput, RestoreReport, RestoreStep, UnrecoverableAcceptance } from './restore-types';
 import { BACKUP_ID, DEPLOYMENT, OPERATION, STATUS, STEP } from './search-attributes';
 
 export const reportQuery = defineQuery<RestoreReport>('report');
@@ -42,6 +42,20 @@ const undoing = proxyActivities<Activities>({
   retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 30 },
 });
 
+/** Whether an acceptance covers the recordings the preflight found nowhere: none found, their digest, or a count at least theirs. */
+function acceptsUnrecoverable(check: RecordingsCheck | undefined, acceptance: UnrecoverableAcceptance | undefined): boolean {
+  if (!check || check.unrecoverable.count === 0) return true;
+  if (typeof acceptance === 'number') return acceptance >= check.unrecoverable.count;
+  return acceptance === check.unrecoverable.digest;
+}
+
+/** What to say when recordings are found nowhere and their loss is not accepted: which ones, and how to accept it. */
+function unrecoverableMessage(check: RecordingsCheck, how: string): string {
+  const { count, digest, recordings } = check.unrecoverable;
+  const named = recordings.map((r) => `${r.key} (${r.problems.map((p) => `${p.location}: ${p.problem}`).join('; ')})`).join(', ');
+  return `${count} recording(s) of the backup verify at no location: ${named}${count > recordings.length ? `, and ${count - recordings.length} more` : ''}. To restore without them, ${how} ${digest}`;
+}
+
 export async function restoreWorkflow(input: RestoreInput): Promise<RestoreReport> {
   const info = workflowInfo();
   const target = input.target ?? 'production';
@@ -57,6 +71,7 @@ export async function restoreWorkflow(input: RestoreInput): Promise<RestoreRepor
     (args) => {
       confirmed = true;
       report.confirmedBy = args.confirmedBy ?? 'unknown';
+      if (report.recordingsCheck?.unrecoverable.count) report.acceptedUnrecoverable = report.recordingsCheck.unrecoverable.count;
       return report;
     },
     {
@@ -67,6 +82,9 @@ export async function restoreWorkflow(input: RestoreInput): Promise<RestoreRepor
         }
         if (args.backupId !== report.backup.backupId) {
           throw new Error(`wrong backup id "${args.backupId}": this restore would restore backup ${report.backup.backupId}`);
+        }
+        if (!acceptsUnrecoverable(report.recordingsCheck, args.acceptUnrecoverable)) {
+          throw new Error(unrecoverableMessage(report.recordingsCheck!, 'confirm with acceptUnrecoverable (--accept-unrecoverable) set to'));
         }
         if (args.lossReportDigest !== report.lossReportDigest) {
           throw new Error(`the loss report digest does not match (${args.lossReportDigest.slice(0, 12)}… given, ${report.lossReportDigest.slice(0, 12)}… current): read the report again (vaultpam-backup restore report ${restoreId})`);
@@ -108,6 +126,18 @@ export async function restoreWorkflow(input: RestoreInput): Promise<RestoreRepor
     const backup = await transfer.resolveBackup({ deployment: input.deployment, ...(input.backupId ? { backupId: input.backupId } : {}), ...(input.at ? { at: input.at } : {}) });
     report.backup = backup;
     upsertSearchAttributes([{ key: BACKUP_ID, value: backup.backupId }]);
+    if (scope.kind === 'full') {
+      // Every blob the restore will read, checked before anything stops; what verifies nowhere must be accepted.
+      report.recordingsCheck = await transfer.checkRecordingBlobs({ deployment: input.deployment, restoreId, backup, journal: backup.location });
+      if (confirmed && !acceptsUnrecoverable(report.recordingsCheck, input.acceptUnrecoverable)) {
+        throw ApplicationFailure.create({
+          type: 'RecordingsUnrecoverable',
+          nonRetryable: true,
+          message: unrecoverableMessage(report.recordingsCheck, 'start it again with acceptUnrecoverable set to'),
+        });
+      }
+      if (confirmed && report.recordingsCheck.unrecoverable.count) report.acceptedUnrecoverable = report.recordingsCheck.unrecoverable.count;
+    }
 
     // 2. The loss report, then the confirmation that echoes it.
     enter('loss-report');
