@@ -1,8 +1,6 @@
 // The recordings plan of a restore: the backup's index merged with the live listing, both in key order, one line per
 // key that changes, written as it is computed (flat memory), with the ETags that make every later step checkable.
 import { Readable } from 'node:stream';
-import type { Artifact } from '../src/catalog/manifest';
-import type { BackupLocation } from '../src/storage';
 import type { RecordingEntry } from './recordings-index';
 
 /** One key the restore changes. Both halves may be present: the live version moves aside, then the backup's is put. */
@@ -139,5 +137,3 @@ export function planBody(entries: AsyncIterable<PlanEntry>): Readable {
     })(),
   );
 }
-
-export type PlanJournal = { location: BackupLocation; artifact: Artifact; key: Buffer };
