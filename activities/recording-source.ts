@@ -62,8 +62,8 @@ export interface PutFromBackupResult {
 /**
  * Decrypts the recording into the bucket from the first location where it verifies. A copy that fails to decrypt
  * aborts its own upload before the object is completed (nothing partial lands), then the next location is tried.
- * Throws RecordingUnrecoverableError when every location's copy is bad; a location that does not answer throws as is
- * (a retry may find it back).
+ * Throws RecordingUnrecoverableError when every location's copy is bad; when a location did not answer either, a plain
+ * (retryable) error.
  */
 export async function putRecordingFromBackup(
   deps: Dependencies,
@@ -74,6 +74,7 @@ export async function putRecordingFromBackup(
   metadata: Record<string, string>,
 ): Promise<PutFromBackupResult> {
   const skipped: LocationProblem[] = [];
+  let unanswered: unknown;
   for (const location of locations) {
     try {
       const problem = await blobProblem(location, deployment, entry);
@@ -81,10 +82,13 @@ export async function putRecordingFromBackup(
       const etag = await uploadDecrypted(target, location, deployment, entry, metadata);
       return { etag, location: location.name, skipped };
     } catch (err) {
-      if (!isCopyProblem(err)) throw err;
+      // A location that does not answer is passed over too: another may hold a good copy.
+      if (!isCopyProblem(err)) unanswered ??= err;
       skipped.push({ location: location.name, problem: (err as Error).message });
     }
   }
+  // Unrecoverable only if every location answered with a bad copy; otherwise a retry may find one back.
+  if (unanswered !== undefined) throw new Error(`recording ${entry.key} could not be read from any location: ${skipped.map((p) => `${p.location}: ${p.problem}`).join('; ')}`);
   throw new RecordingUnrecoverableError(entry.key, skipped);
 }
 

@@ -25,18 +25,22 @@ export function createRecordingsCheckActivities(deps: Dependencies) {
       const result: RecordingsCheck = { checked: 0, elsewhere: 0, unrecoverable: { count: 0, digest: '', recordings: [] } };
 
       async function check(entry: RecordingEntry): Promise<CheckOutcome> {
-        try {
-          const problems: { location: string; problem: string }[] = [];
-          for (const location of locations) {
+        // Never rejects: an outcome waits in the window for its turn, and a rejection there would be unhandled.
+        const problems: { location: string; problem: string }[] = [];
+        let unanswered: unknown;
+        for (const location of locations) {
+          try {
             const problem = await blobProblem(location, input.deployment, entry);
             if (!problem) return { entry, problems, servedBy: location.name };
             problems.push({ location: location.name, problem });
+          } catch (error) {
+            unanswered ??= error;
+            problems.push({ location: location.name, problem: (error as Error).message });
           }
-          return { entry, problems };
-        } catch (error) {
-          // Held until its turn: a rejected promise waiting in the window must not be an unhandled rejection.
-          return { error };
         }
+        // Lost only if every location answered: one that did not may hold it, and the check is retried.
+        if (unanswered !== undefined) return { error: new Error(`recording ${entry.key} could not be checked at every location: ${problems.map((p) => `${p.location}: ${p.problem}`).join('; ')}`) };
+        return { entry, problems };
       }
 
       // Checks run concurrently in a bounded window; outcomes are taken in index order, so the journal stays sorted.

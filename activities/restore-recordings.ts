@@ -26,6 +26,8 @@ export const RESERVED_PREFIX = CLOCK_MARKER.split('/')[0]!;
 
 /** Journal entry names. The plan's format is versioned in its name: a plan of another format is never misread. */
 export const PLAN_JOURNAL = 'recordings-plan-v2';
+/** The plan's name before its entries carried ETags: a rollback cannot check against it. */
+const LEGACY_PLAN_JOURNAL = 'recordings-plan';
 /** The recordings preflight found in no location (sorted like the index); the confirmation accepted their loss. */
 export const UNRECOVERABLE_JOURNAL = 'recordings-unrecoverable';
 
@@ -254,7 +256,15 @@ export function createRecordingsRestoreActivities(deps: Dependencies) {
       const r = recordings(input.target);
       const journal = journalLocation(input.journal);
       const plan = await readPlan(journal, input.deployment, input.restoreId);
-      if (!plan) return { removed: 0, returned: 0 };
+      if (!plan) {
+        if (await journalArtifact(journal, LEGACY_PLAN_JOURNAL, input.deployment, input.restoreId)) {
+          throw restoreFailure(
+            'RestoreStateInvalid',
+            `the recordings of restore ${input.restoreId} were planned by an earlier version, without the ETags a rollback checks against: move the objects under ${QUARANTINE_PREFIX}${input.restoreId}/ back by hand`,
+          );
+        }
+        return { removed: 0, returned: 0 };
+      }
       faultPoint(RESTORE_FAULT_POINTS.revertStart);
       let removed = 0;
       let returned = 0;

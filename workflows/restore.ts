@@ -9,6 +9,7 @@ import {
   defineUpdate,
   executeChild,
   log,
+  patched,
   proxyActivities,
   setCurrentDetails,
   setHandler,
@@ -126,7 +127,8 @@ export async function restoreWorkflow(input: RestoreInput): Promise<RestoreRepor
     const backup = await transfer.resolveBackup({ deployment: input.deployment, ...(input.backupId ? { backupId: input.backupId } : {}), ...(input.at ? { at: input.at } : {}) });
     report.backup = backup;
     upsertSearchAttributes([{ key: BACKUP_ID, value: backup.backupId }]);
-    if (scope.kind === 'full') {
+    // patched: a restore that started before this check existed replays without it.
+    if (scope.kind === 'full' && patched('recordings-blob-check')) {
       // Every blob the restore will read, checked before anything stops; what verifies nowhere must be accepted.
       report.recordingsCheck = await transfer.checkRecordingBlobs({ deployment: input.deployment, restoreId, backup, journal: backup.location });
       if (confirmed && !acceptsUnrecoverable(report.recordingsCheck, input.acceptUnrecoverable)) {
