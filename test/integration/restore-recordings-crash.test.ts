@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { QUARANTINE_PREFIX, RESTORE_FAULT_POINTS } from '../../activities/restore-recordings';
 import type { Config } from '../../src/config/schema';
 import { backupResult, startBackup } from '../../src/operations/backup';
@@ -106,8 +106,11 @@ describe('restore recordings after a worker crash', () => {
     for (const key of deleted) await client.removeObject(bucket, key);
     await f.seed({ organisations: 0, resources: 1, connectors: 0, auditEntries: 5, recordings: 3, recordingBytes: 4_000 });
   }, 300_000);
+  // Each test's workers poll the same task queue: none may outlive its test and take the next one's tasks.
+  afterEach(async () => {
+    for (const w of workers.splice(0)) await w.stop();
+  });
   afterAll(async () => {
-    for (const w of workers) await w.stop();
     for (const dir of faultDirs) rmSync(dir, { recursive: true, force: true });
     await h?.close();
     await f?.destroy();
