@@ -85,6 +85,11 @@ async function* liveObjects(r: Recordings): AsyncGenerator<LiveObject> {
 
 async function* noKeys(): AsyncGenerator<{ key: string }> {}
 
+/** Where the ETag of a restored version is kept (journal location) when the bucket gave it another than the backup's (multipart uploads). */
+export function restoredEtagKey(deployment: string, restoreId: string, key: string): string {
+  return restoreKey(deployment, restoreId, `restored-etags/${createHash('sha256').update(key).digest('hex')}.json`);
+}
+
 /** Heartbeat details of restoreRecordings: progress, and what a retry carries on (bounded). */
 interface RestoreProgress {
   phase: 'plan' | 'recordings' | 'count';
@@ -95,10 +100,6 @@ interface RestoreProgress {
 export function createRecordingsRestoreActivities(deps: Dependencies) {
   const journalLocation = (name: string | undefined) => (name ? locationByName(deps, name) : primaryLocation(deps));
   const recordings = (target: TargetName): Recordings => ({ client: deps.recordingsClient(target), bucket: deps.deployment(target).recordings.bucket });
-
-  /** Where the ETag of a restored version is kept when the bucket gave it another than the backup's (multipart uploads). */
-  const restoredEtagKey = (deployment: string, restoreId: string, key: string) =>
-    restoreKey(deployment, restoreId, `restored-etags/${createHash('sha256').update(key).digest('hex')}.json`);
 
   async function recordRestoredEtag(journal: BackupLocation, deployment: string, restoreId: string, key: string, etag: string): Promise<void> {
     await journal.put(restoredEtagKey(deployment, restoreId, key), Buffer.from(JSON.stringify({ key, etag })));
