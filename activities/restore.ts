@@ -38,6 +38,15 @@ export function createRestoreActivities(deps: Dependencies) {
   const journalLocation = (name: string | undefined) => (name ? locationByName(deps, name) : primaryLocation(deps));
   const recordings = (target: TargetName) => ({ client: deps.recordingsClient(target), bucket: deps.deployment(target).recordings.bucket });
 
+  /**
+   * The location a dump is streamed from: the one the backup verified at, then on each retry the next one. The dump
+   * is checksummed as it streams, so a bad copy fails its attempt and the retry reads another copy.
+   */
+  const dumpSource = (verifiedAt: string) => {
+    const sources = locationsInOrder(deps, verifiedAt);
+    return sources[(activityInfo().attempt - 1) % sources.length]!;
+  };
+
   return {
     ...createRecordingsRestoreActivities(deps),
     ...createRecordingsCheckActivities(deps),
@@ -147,7 +156,7 @@ export function createRestoreActivities(deps: Dependencies) {
       if (!(await exists(names.previous))) {
         await dropDatabase(pgConfig, password, names.restored, { ifExists: true, force: true });
         await createDatabase(pgConfig, password, names.restored);
-        const location = locationByName(deps, input.backup.location);
+        const location = dumpSource(input.backup.location);
         const dataKey = await backupDataKey(deps, input.deployment, input.backup.backupId);
         await restoreDump({
           config: pgConfig,
@@ -253,6 +262,7 @@ export function createRestoreActivities(deps: Dependencies) {
       const password = deps.postgresPassword(input.target);
       const { scratch } = restoreDatabaseNames(pgConfig.database, input.restoreId);
       const location = locationByName(deps, input.backup.location);
+      const dumpLocation = dumpSource(input.backup.location);
       const dataKey = await backupDataKey(deps, input.deployment, input.backup.backupId);
       await dropDatabase(pgConfig, password, scratch, { ifExists: true, force: true });
       await createDatabase(pgConfig, password, scratch);
@@ -261,7 +271,7 @@ export function createRestoreActivities(deps: Dependencies) {
           config: pgConfig,
           password,
           database: scratch,
-          stream: await openArtifact(location, input.backup.artifacts.db, dataKey),
+          stream: await openArtifact(dumpLocation, input.backup.artifacts.db, dataKey),
           signal: ctx.cancellationSignal,
           onProgress: ({ bytes }) => ctx.heartbeat({ phase: 'pg_restore', bytes }),
         });
