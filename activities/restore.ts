@@ -1,33 +1,26 @@
 // The restore's steps (seed restore steps 1-6, made reversible): resolve and verify a backup, count what would be
-// lost, stop, restore the database by swap, restore recordings with a quarantine, restart, re-import connectors,
-// verify, smoke-test; and the undo of each.
+// lost, stop, restore the database by swap, restart, re-import connectors, verify, smoke-test; and the undo of each.
+// The recordings step lives in restore-recordings.ts.
 import { createHash } from 'node:crypto';
-import { Readable } from 'node:stream';
-import { ApplicationFailure, Context, activityInfo } from '@temporalio/activity';
+import { Context, activityInfo } from '@temporalio/activity';
 import type { TargetName } from '../src/config/load';
-import { openArtifact, readAll, writeArtifact } from '../src/catalog/artifacts';
+import { openArtifact, readAll } from '../src/catalog/artifacts';
 import { findBackupAt, listBackups } from '../src/catalog/catalog';
-import type { Artifact } from '../src/catalog/manifest';
-import { createDecryptStream, generateDataKey, unwrapKey, wrappedKeySchema } from '../src/crypto';
+import { unwrapKey } from '../src/crypto';
 import { createDatabase, databaseExists, dropDatabase, listDump, renameDatabase, restoreDump, withClient } from '../src/postgres';
 import { computeLossReport, lossReportDigest, type LossReport } from '../src/restore/loss-report';
 import { ResourceRestoreError, resourceRecordingKeys, restoreResource } from '../src/restore/resource-restore';
 import type { Dependencies } from '../src/runtime/dependencies';
-import { blobKey, isNotFound, restoreJournalKey, type BackupLocation } from '../src/storage';
 import type { ConnectorInventory } from '../src/vaultpam/admin-api-schema';
 import type { ResolvedBackup } from '../workflows/restore-types';
-import { readRecordingsIndex, type IndexEntry } from '../src/catalog/recordings-index';
-import { TaskPool, backupDataKey, locationByName, primaryLocation } from './backup-context';
-import { CLOCK_MARKER } from './dump';
-import { readJsonLines } from './sync';
+import { backupDataKey, locationByName, primaryLocation } from './backup-context';
+import { locationsInOrder, putRecordingFromBackup } from './recording-source';
+import { readRecordingsIndex } from '../src/catalog/recordings-index';
+import { restoreFailure } from './restore-failure';
+import { journalArtifact, journalKey, writeJournal } from './restore-journal';
+import { RESERVED_PREFIX, createRecordingsRestoreActivities } from './restore-recordings';
+import { createRecordingsCheckActivities } from './restore-recordings-check';
 import { verifyChecksums } from './verify';
-
-/** Recordings a restore moves aside, never deletes: under the bucket's own reserved prefix, per restore. */
-export const QUARANTINE_PREFIX = '.vaultpam-backup/quarantine/';
-
-const RESERVED_PREFIX = CLOCK_MARKER.split('/')[0]!;
-
-const restoreKey = restoreJournalKey;
 
 function shortId(restoreId: string): string {
   return createHash('sha256').update(restoreId).digest('hex').slice(0, 8);
@@ -39,70 +32,37 @@ export function restoreDatabaseNames(live: string, restoreId: string) {
   return { restored: `${live}_r_${s}`.slice(0, 63), previous: `${live}_pre_${s}`.slice(0, 63), scratch: `vpb_scratch_${s}` };
 }
 
-type PlanEntry = { op: 'restore'; k: string } | { op: 'quarantine'; k: string };
-
-/** A restore's own data key (for its journal: the previous connectors, the recordings plan), kept beside it. */
-async function journalKey(location: BackupLocation, deps: Dependencies, deployment: string, restoreId: string): Promise<Buffer> {
-  const key = restoreKey(deployment, restoreId, 'data-key.json');
-  try {
-    const wrapped = wrappedKeySchema.parse(JSON.parse((await readAll(await location.get(key))).toString('utf8')));
-    return unwrapKey(wrapped, deps.keyRing());
-  } catch (err) {
-    if (!isNotFound(err)) throw err;
-  }
-  const dataKey = generateDataKey();
-  await location.put(key, Buffer.from(JSON.stringify(deps.keyRing().wrap(dataKey))));
-  return dataKey;
-}
-
-async function journalArtifact(location: BackupLocation, name: string, deployment: string, restoreId: string): Promise<Artifact | undefined> {
-  const key = restoreKey(deployment, restoreId, `${name}.json`);
-  try {
-    return JSON.parse((await readAll(await location.get(key))).toString('utf8')) as Artifact;
-  } catch (err) {
-    if (isNotFound(err)) return undefined;
-    throw err;
-  }
-}
-
-async function writeJournal(location: BackupLocation, deps: Dependencies, deployment: string, restoreId: string, name: string, body: Readable | Buffer): Promise<Artifact> {
-  const dataKey = await journalKey(location, deps, deployment, restoreId);
-  const artifact = await writeArtifact(location, restoreKey(deployment, restoreId, `${name}.enc`), body, dataKey);
-  // The artifact's description is written after it: a journal entry without one was never complete.
-  await location.put(restoreKey(deployment, restoreId, `${name}.json`), Buffer.from(JSON.stringify(artifact)));
-  return artifact;
-}
-
-function failure(type: string, message: string): ApplicationFailure {
-  return ApplicationFailure.create({ type, message, nonRetryable: true });
-}
+export { QUARANTINE_PREFIX } from './restore-recordings';
 
 export function createRestoreActivities(deps: Dependencies) {
   const journalLocation = (name: string | undefined) => (name ? locationByName(deps, name) : primaryLocation(deps));
   const recordings = (target: TargetName) => ({ client: deps.recordingsClient(target), bucket: deps.deployment(target).recordings.bucket });
 
-  /** Decrypts one recording blob of a backup into the target bucket under its original key. */
-  async function putRecording(target: TargetName, location: BackupLocation, deployment: string, entry: IndexEntry): Promise<void> {
-    const { client, bucket } = recordings(target);
-    const source = await location.get(blobKey(deployment, entry.blob));
-    const plain = source.pipe(createDecryptStream(Buffer.from(entry.blobKey, 'base64')));
-    source.on('error', (err) => plain.destroy(err));
-    await client.putObject(bucket, entry.key, plain, entry.size);
-  }
+  /**
+   * The location a dump is streamed from: the one the backup verified at, then on each retry the next one. The dump
+   * is checksummed as it streams, so a bad copy fails its attempt and the retry reads another copy.
+   */
+  const dumpSource = (verifiedAt: string) => {
+    const sources = locationsInOrder(deps, verifiedAt);
+    return sources[(activityInfo().attempt - 1) % sources.length]!;
+  };
 
   return {
+    ...createRecordingsRestoreActivities(deps),
+    ...createRecordingsCheckActivities(deps),
+
     /** Restore step 1: the backup (by id or time), verified at one location, else at the next. Touches nothing. */
     async resolveBackup(input: { deployment: string; backupId?: string; at?: string }): Promise<ResolvedBackup> {
-      if (!input.backupId === !input.at) throw failure('RestoreInputInvalid', 'give either a backup id or a time (--at), not both');
+      if (!input.backupId === !input.at) throw restoreFailure('RestoreInputInvalid', 'give either a backup id or a time (--at), not both');
       const catalog = await listBackups(deps.locations(), input.deployment, { keyRing: deps.keyRing() });
       let chosen = input.backupId ? catalog.find((e) => e.backupId === input.backupId) : undefined;
       if (input.at) {
         const at = new Date(input.at);
-        if (Number.isNaN(at.getTime())) throw failure('RestoreInputInvalid', `--at "${input.at}" is not a time (use ISO 8601, e.g. 2026-11-27T02:00:00Z)`);
+        if (Number.isNaN(at.getTime())) throw restoreFailure('RestoreInputInvalid', `--at "${input.at}" is not a time (use ISO 8601, e.g. 2026-11-27T02:00:00Z)`);
         chosen = findBackupAt(catalog, at);
       }
       if (!chosen) {
-        throw failure(
+        throw restoreFailure(
           'BackupNotFound',
           input.backupId
             ? `no location holds a committed backup ${input.backupId} of ${input.deployment} (list them with: vaultpam-backup backups list)`
@@ -137,7 +97,7 @@ export function createRestoreActivities(deps: Dependencies) {
           skipped.push({ location: location.name, problem: cause });
         }
       }
-      throw failure('BackupCorrupt', `backup ${manifest.backupId} failed verification at every location: ${skipped.map((s) => `${s.location}: ${s.problem}`).join('; ')}`);
+      throw restoreFailure('BackupCorrupt', `backup ${manifest.backupId} failed verification at every location: ${skipped.map((s) => `${s.location}: ${s.problem}`).join('; ')}`);
     },
 
     /** What exists now that is newer than the backup: counts only, and their digest for the confirmation. */
@@ -194,12 +154,12 @@ export function createRestoreActivities(deps: Dependencies) {
 
       if ((await exists(names.previous)) && !(await exists(names.restored))) {
         if (await exists(live)) return { previousDatabase: names.previous };
-        throw failure('RestoreStateInvalid', `neither ${live} nor ${names.restored} exists while ${names.previous} does; restore it by hand: ALTER DATABASE ${names.previous} RENAME TO ${live}`);
+        throw restoreFailure('RestoreStateInvalid', `neither ${live} nor ${names.restored} exists while ${names.previous} does; restore it by hand: ALTER DATABASE ${names.previous} RENAME TO ${live}`);
       }
       if (!(await exists(names.previous))) {
         await dropDatabase(pgConfig, password, names.restored, { ifExists: true, force: true });
         await createDatabase(pgConfig, password, names.restored);
-        const location = locationByName(deps, input.backup.location);
+        const location = dumpSource(input.backup.location);
         const dataKey = await backupDataKey(deps, input.deployment, input.backup.backupId);
         await restoreDump({
           config: pgConfig,
@@ -228,101 +188,21 @@ export function createRestoreActivities(deps: Dependencies) {
       await dropDatabase(pgConfig, password, names.restored, { ifExists: true, force: true });
     },
 
-    /**
-     * Restore step 3: the bucket made equal to the backup's index. Objects the backup lacks (or holds otherwise) move
-     * to the quarantine prefix; missing ones are decrypted back. The plan is journalled before anything moves.
-     */
-    async restoreRecordings(input: { target: TargetName; deployment: string; restoreId: string; backup: ResolvedBackup; journal?: string }): Promise<{ restored: number; quarantined: number; unchanged: number }> {
-      const ctx = Context.current();
-      const { client, bucket } = recordings(input.target);
-      const journal = journalLocation(input.journal);
-      const source = locationByName(deps, input.backup.location);
-      const dataKey = await backupDataKey(deps, input.deployment, input.backup.backupId);
-
-      let plan = await journalArtifact(journal, 'recordings-plan', input.deployment, input.restoreId);
-      if (!plan) {
-        // The backup's index (key -> etag) against the live listing; both fit in memory as keys and tags only.
-        const wanted = new Map<string, string>();
-        for await (const e of readRecordingsIndex(source, input.backup.artifacts.recordingsIndex, dataKey)) wanted.set(e.key, e.etag);
-        const entries: PlanEntry[] = [];
-        const listing = client.listObjectsV2(bucket, '', true) as AsyncIterable<{ name?: string; etag?: string }>;
-        const seen = new Set<string>();
-        for await (const item of listing) {
-          if (!item.name || item.name.startsWith(RESERVED_PREFIX)) continue;
-          seen.add(item.name);
-          const etag = (item.etag ?? '').replace(/"/g, '');
-          const backupEtag = wanted.get(item.name);
-          if (backupEtag !== etag) {
-            entries.push({ op: 'quarantine', k: item.name });
-            if (backupEtag !== undefined) entries.push({ op: 'restore', k: item.name });
-          }
-        }
-        for (const k of wanted.keys()) if (!seen.has(k)) entries.push({ op: 'restore', k });
-        const body = Buffer.from(entries.map((e) => JSON.stringify(e)).join('\n') + (entries.length ? '\n' : ''));
-        plan = await writeJournal(journal, deps, input.deployment, input.restoreId, 'recordings-plan', body);
-      }
-
-      const planKey = await journalKey(journal, deps, input.deployment, input.restoreId);
-      const toRestore = new Set<string>();
-      let quarantined = 0;
-      // Quarantine first: a key both quarantined and restored must be moved aside before it is overwritten.
-      for await (const e of readJsonLines<PlanEntry>(journal, plan, planKey)) {
-        if (e.op === 'restore') {
-          toRestore.add(e.k);
-          continue;
-        }
-        const aside = `${QUARANTINE_PREFIX}${input.restoreId}/${e.k}`;
-        const present = await client.statObject(bucket, e.k).catch(() => undefined);
-        if (present) {
-          await client.copyObject(bucket, aside, `/${bucket}/${encodeURI(e.k)}`);
-          await client.removeObject(bucket, e.k);
-        }
-        quarantined += 1;
-        ctx.heartbeat({ phase: 'quarantine', quarantined });
-      }
-      let restored = 0;
-      const pool = new TaskPool(deps.config.backup.concurrency);
-      for await (const entry of readRecordingsIndex(source, input.backup.artifacts.recordingsIndex, dataKey)) {
-        if (!toRestore.has(entry.key)) continue;
-        await pool.run(async () => {
-          await putRecording(input.target, source, input.deployment, entry);
-          restored += 1;
-          ctx.heartbeat({ phase: 'restore', restored });
-        });
-      }
-      await pool.drain();
-      return { restored, quarantined, unchanged: Math.max(0, (await countObjects(client, bucket)) - restored) };
-    },
-
-    /** Undo of restoreRecordings, from its journal: restored objects removed, quarantined ones moved back. */
-    async revertRecordings(input: { target: TargetName; deployment: string; restoreId: string; journal?: string }): Promise<{ removed: number; returned: number }> {
-      const { client, bucket } = recordings(input.target);
-      const journal = journalLocation(input.journal);
-      const plan = await journalArtifact(journal, 'recordings-plan', input.deployment, input.restoreId);
-      if (!plan) return { removed: 0, returned: 0 };
-      const key = await journalKey(journal, deps, input.deployment, input.restoreId);
-      let removed = 0;
-      let returned = 0;
-      for await (const e of readJsonLines<PlanEntry>(journal, plan, key)) {
-        if (e.op !== 'restore') continue;
-        await client.removeObject(bucket, e.k);
-        removed += 1;
-      }
-      for await (const e of readJsonLines<PlanEntry>(journal, plan, key)) {
-        if (e.op !== 'quarantine') continue;
-        const aside = `${QUARANTINE_PREFIX}${input.restoreId}/${e.k}`;
-        if (!(await client.statObject(bucket, aside).catch(() => undefined))) continue;
-        await client.copyObject(bucket, e.k, `/${bucket}/${encodeURI(aside)}`);
-        await client.removeObject(bucket, aside);
-        returned += 1;
-      }
-      return { removed, returned };
-    },
-
     async importConnectors(input: { target: TargetName; deployment: string; backup: ResolvedBackup }): Promise<{ count: number }> {
-      const location = locationByName(deps, input.backup.location);
       const dataKey = await backupDataKey(deps, input.deployment, input.backup.backupId);
-      const inventory = JSON.parse((await readAll(await openArtifact(location, input.backup.artifacts.connectors, dataKey))).toString('utf8')) as ConnectorInventory;
+      // Small and checksummed whole before use: read from the first location whose copy verifies.
+      const problems: string[] = [];
+      let inventory: ConnectorInventory | undefined;
+      for (const location of locationsInOrder(deps, input.backup.location)) {
+        try {
+          inventory = JSON.parse((await readAll(await openArtifact(location, input.backup.artifacts.connectors, dataKey))).toString('utf8')) as ConnectorInventory;
+          break;
+        } catch (err) {
+          problems.push(`${location.name}: ${(err as Error).message}`);
+        }
+      }
+      // Retryable: a location that did not answer may answer the next attempt.
+      if (!inventory) throw new Error(`the connector inventory of backup ${input.backup.backupId} verifies at no location: ${problems.join('; ')}`);
       await deps.controlPlane(input.target).importConnectors(inventory);
       return { count: inventory.connectors.length };
     },
@@ -350,7 +230,7 @@ export function createRestoreActivities(deps: Dependencies) {
       }
       const differing = Object.keys(expected).filter((t) => expected[t] !== found[t]);
       if (differing.length) {
-        throw failure('RestoreVerifyFailed', `after the restore the control plane reports ${differing.map((t) => `${t}=${found[t]} (backup: ${expected[t]})`).join(', ')}`);
+        throw restoreFailure('RestoreVerifyFailed', `after the restore the control plane reports ${differing.map((t) => `${t}=${found[t]} (backup: ${expected[t]})`).join(', ')}`);
       }
       return { expected, found };
     },
@@ -361,16 +241,16 @@ export function createRestoreActivities(deps: Dependencies) {
       const resourceId =
         deployment.controlPlane.smokeTestResourceId ??
         (await withClient(deployment.postgres, deps.postgresPassword(input.target), async (c) => (await c.query<{ id: string }>('SELECT id FROM resources ORDER BY created_at, id LIMIT 1')).rows[0]?.id));
-      if (!resourceId) throw failure('SmokeTestFailed', 'the restored deployment has no resource to launch a session against; set deployment.controlPlane.smokeTestResourceId');
+      if (!resourceId) throw restoreFailure('SmokeTestFailed', 'the restored deployment has no resource to launch a session against; set deployment.controlPlane.smokeTestResourceId');
       let launch;
       try {
         launch = await deps.controlPlane(input.target).launchSession(resourceId);
       } catch (err) {
-        throw failure('SmokeTestFailed', `a session launch against resource ${resourceId} failed: ${(err as Error).message}`);
+        throw restoreFailure('SmokeTestFailed', `a session launch against resource ${resourceId} failed: ${(err as Error).message}`);
       }
       const { client, bucket } = recordings(input.target);
       if (!(await client.statObject(bucket, launch.recordingKey).catch(() => undefined))) {
-        throw failure('SmokeTestFailed', `the session ${launch.sessionId} launched but its recording ${launch.recordingKey} is not in bucket ${bucket}`);
+        throw restoreFailure('SmokeTestFailed', `the session ${launch.sessionId} launched but its recording ${launch.recordingKey} is not in bucket ${bucket}`);
       }
       return { resourceId, sessionId: launch.sessionId };
     },
@@ -385,6 +265,7 @@ export function createRestoreActivities(deps: Dependencies) {
       const password = deps.postgresPassword(input.target);
       const { scratch } = restoreDatabaseNames(pgConfig.database, input.restoreId);
       const location = locationByName(deps, input.backup.location);
+      const dumpLocation = dumpSource(input.backup.location);
       const dataKey = await backupDataKey(deps, input.deployment, input.backup.backupId);
       await dropDatabase(pgConfig, password, scratch, { ifExists: true, force: true });
       await createDatabase(pgConfig, password, scratch);
@@ -393,7 +274,7 @@ export function createRestoreActivities(deps: Dependencies) {
           config: pgConfig,
           password,
           database: scratch,
-          stream: await openArtifact(location, input.backup.artifacts.db, dataKey),
+          stream: await openArtifact(dumpLocation, input.backup.artifacts.db, dataKey),
           signal: ctx.cancellationSignal,
           onProgress: (progress) => ctx.heartbeat(progress),
         });
@@ -403,15 +284,16 @@ export function createRestoreActivities(deps: Dependencies) {
           result = await restoreResource({ config: pgConfig, password, scratchDatabase: scratch, liveDatabase: pgConfig.database, resourceId: input.resourceId, backupId: input.backup.backupId });
         } catch (err) {
           // A refusal (resource not in the backup, organisation gone) is final; a lost connection is retried.
-          if (err instanceof ResourceRestoreError) throw failure('RestoreInputInvalid', err.message);
+          if (err instanceof ResourceRestoreError) throw restoreFailure('RestoreInputInvalid', err.message);
           throw err;
         }
         const { client, bucket } = recordings(input.target);
         let recordingsRestored = 0;
+        const sources = locationsInOrder(deps, input.backup.location);
         for await (const entry of readRecordingsIndex(location, input.backup.artifacts.recordingsIndex, dataKey)) {
           if (!keys.has(entry.key)) continue;
           if (await client.statObject(bucket, entry.key).catch(() => undefined)) continue;
-          await putRecording(input.target, location, input.deployment, entry);
+          await putRecordingFromBackup(deps, { client, bucket }, input.deployment, entry, sources, {});
           recordingsRestored += 1;
         }
         return { tables: result.tables, recordingsRestored };
@@ -421,12 +303,3 @@ export function createRestoreActivities(deps: Dependencies) {
     },
   };
 }
-
-async function countObjects(client: ReturnType<Dependencies['recordingsClient']>, bucket: string): Promise<number> {
-  let n = 0;
-  for await (const item of client.listObjectsV2(bucket, '', true) as AsyncIterable<{ name?: string }>) {
-    if (item.name && !item.name.startsWith(RESERVED_PREFIX)) n += 1;
-  }
-  return n;
-}
-

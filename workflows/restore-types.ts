@@ -25,6 +25,44 @@ export interface RestoreInput {
   confirmTimeout?: string;
   /** Back up the target first, so the restore itself can be undone. @default true for production */
   safetySnapshot?: boolean;
+  /**
+   * Pre-confirmed restores only: accept the loss of the recordings the preflight finds in no location, by the digest
+   * of their list (RecordingsCheck.unrecoverable.digest) or by a count (at most that many). @default none accepted
+   */
+  acceptUnrecoverable?: UnrecoverableAcceptance;
+}
+
+/** The digest of the list of recordings accepted as lost, or the most that may be lost. */
+export type UnrecoverableAcceptance = string | number;
+
+/** A recording served from a location other than the first one tried, and what was wrong before it. */
+export interface ServedElsewhere {
+  count: number;
+  /** The first few (bounded). */
+  examples: { key: string; location: string; skipped: { location: string; problem: string }[] }[];
+}
+
+/** The preflight's check of every blob a full restore will read: presence, size and header key check. */
+export interface RecordingsCheck {
+  checked: number;
+  /** Recordings whose first location failed the check and another passed. */
+  elsewhere: number;
+  unrecoverable: {
+    count: number;
+    /** SHA-256 of the keys, one a line, in index order: what a confirmation echoes to accept their loss. */
+    digest: string;
+    /** The first few (bounded), with what was wrong at each location. */
+    recordings: { key: string; problems: { location: string; problem: string }[] }[];
+  };
+}
+
+export interface RecordingsResult {
+  restored: number;
+  quarantined: number;
+  unchanged: number;
+  /** Recordings of the backup not restored because the confirmation accepted their loss. */
+  unrecoverable: number;
+  servedElsewhere: ServedElsewhere;
 }
 
 export interface ResolvedBackup {
@@ -45,6 +83,8 @@ export interface ConfirmArgs {
   /** lossReportDigest(report): proves the confirmer saw this report. */
   lossReportDigest: string;
   confirmedBy?: string;
+  /** Required when the preflight found recordings in no location: their digest, or a count (at most that many). */
+  acceptUnrecoverable?: UnrecoverableAcceptance;
 }
 
 export type RestoreStep =
@@ -78,7 +118,12 @@ export interface RestoreReport {
   safetySnapshotId?: string;
   /** The pre-restore database kept until cleanup (full restores). */
   previousDatabase?: string;
-  recordings?: { restored: number; quarantined: number; unchanged: number };
+  /** How many recordings found nowhere the confirmation accepted to lose. */
+  acceptedUnrecoverable?: number;
+  /** Full restores: every recording's blob checked before anything stops. */
+  recordingsCheck?: RecordingsCheck;
+  /** Scoped restores fill only the counts. */
+  recordings?: Partial<RecordingsResult> & { restored: number; quarantined: number; unchanged: number };
   verify?: { expected: Record<string, number>; found: Record<string, number> };
   smokeTest?: { resourceId: string; sessionId: string };
   /** Stop to smoke test passed, in ms. */

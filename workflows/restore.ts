@@ -8,6 +8,7 @@ import {
   defineUpdate,
   executeChild,
   log,
+  patched,
   setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
@@ -17,7 +18,7 @@ import { explainFailure } from '../src/errors/failure-explanation';
 import { configuredActivities } from './activity-policies';
 import { backupWorkflow } from './backup';
 import type { BackupInput } from './backup-types';
-import type { ConfirmArgs, RestoreInput, RestoreReport, RestoreStep } from './restore-types';
+import type { ConfirmArgs, RecordingsCheck, RestoreInput, RestoreReport, RestoreStep, UnrecoverableAcceptance } from './restore-types';
 import { pinBackup, unpinBackups } from './backup-pins';
 import { releaseDeploymentLock, takeDeploymentLock } from './deployment-lock-holder';
 import { BACKUP_ID, DEPLOYMENT, OPERATION, STATUS, STEP } from './search-attributes';
@@ -31,6 +32,20 @@ const nonRetryableErrorTypes = ['RestoreInputInvalid', 'BackupNotFound', 'Backup
 interface Held {
   lock?: string;
   pins: string[];
+}
+
+/** Whether an acceptance covers the recordings the preflight found nowhere: none found, their digest, or a count at least theirs. */
+function acceptsUnrecoverable(check: RecordingsCheck | undefined, acceptance: UnrecoverableAcceptance | undefined): boolean {
+  if (!check || check.unrecoverable.count === 0) return true;
+  if (typeof acceptance === 'number') return acceptance >= check.unrecoverable.count;
+  return acceptance === check.unrecoverable.digest;
+}
+
+/** What to say when recordings are found nowhere and their loss is not accepted: which ones, and how to accept it. */
+function unrecoverableMessage(check: RecordingsCheck, how: string): string {
+  const { count, digest, recordings } = check.unrecoverable;
+  const named = recordings.map((r) => `${r.key} (${r.problems.map((p) => `${p.location}: ${p.problem}`).join('; ')})`).join(', ');
+  return `${count} recording(s) of the backup verify at no location: ${named}${count > recordings.length ? `, and ${count - recordings.length} more` : ''}. To restore without them, ${how} ${digest}`;
 }
 
 export async function restoreWorkflow(input: RestoreInput): Promise<RestoreReport> {
@@ -58,6 +73,7 @@ async function restoreSteps(input: RestoreInput, held: Held): Promise<RestoreRep
     (args) => {
       confirmed = true;
       report.confirmedBy = args.confirmedBy ?? 'unknown';
+      if (report.recordingsCheck?.unrecoverable.count) report.acceptedUnrecoverable = report.recordingsCheck.unrecoverable.count;
       return report;
     },
     {
@@ -68,6 +84,9 @@ async function restoreSteps(input: RestoreInput, held: Held): Promise<RestoreRep
         }
         if (args.backupId !== report.backup.backupId) {
           throw new Error(`wrong backup id "${args.backupId}": this restore would restore backup ${report.backup.backupId}`);
+        }
+        if (!acceptsUnrecoverable(report.recordingsCheck, args.acceptUnrecoverable)) {
+          throw new Error(unrecoverableMessage(report.recordingsCheck!, 'confirm with acceptUnrecoverable (--accept-unrecoverable) set to'));
         }
         if (args.lossReportDigest !== report.lossReportDigest) {
           throw new Error(`the loss report digest does not match (${args.lossReportDigest.slice(0, 12)}… given, ${report.lossReportDigest.slice(0, 12)}… current): read the report again (vaultpam-backup restore report ${restoreId})`);
@@ -121,6 +140,19 @@ async function restoreSteps(input: RestoreInput, held: Held): Promise<RestoreRep
     const backup = await transfer.resolveBackup({ deployment: input.deployment, backupId: pinned });
     report.backup = backup;
     upsertSearchAttributes([{ key: BACKUP_ID, value: backup.backupId }]);
+    // patched: a restore that started before this check existed replays without it.
+    if (scope.kind === 'full' && patched('recordings-blob-check')) {
+      // Every blob the restore will read, checked before anything stops; what verifies nowhere must be accepted.
+      report.recordingsCheck = await transfer.checkRecordingBlobs({ deployment: input.deployment, restoreId, backup, journal: backup.location });
+      if (confirmed && !acceptsUnrecoverable(report.recordingsCheck, input.acceptUnrecoverable)) {
+        throw ApplicationFailure.create({
+          type: 'RecordingsUnrecoverable',
+          nonRetryable: true,
+          message: unrecoverableMessage(report.recordingsCheck, 'start it again with acceptUnrecoverable set to'),
+        });
+      }
+      if (confirmed && report.recordingsCheck.unrecoverable.count) report.acceptedUnrecoverable = report.recordingsCheck.unrecoverable.count;
+    }
 
     // 2. The loss report, then the confirmation that echoes it.
     enter('loss-report');

@@ -48,6 +48,7 @@ const restoreBody = z
     reason: z.string().min(1).max(500).optional(),
     requestedBy: z.string().min(1).max(200).optional(),
     confirmed: z.boolean().default(false),
+    acceptUnrecoverable: z.union([z.string().regex(/^[0-9a-f]{64}$/, 'the 64-hex digest of the recordings found nowhere'), z.number().int().nonnegative()]).optional(),
   })
   .strict()
   .refine((b) => !b.backupId !== !b.at, { message: 'give either backupId or at, not both', path: ['backupId'] });
@@ -56,6 +57,7 @@ const confirmBody = z
     backupId: z.string().min(1),
     lossReportDigest: z.string().regex(/^[0-9a-f]{64}$/, 'the 64-hex digest from the restore report'),
     confirmedBy: z.string().min(1).max(200).optional(),
+    acceptUnrecoverable: z.union([z.string().regex(/^[0-9a-f]{64}$/, 'the 64-hex digest of the recordings found nowhere'), z.number().int().nonnegative()]).optional(),
   })
   .strict();
 

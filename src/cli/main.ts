@@ -13,7 +13,7 @@ import type { Config } from '../config/schema';
 import { VaultpamBackupError } from '../errors/catalogue';
 import { backupResult, backupWorkflowId, startBackup } from '../operations/backup';
 import { runPreflight } from '../operations/preflight';
-import { confirmRestore, parseScope, restoreReport, startDrill, startRestore, type DrillReport } from '../operations/restore';
+import { confirmRestore, parseScope, parseUnrecoverableAcceptance, restoreReport, startDrill, startRestore, type DrillReport } from '../operations/restore';
 import type { RestoreReport } from '../../workflows/restore-types';
 import { formatProgress, readBackupProgress } from '../operations/progress';
 import { checkScheduleId, createBackupSchedule, createCheckSchedule, createDrillSchedule, deleteBackupSchedule, deleteCheckSchedule, describeBackupSchedule } from '../operations/schedule';
@@ -302,9 +302,10 @@ const restore = program
   .addOption(targetOption())
   .option('--reason <text>', 'why (kept in the workflow)')
   .option('--yes', 'pre-confirm: skip the confirmation step (drills, scripts)')
+  .option('--accept-unrecoverable <digest|count>', 'with --yes: go ahead without the recordings found in no location (the digest from the report, or at most this many)')
   .option('--wait', 'wait for the end (with --yes), printing the report')
   .option('--json', 'print as JSON')
-  .action(async (opts: { backup?: string; at?: string; scope: string; target: TargetName; reason?: string; yes?: boolean; wait?: boolean; json?: boolean }) => {
+  .action(async (opts: { backup?: string; at?: string; scope: string; target: TargetName; reason?: string; yes?: boolean; acceptUnrecoverable?: string; wait?: boolean; json?: boolean }) => {
     const cfg = config();
     await withClient(cfg, async (client) => {
       const handle = await startRestore(client, cfg, {
@@ -315,6 +316,7 @@ const restore = program
         reason: opts.reason ?? 'on demand',
         requestedBy: `cli:${userInfo().username}`,
         confirmed: opts.yes ?? false,
+        ...(opts.acceptUnrecoverable !== undefined ? { acceptUnrecoverable: parseUnrecoverableAcceptance(opts.acceptUnrecoverable)! } : {}),
       });
       const id = handle.workflowId;
       if (!opts.yes) {
@@ -343,14 +345,21 @@ restore
   .description('confirm a restore awaiting confirmation, after reading its loss report')
   .argument('<workflowId>')
   .requiredOption('--backup <id>', 'the backup id the restore will restore (echoed back as proof you read the report)')
+  .option('--accept-unrecoverable <digest>', 'go ahead without the recordings found in no location: the digest the report gives for their list')
   .option('--wait', 'wait for the end, printing the report')
-  .action(async (workflowId: string, opts: { backup: string; wait?: boolean }) => {
+  .action(async (workflowId: string, opts: { backup: string; acceptUnrecoverable?: string; wait?: boolean }) => {
     const cfg = config();
     await withClient(cfg, async (client) => {
       const current = await restoreReport(client, workflowId);
       if (!current.lossReportDigest) throw new VaultpamBackupError('VPB_ERR_INPUT_INVALID', `restore ${workflowId} has no loss report yet (status ${current.status}); wait a moment and try again`);
       process.stdout.write(`${formatRestoreReport(current)}\n\n`);
-      await confirmRestore(client, workflowId, { backupId: opts.backup, lossReportDigest: current.lossReportDigest, confirmedBy: `cli:${userInfo().username}` });
+      const acceptUnrecoverable = parseUnrecoverableAcceptance(opts.acceptUnrecoverable);
+      await confirmRestore(client, workflowId, {
+        backupId: opts.backup,
+        lossReportDigest: current.lossReportDigest,
+        confirmedBy: `cli:${userInfo().username}`,
+        ...(acceptUnrecoverable !== undefined ? { acceptUnrecoverable } : {}),
+      });
       process.stdout.write(`confirmed; the restore of ${opts.backup} goes ahead\n`);
       if (opts.wait) {
         const report = await client.workflow.getHandle(workflowId).result().then(

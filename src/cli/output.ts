@@ -61,8 +61,18 @@ export function formatRestoreReport(r: RestoreReport): string {
     lines.push(`    resources +${l.resources.created}/~${l.resources.modified}, Safes +${l.safes.created}/~${l.safes.modified}, credentials +${l.credentials.created}/~${l.credentials.modified} (rotated ${l.credentials.rotated}), connectors +${l.connectors.created}/~${l.connectors.modified}`);
     lines.push(`    (+ created, ~ modified)   digest ${r.lossReportDigest}`);
   }
+  if (r.recordingsCheck) {
+    const c = r.recordingsCheck;
+    lines.push(`  recording blobs  ${c.checked} checked, ${c.elsewhere} only at another location, ${c.unrecoverable.count} at none`);
+    for (const u of c.unrecoverable.recordings) lines.push(`    at no location: ${u.key} (${u.problems.map((p) => `${p.location}: ${p.problem}`).join('; ')})`);
+    if (c.unrecoverable.count > c.unrecoverable.recordings.length) lines.push(`    … and ${c.unrecoverable.count - c.unrecoverable.recordings.length} more`);
+    if (c.unrecoverable.count > 0) lines.push(`    to restore without them, confirm with --accept-unrecoverable ${c.unrecoverable.digest}`);
+  }
   if (r.safetySnapshotId) lines.push(`  safety snapshot  ${r.safetySnapshotId}`);
-  if (r.recordings) lines.push(`  recordings       restored ${r.recordings.restored}, quarantined ${r.recordings.quarantined}, unchanged ${r.recordings.unchanged}`);
+  if (r.recordings) {
+    lines.push(`  recordings       restored ${r.recordings.restored}, quarantined ${r.recordings.quarantined}, unchanged ${r.recordings.unchanged}${r.recordings.unrecoverable ? `, not restored (accepted as lost) ${r.recordings.unrecoverable}` : ''}`);
+    for (const e of r.recordings.servedElsewhere?.examples ?? []) lines.push(`    read from ${e.location}: ${e.key} (${e.skipped.map((s) => `${s.location}: ${s.problem}`).join('; ')})`);
+  }
   if (r.verify) lines.push(`  verified         ${Object.entries(r.verify.found).map(([k, v]) => `${k}=${v}`).join(' ')}`);
   if (r.smokeTest) lines.push(`  smoke test       session ${r.smokeTest.sessionId} on resource ${r.smokeTest.resourceId}`);
   if (r.rtoMs !== undefined) lines.push(`  RTO              ${(r.rtoMs / 1000).toFixed(1)} s (stop to smoke test passed)`);

@@ -21,7 +21,17 @@ export interface StartRestoreOptions {
   confirmTimeout?: string;
   /** Back up the target first. @default true for production */
   safetySnapshot?: boolean;
+  /** With confirmed: accept the loss of the recordings found in no location (their digest, or at most this many). */
+  acceptUnrecoverable?: string | number;
   taskQueue?: string;
+}
+
+/** Parses --accept-unrecoverable: the 64-hex digest of the list of recordings found nowhere, or a count. */
+export function parseUnrecoverableAcceptance(text: string | undefined): string | number | undefined {
+  if (text === undefined) return undefined;
+  if (/^[0-9a-f]{64}$/.test(text)) return text;
+  if (/^\d{1,9}$/.test(text)) return Number(text);
+  throw new VaultpamBackupError('VPB_ERR_INPUT_INVALID', `--accept-unrecoverable "${text}" is neither the 64-hex digest from the restore report nor a count`);
 }
 
 /** Parses `full` or `resource:<id>` (the CLI's --scope). */
@@ -57,6 +67,7 @@ export async function startRestore(client: Client, config: Config, options: Star
     confirmed: options.confirmed ?? false,
     ...(options.confirmTimeout ? { confirmTimeout: options.confirmTimeout } : {}),
     ...(options.safetySnapshot !== undefined ? { safetySnapshot: options.safetySnapshot } : {}),
+    ...(options.acceptUnrecoverable !== undefined ? { acceptUnrecoverable: options.acceptUnrecoverable } : {}),
   };
   const workflowId = restoreWorkflowId(into);
   // A backup or key rotation of the target holding its lock refuses at once; a restore already running answers below.

@@ -47,11 +47,14 @@ export interface WorkerProcess {
   stop(graceMs?: number): Promise<void>;
 }
 
-/** Spawns the worker and resolves once it polls; rejects (and kills it) if it exits or stays silent for `timeoutMs`. */
-export async function startWorkerProcess(description: WorkerDescription, timeoutMs = 60_000): Promise<WorkerProcess> {
+/**
+ * Spawns the worker and resolves once it polls; rejects (and kills it) if it exits or stays silent for `timeoutMs`.
+ * `env` adds to the test process's environment (e.g. a fault point for this worker only).
+ */
+export async function startWorkerProcess(description: WorkerDescription, timeoutMs = 60_000, env: Record<string, string> = {}): Promise<WorkerProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', entryPath], {
     cwd: repoRoot,
-    env: { ...process.env, [WORKER_DESCRIPTION_ENV]: JSON.stringify(description) },
+    env: { ...process.env, ...env, [WORKER_DESCRIPTION_ENV]: JSON.stringify(description) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';
