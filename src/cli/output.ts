@@ -4,7 +4,7 @@ import type { BackupResult } from '../../workflows/backup-types';
 import type { VerifyReport } from '../../workflows/verify';
 import type { RestoreReport } from '../../workflows/restore-types';
 import type { CatalogEntry } from '../catalog/catalog';
-import { formatBytes } from '../operations/progress';
+import { formatBytes } from '../operations/byte-size';
 
 export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
