@@ -1,6 +1,8 @@
 // The sandbox's PostgreSQL side: its connection pool and the idempotent application of schema.sql.
 import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import pg from 'pg';
+import { repoRoot } from '../src/runtime/install-layout';
 import type { SandboxConfig } from './sandbox-config';
 
 /** Every table the sandbox owns, parents first; reset truncates them all. */
@@ -31,7 +33,8 @@ export function createPool(config: Pick<SandboxConfig, 'name' | 'postgres'>, max
 let schemaText: Promise<string> | undefined;
 
 export function schemaSql(): Promise<string> {
-  schemaText ??= readFile(new URL('./schema.sql', import.meta.url), 'utf8');
+  // From the repository, not beside this module: the compiled build bundles this code into dist/.
+  schemaText ??= readFile(join(repoRoot, 'sandbox', 'schema.sql'), 'utf8');
   return schemaText;
 }
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Benchmark: the local stack up, then scripts/bench.ts (backup, verify and restore figures) with the given flags.
+# Benchmark: the local stack up, then scripts/bench.ts (backup, verify and restore figures) with the given flags;
+# with --cli first, scripts/bench-cli.ts (start-up time of the compiled command line, memory of an idle worker).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -8,5 +9,11 @@ if [ ! -d node_modules/tsx ]; then
 fi
 # Provisioning talk goes to stderr, so stdout holds only the figures (npm run bench > figures.md).
 bash scripts/stack.sh up >&2
+if [ "${1:-}" = "--cli" ]; then
+  # Start-up figures of the compiled build: the command line and an idle worker.
+  shift
+  node scripts/build.mjs --if-stale >&2
+  exec node --import tsx scripts/bench-cli.ts "$@"
+fi
 # --expose-gc: the benchmark collects garbage before each phase, so each peak RSS belongs to that phase.
 exec node --expose-gc --import tsx scripts/bench.ts "$@"

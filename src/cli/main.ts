@@ -1,37 +1,31 @@
 // The vaultpam-backup command line: stack, worker, api, preflight, backup, backups, check, schedule, demo.
+//
+// Only light modules are imported here; each action imports what it needs (the Temporal SDK, minio, pg, fastify
+// take a second or more to load), so `--help` and a mistyped option answer at once.
 import { spawnSync } from 'node:child_process';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
-import { WorkflowFailedError, type Client } from '@temporalio/client';
-import { DefaultLogger, Runtime } from '@temporalio/worker';
+import type { Client } from '@temporalio/client';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { startApi } from '../api/server';
-import { listBackups } from '../catalog/catalog';
-import { loadConfig, type TargetName } from '../config/load';
+import type { TargetName } from '../config/load';
 import { localStackDir, repoRoot } from '../config/local-stack';
 import type { Config } from '../config/schema';
 import { VaultpamBackupError } from '../errors/catalogue';
-import { backupResult, backupWorkflowId, startBackup } from '../operations/backup';
-import { runPreflight } from '../operations/preflight';
-import { confirmRestore, parseScope, parseUnrecoverableAcceptance, restoreReport, startDrill, startRestore, type DrillReport } from '../operations/restore';
+import type { DrillReport } from '../operations/restore';
 import type { RestoreReport } from '../../workflows/restore-types';
-import { formatProgress, readBackupProgress } from '../operations/progress';
-import { checkScheduleId, createBackupSchedule, createCheckSchedule, createDrillSchedule, deleteBackupSchedule, deleteCheckSchedule, describeBackupSchedule } from '../operations/schedule';
-import { runKeyRotation } from '../operations/rotate-keys';
-import { runVerify } from '../operations/verify';
-import { dropDatabase } from '../postgres';
-import { createDependencies } from '../runtime/dependencies';
-import { connectClient } from '../temporal/connect';
-import { createWorker } from '../temporal/worker';
-import { formatBackupList, formatBackupResult, formatCheckReport, formatPreflight, formatRestoreReport, formatVerify, printJson } from './output';
-import { checkResult, checkStatus, checkWorkflowId, parseReadDataSubset, startCheck } from '../operations/check';
+
+// The configuration loader (zod) is loaded before any action runs, so config() stays synchronous.
+let loadConfig: typeof import('../config/load').loadConfig;
 
 const program = new Command('vaultpam-backup')
   .description('Back up and restore VaultPAM deployments with durable Temporal workflows')
   .option('-c, --config <path>', 'JSON configuration file (default: $VAULTPAM_BACKUP_CONFIG, else the local stack)')
   .showHelpAfterError()
   // `restore --backup` and `restore confirm --backup` are different options: each belongs where it is written.
-  .enablePositionalOptions();
+  .enablePositionalOptions()
+  .hook('preAction', async () => {
+    ({ loadConfig } = await import('../config/load'));
+  });
 
 function config(): Config {
   return loadConfig({ path: program.opts<{ config?: string }>().config });
@@ -45,6 +39,7 @@ function stackScript(args: string[]): number {
 }
 
 async function withClient<T>(cfg: Config, fn: (client: Client) => Promise<T>): Promise<T> {
+  const { connectClient } = await import('../temporal/connect');
   const client = await connectClient(cfg);
   try {
     return await fn(client);
@@ -59,6 +54,7 @@ function workflowUrl(cfg: Config, workflowId: string): string {
 
 /** Prints progress while a backup runs: one rewritten line on a terminal, a line every 10 s otherwise. */
 async function followBackup(client: Client, workflowId: string): Promise<void> {
+  const { formatProgress, readBackupProgress } = await import('../operations/progress');
   const handle = client.workflow.getHandle(workflowId);
   const tty = process.stderr.isTTY;
   let last = '';
@@ -100,6 +96,7 @@ program
   .command('worker')
   .description('run a worker on the task queue until interrupted (run as many as you like, on as many machines)')
   .action(async () => {
+    const { createWorker } = await import('../temporal/worker');
     const cfg = config();
     const { worker, connection } = await createWorker({ config: cfg });
     process.stderr.write(`worker polling ${cfg.temporal.taskQueue} at ${cfg.temporal.address}\n`);
@@ -114,6 +111,7 @@ program
   .command('api')
   .description('serve the HTTP API until interrupted')
   .action(async () => {
+    const { startApi } = await import('../api/server');
     const api = await startApi(config());
     process.stderr.write(`API listening on ${api.url}\n`);
     await new Promise<void>((resolve) => {
@@ -129,6 +127,8 @@ program
   .addOption(targetOption())
   .option('--json', 'print the report as JSON')
   .action(async (opts: { target: TargetName; json?: boolean }) => {
+    const { runPreflight } = await import('../operations/preflight');
+    const { formatPreflight, printJson } = await import('./output');
     const cfg = config();
     const { workflowId, report } = await withClient(cfg, (client) => runPreflight(client, cfg, opts.target));
     if (opts.json) printJson({ workflowId, ...report });
@@ -144,6 +144,8 @@ const backup = program
   .option('--reason <text>', 'why this backup is taken (kept in the manifest)')
   .option('--json', 'print the result as JSON')
   .action(async (opts: { wait?: boolean; deep?: boolean; reason?: string; json?: boolean }) => {
+    const { backupResult, startBackup } = await import('../operations/backup');
+    const { formatBackupResult, printJson } = await import('./output');
     const cfg = config();
     await withClient(cfg, async (client) => {
       const handle = await startBackup(client, cfg, { reason: opts.reason ?? 'on demand', requestedBy: `cli:${userInfo().username}`, deep: opts.deep ?? false });
@@ -164,6 +166,9 @@ backup
   .description('progress of the running (or last) backup of the deployment')
   .option('--json', 'print as JSON')
   .action(async (opts: { json?: boolean }) => {
+    const { backupWorkflowId } = await import('../operations/backup');
+    const { formatProgress, readBackupProgress } = await import('../operations/progress');
+    const { printJson } = await import('./output');
     const cfg = config();
     await withClient(cfg, async (client) => {
       const progress = await readBackupProgress(client, client.workflow.getHandle(backupWorkflowId(cfg.deployment.name)));
@@ -179,6 +184,9 @@ backups
   .description('every committed backup, newest first, with the locations holding it (reads the locations directly)')
   .option('--json', 'print as JSON')
   .action(async (opts: { json?: boolean }) => {
+    const { listBackups } = await import('../catalog/catalog');
+    const { createDependencies } = await import('../runtime/dependencies');
+    const { formatBackupList, printJson } = await import('./output');
     const cfg = config();
     const entries = await listBackups(createDependencies(cfg).locations(), cfg.deployment.name);
     if (opts.json) printJson(entries.map((e) => ({ backupId: e.backupId, locations: e.locations, problems: e.problems, manifest: e.manifest })));
@@ -192,6 +200,8 @@ backups
   .option('--deep', 'also restore the dump into a scratch database and compare row counts with the manifest')
   .option('--json', 'print the report as JSON')
   .action(async (backupId: string, opts: { deep?: boolean; json?: boolean }) => {
+    const { runVerify } = await import('../operations/verify');
+    const { formatVerify, printJson } = await import('./output');
     const cfg = config();
     const report = await withClient(cfg, (client) => runVerify(client, cfg, backupId, opts.deep ?? false));
     if (opts.json) printJson(report);
@@ -204,6 +214,8 @@ program
   .description('rewrap every backup\'s and restore journal\'s data key under encryption.activeKeyId, as a workflow under the deployment lock (keep the old key in encryption.keys until this has run; a worker must run)')
   .option('--json', 'print as JSON')
   .action(async (opts: { json?: boolean }) => {
+    const { runKeyRotation } = await import('../operations/rotate-keys');
+    const { printJson } = await import('./output');
     const cfg = config();
     const result = await withClient(cfg, (client) => runKeyRotation(client, cfg));
     if (opts.json) printJson(result);
@@ -224,6 +236,7 @@ schedule
   .option('--read-data-subset-of <m>', 'with --check: each run reads the next slice n of m of the blobs, so m runs read them all', (v) => Number(v))
   .option('--repair', 'with --check: each run repairs what it finds from a good copy')
   .action(async (opts: { cron: string; deep?: boolean; paused?: boolean; drill?: boolean; check?: boolean; readDataSubsetOf?: number; repair?: boolean }) => {
+    const { createBackupSchedule, createCheckSchedule, createDrillSchedule } = await import('../operations/schedule');
     const cfg = config();
     if (!opts.check && (opts.readDataSubsetOf !== undefined || opts.repair)) throw new VaultpamBackupError('VPB_ERR_INPUT_INVALID', '--read-data-subset-of and --repair go with --check');
     const id = await withClient(cfg, (client) =>
@@ -240,6 +253,8 @@ schedule
   .option('--check', 'the check schedule')
   .option('--json')
   .action(async (opts: { json?: boolean; check?: boolean }) => {
+    const { checkScheduleId, describeBackupSchedule } = await import('../operations/schedule');
+    const { printJson } = await import('./output');
     const cfg = config();
     const d = await withClient(cfg, (client) => describeBackupSchedule(client, cfg, opts.check ? checkScheduleId(cfg.deployment.name) : undefined));
     if (opts.json) printJson(d);
@@ -249,6 +264,7 @@ schedule
   .command('delete')
   .option('--check', 'the check schedule')
   .action(async (opts: { check?: boolean }) => {
+    const { deleteBackupSchedule, deleteCheckSchedule } = await import('../operations/schedule');
     const cfg = config();
     await withClient(cfg, (client) => (opts.check ? deleteCheckSchedule(client, cfg) : deleteBackupSchedule(client, cfg)));
     process.stdout.write('schedule deleted\n');
@@ -263,6 +279,8 @@ const check = program
   .option('--wait', 'wait for the report (exit 1 when problems remain)')
   .option('--json', 'print as JSON')
   .action(async (opts: { readData?: boolean; readDataSubset?: string; repair?: boolean; wait?: boolean; json?: boolean }) => {
+    const { checkResult, parseReadDataSubset, startCheck } = await import('../operations/check');
+    const { formatCheckReport, printJson } = await import('./output');
     if (opts.readData && opts.readDataSubset) throw new VaultpamBackupError('VPB_ERR_INPUT_INVALID', 'give --read-data or --read-data-subset n/m, not both');
     const readData = opts.readData ? ('all' as const) : opts.readDataSubset ? parseReadDataSubset(opts.readDataSubset) : undefined;
     const cfg = config();
@@ -285,6 +303,8 @@ check
   .description('the running (or last) check of the deployment, with its report once finished')
   .option('--json', 'print as JSON')
   .action(async (opts: { json?: boolean }) => {
+    const { checkStatus, checkWorkflowId } = await import('../operations/check');
+    const { formatCheckReport, printJson } = await import('./output');
     const cfg = config();
     const status = await withClient(cfg, (client) => checkStatus(client, checkWorkflowId(cfg.deployment.name)));
     if (opts.json) printJson(status);
@@ -306,6 +326,8 @@ const restore = program
   .option('--wait', 'wait for the end (with --yes), printing the report')
   .option('--json', 'print as JSON')
   .action(async (opts: { backup?: string; at?: string; scope: string; target: TargetName; reason?: string; yes?: boolean; acceptUnrecoverable?: string; wait?: boolean; json?: boolean }) => {
+    const { parseScope, parseUnrecoverableAcceptance, restoreReport, startRestore } = await import('../operations/restore');
+    const { formatRestoreReport, printJson } = await import('./output');
     const cfg = config();
     await withClient(cfg, async (client) => {
       const handle = await startRestore(client, cfg, {
@@ -348,6 +370,8 @@ restore
   .option('--accept-unrecoverable <digest>', 'go ahead without the recordings found in no location: the digest the report gives for their list')
   .option('--wait', 'wait for the end, printing the report')
   .action(async (workflowId: string, opts: { backup: string; acceptUnrecoverable?: string; wait?: boolean }) => {
+    const { confirmRestore, parseUnrecoverableAcceptance, restoreReport } = await import('../operations/restore');
+    const { formatRestoreReport } = await import('./output');
     const cfg = config();
     await withClient(cfg, async (client) => {
       const current = await restoreReport(client, workflowId);
@@ -378,6 +402,8 @@ restore
   .argument('<workflowId>')
   .option('--json', 'print as JSON')
   .action(async (workflowId: string, opts: { json?: boolean }) => {
+    const { restoreReport } = await import('../operations/restore');
+    const { formatRestoreReport, printJson } = await import('./output');
     const cfg = config();
     const report = await withClient(cfg, (client) => restoreReport(client, workflowId));
     if (opts.json) printJson(report);
@@ -389,6 +415,8 @@ restore
   .description('restore the newest backup into the staging deployment, verify and smoke-test it, report the RTO')
   .option('--json', 'print as JSON')
   .action(async (opts: { json?: boolean }) => {
+    const { startDrill } = await import('../operations/restore');
+    const { printJson } = await import('./output');
     const cfg = config();
     await withClient(cfg, async (client) => {
       const handle = await startDrill(client, cfg);
@@ -404,6 +432,9 @@ restore
   .argument('<workflowId>')
   .requiredOption('--yes', 'yes: drop it (it cannot be brought back except from a backup)')
   .action(async (workflowId: string) => {
+    const { restoreReport } = await import('../operations/restore');
+    const { dropDatabase } = await import('../postgres');
+    const { createDependencies } = await import('../runtime/dependencies');
     const cfg = config();
     const report = await withClient(cfg, (client) => restoreReport(client, workflowId));
     if (report.status !== 'completed' || !report.previousDatabase) {
@@ -417,6 +448,7 @@ restore
 
 /** Waits until a new restore has its loss report (or has ended). */
 async function waitForReport(client: Client, workflowId: string): Promise<RestoreReport> {
+  const { restoreReport } = await import('../operations/restore');
   for (;;) {
     const report = await restoreReport(client, workflowId).catch(() => undefined);
     if (report && (report.lossReportDigest || report.status !== 'running')) return report;
@@ -431,6 +463,13 @@ program
     if (stackScript(['up']) !== 0) throw new VaultpamBackupError('VPB_ERR_STACK', 'scripts/stack.sh up failed (see the lines above)');
     const { loadSandboxConfig } = await import('../../sandbox/sandbox-config');
     const { seed } = await import('../../sandbox/seed');
+    const { DefaultLogger, Runtime } = await import('@temporalio/worker');
+    const { backupResult, startBackup } = await import('../operations/backup');
+    const { runPreflight } = await import('../operations/preflight');
+    const { runVerify } = await import('../operations/verify');
+    const { createDependencies } = await import('../runtime/dependencies');
+    const { createWorker } = await import('../temporal/worker');
+    const { formatBackupResult, formatPreflight, formatVerify } = await import('./output');
     const cfg = config();
     const deps = createDependencies(cfg);
     if ((await deps.controlPlane('production').stats()).resources === 0) {
@@ -460,7 +499,8 @@ try {
   await program.parseAsync(process.argv);
 } catch (err) {
   // A failed workflow's own failure says which step failed and why; its wrapper only says "Workflow execution failed".
-  const message = err instanceof WorkflowFailedError && err.cause ? err.cause.message : err instanceof Error ? err.message : String(err);
+  // By name, not instanceof: a refused configuration must not wait for the Temporal client to load.
+  const message = err instanceof Error && err.name === 'WorkflowFailedError' && err.cause instanceof Error ? err.cause.message : err instanceof Error ? err.message : String(err);
   process.stderr.write(`vaultpam-backup: ${message}\n`);
   process.exitCode = err instanceof VaultpamBackupError && err.code.startsWith('VPB_ERR_CONFIG') ? 2 : 1;
 }

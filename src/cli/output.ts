@@ -5,7 +5,7 @@ import type { VerifyReport } from '../../workflows/verify';
 import type { RestoreReport } from '../../workflows/restore-types';
 import type { CheckReport } from '../../workflows/check-types';
 import type { CatalogEntry } from '../catalog/catalog';
-import { formatBytes } from '../operations/progress';
+import { formatBytes } from '../operations/byte-size';
 
 export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);

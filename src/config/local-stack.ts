@@ -1,9 +1,9 @@
 // The embedded default configuration: the local stack of scripts/stack.sh (sandbox VaultPAM, one S3 and one filesystem location).
 import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { repoRoot } from '../runtime/install-layout';
 import type { ConfigInput, DeploymentConfig } from './schema';
 
-export const repoRoot = resolve(fileURLToPath(new URL('../..', import.meta.url)));
+export { repoRoot };
 
 export interface LocalStackPorts {
   postgres: number;

@@ -9,7 +9,7 @@ import { DEFAULT_ACTIVITY_TIMEOUTS, parseDuration } from './activity-timeouts';
 export const secretRefSchema = z.union([
   z.object({ env: z.string().min(1, 'name the environment variable that holds the secret') }).strict(),
   z.object({ file: z.string().min(1, 'give the path of the file that holds the secret') }).strict(),
-]);
+], { error: 'name where the value is, as {"env": "NAME"} or {"file": "/path"}; never write the value itself' });
 export type SecretRef = z.infer<typeof secretRefSchema>;
 
 const slug = z
@@ -147,20 +147,70 @@ export const timeoutsSchema = z
   });
 export type TimeoutsConfig = z.infer<typeof timeoutsSchema>;
 
+/**
+ * TLS to the Temporal frontend. `true`: TLS, the server's certificate checked against the system's roots. An object:
+ * TLS with any of these; a client certificate and its key together give mutual TLS. PEM text is named like a secret
+ * (`{ file }` or `{ env }`) and read inside the process that connects.
+ */
+export const temporalTlsOptionsSchema = z
+  .object({
+    /** The name checked against the server's certificate (and sent as SNI); default: the host of `address`. */
+    serverNameOverride: z.string().min(1).optional(),
+    /** The CA that signed the server's certificate (PEM); default: the system's roots. */
+    serverRootCA: secretRefSchema.optional(),
+    /** This client's certificate (PEM), for mutual TLS; needs `clientKey`. */
+    clientCert: secretRefSchema.optional(),
+    /** The private key of `clientCert` (PEM). */
+    clientKey: secretRefSchema.optional(),
+  })
+  .strict();
+
+// Not a z.union: a union reports a wrong field inside the object as "invalid input" on `tls` as a whole.
+export const temporalTlsSchema = z.unknown().transform((value, ctx): boolean | z.infer<typeof temporalTlsOptionsSchema> => {
+  if (typeof value === 'boolean') return value;
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    ctx.addIssue({ code: 'custom', message: "use true (TLS checked against the system's roots) or an object with any of serverNameOverride, serverRootCA, clientCert, clientKey" });
+    return z.NEVER;
+  }
+  const parsed = temporalTlsOptionsSchema.safeParse(value);
+  if (parsed.success) return parsed.data;
+  for (const issue of parsed.error.issues) ctx.addIssue({ code: 'custom', message: issue.message, path: issue.path });
+  return z.NEVER;
+});
+export type TemporalTlsConfig = z.infer<typeof temporalTlsSchema>;
+
+export const temporalSchema = z
+  .object({
+    address: z.string().default('127.0.0.1:7233'),
+    namespace: z.string().default('default'),
+    taskQueue: z.string().default('vaultpam-backup'),
+    uiUrl: z.string().default('http://127.0.0.1:8233'),
+    /** Default: no TLS (the local dev server), or TLS with the system's roots when `apiKey` is set. */
+    tls: temporalTlsSchema.optional(),
+    /** An API key (hosted Temporal), sent as `Authorization: Bearer` over TLS only. */
+    apiKey: secretRefSchema.optional(),
+  })
+  .superRefine((t, ctx) => {
+    const tls = typeof t.tls === 'object' ? t.tls : undefined;
+    if (tls?.clientCert && !tls.clientKey) {
+      ctx.addIssue({ code: 'custom', path: ['tls', 'clientKey'], message: 'temporal.tls.clientCert is given without its private key: add temporal.tls.clientKey ({"file": "/path/client.key"} or {"env": "NAME"}), or remove clientCert' });
+    }
+    if (tls?.clientKey && !tls.clientCert) {
+      ctx.addIssue({ code: 'custom', path: ['tls', 'clientCert'], message: 'temporal.tls.clientKey is given without its certificate: add temporal.tls.clientCert ({"file": "/path/client.pem"}), or remove clientKey' });
+    }
+    if (t.apiKey && t.tls === false) {
+      ctx.addIssue({ code: 'custom', path: ['tls'], message: 'temporal.apiKey is sent only over TLS: remove "tls": false (an API key implies TLS), or remove apiKey' });
+    }
+  });
+export type TemporalConfig = z.infer<typeof temporalSchema>;
+
 export const configSchema = z
   .object({
     /** The production deployment this orchestrator protects. */
     deployment: deploymentSchema,
     /** A staging deployment for restore drills. */
     staging: deploymentSchema.optional(),
-    temporal: z
-      .object({
-        address: z.string().default('127.0.0.1:7233'),
-        namespace: z.string().default('default'),
-        taskQueue: z.string().default('vaultpam-backup'),
-        uiUrl: z.string().default('http://127.0.0.1:8233'),
-      })
-      .prefault({}),
+    temporal: temporalSchema.prefault({}),
     locations: z.array(locationSchema).min(1, 'configure at least one backup location'),
     encryption: z.object({
       activeKeyId: z.string().min(1),

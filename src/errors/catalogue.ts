@@ -12,6 +12,8 @@ export const errorCatalogue = {
   VPB_ERR_CONTROL_PLANE_UNREACHABLE: 'The VaultPAM control plane at %s cannot be reached: %s. Is the service running? (local stack: `vaultpam-backup stack up`)',
   VPB_ERR_SERVICE_COMMAND: 'The service command %s failed: %s',
   VPB_ERR_TEMPORAL_UNREACHABLE: 'Temporal at %s cannot be reached: %s. Start it (`vaultpam-backup stack up`) or set temporal.address',
+  VPB_ERR_TEMPORAL_REFUSED: 'Temporal at %s refused this client: %s. %s',
+  VPB_ERR_TEMPORAL_TLS: 'The TLS connection to Temporal at %s failed: %s. %s',
   VPB_ERR_BACKUP_RUNNING: 'A backup of %s is already running: workflow %s',
   VPB_ERR_DEPLOYMENT_LOCKED: 'Deployment %s is locked: %s',
   VPB_ERR_CHECK_RUNNING: 'A check of %s is already running: workflow %s',

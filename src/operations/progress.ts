@@ -2,6 +2,7 @@
 import { defaultPayloadConverter } from '@temporalio/common';
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import type { BackupProgress } from '../../workflows/backup-types';
+import { formatBytes } from './byte-size';
 
 export interface LiveProgress extends BackupProgress {
   /** Activity running now and its last heartbeat (bytes, objects done, ...). */
@@ -45,16 +46,7 @@ export async function readBackupProgress(client: Client, handle: WorkflowHandle)
   };
 }
 
-const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-export function formatBytes(n: number): string {
-  let i = 0;
-  let v = n;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i += 1;
-  }
-  return `${v.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
-}
+export { formatBytes };
 
 export function formatProgress(p: LiveProgress): string {
   const parts = [`backup ${p.backupId}`, `step ${p.step}`];

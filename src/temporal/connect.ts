@@ -1,14 +1,16 @@
-// Opens the Temporal client connection named by the configuration, with an error that says what to start.
+// Opens the Temporal client connection named by the configuration (TLS, mutual TLS, API key), with an error that says what to fix.
 import { Client, Connection } from '@temporalio/client';
 import type { Config } from '../config/schema';
-import { VaultpamBackupError } from '../errors/catalogue';
+import { describeTemporalConnection, temporalConnectionOptions, usesTls } from './connection-options';
+import { explainConnectFailure } from './connect-failure';
 
 export async function connectClient(config: Pick<Config, 'temporal'>): Promise<Client> {
+  const options = temporalConnectionOptions(config);
   let connection: Connection;
   try {
-    connection = await Connection.connect({ address: config.temporal.address, connectTimeout: '5 seconds' });
+    connection = await Connection.connect({ ...options, connectTimeout: '5 seconds' });
   } catch (err) {
-    throw new VaultpamBackupError('VPB_ERR_TEMPORAL_UNREACHABLE', config.temporal.address, (err as Error).message);
+    throw explainConnectFailure(describeTemporalConnection(config), usesTls(config), err);
   }
   return new Client({ connection, namespace: config.temporal.namespace });
 }
