@@ -5,6 +5,7 @@ import { createActivities } from '../../activities';
 import type { Config } from '../config/schema';
 import { VaultpamBackupError } from '../errors/catalogue';
 import { createDependencies, type Dependencies } from '../runtime/dependencies';
+import { activityFaultPoints } from './activity-fault-points';
 import { prebuiltWorkflowBundlePath, runsCompiled, workflowsSourcePath } from '../runtime/install-layout';
 import { explainConnectFailure } from './connect-failure';
 import { describeTemporalConnection, temporalConnectionOptions, usesTls } from './connection-options';
@@ -48,6 +49,7 @@ export async function createWorker(setup: WorkerSetup): Promise<{ worker: Worker
     taskQueue: setup.taskQueue ?? setup.config.temporal.taskQueue,
     activities: createActivities(deps),
     ...workflowSource(setup.workflowBundlePath),
+    interceptors: { activity: activityFaultPoints() },
     ...setup.options,
   });
   return { worker, connection };
