@@ -179,9 +179,12 @@ describe('backup workflow when a location fails', () => {
     expect((await deps.controlPlane('production').maintenance()).enabled).toBe(false);
     expect((await handle.describe()).typedSearchAttributes.get(STATUS)).toBe('failed');
     // Refused up front, where retrying cannot help: one attempt of one activity, and nothing written anywhere.
-    const history = await handle.fetchHistory();
-    const started = (history.events ?? []).filter((e) => e.activityTaskStartedEventAttributes).map((e) => e.activityTaskStartedEventAttributes!.attempt);
-    expect(started).toEqual([1]);
+    const events = (await handle.fetchHistory()).events ?? [];
+    const typeOf = new Map(events.filter((e) => e.activityTaskScheduledEventAttributes).map((e) => [String(e.eventId), e.activityTaskScheduledEventAttributes!.activityType!.name!]));
+    const started = events.filter((e) => e.activityTaskStartedEventAttributes).map((e) => ({ type: typeOf.get(String(e.activityTaskStartedEventAttributes!.scheduledEventId)), attempt: e.activityTaskStartedEventAttributes!.attempt }));
+    expect(started.filter((s) => s.type === 'prepareBackup').map((s) => s.attempt)).toEqual([1]);
+    // Besides bookkeeping (timeouts, the deployment lock), nothing ran: no quiesce, no dump, no undo.
+    expect(started.map((s) => s.type).filter((t) => !['activityTimeouts', 'acquireDeploymentLock', 'releaseDeploymentLock', 'prepareBackup'].includes(t!))).toEqual([]);
     for (const location of deps.locations()) {
       expect(await keysUnder(location, `${oneRegion.deployment.name}/`), `objects at ${location.name}`).toEqual([]);
     }
