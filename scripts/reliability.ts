@@ -10,7 +10,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { temporal } from '@temporalio/proto';
+import proto from '@temporalio/proto';
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import { DefaultLogger, Runtime, bundleWorkflowCode } from '@temporalio/worker';
 import { listBackups } from '../src/catalog/catalog';
@@ -34,7 +34,7 @@ import { seed } from '../sandbox/seed';
 import { startWorkerProcess, type WorkerProcess } from '../test/support/worker-process';
 import type { RestoreReport } from '../workflows/restore-types';
 
-const EventType = temporal.api.enums.v1.EventType;
+const EventType = proto.temporal.api.enums.v1.EventType;
 const TABLES = ['organisations', 'users', 'resources', 'safes', 'credentials', 'connectors', 'audit_log', 'sessions'];
 /** Activities every workflow runs for bookkeeping (the lock, timeouts): crashes there are covered by the rest. */
 const BOOKKEEPING = new Set(['activityTimeouts']);

@@ -8,6 +8,7 @@ import { readRecordingsIndex, type IndexEntry } from '../../src/catalog/recordin
 import { parseConfig } from '../../src/config/load';
 import { unwrapKey } from '../../src/crypto';
 import { backupResult, startBackup } from '../../src/operations/backup';
+import { checkResult, startCheck } from '../../src/operations/check';
 import { runVerify } from '../../src/operations/verify';
 import { startRestore } from '../../src/operations/restore';
 import { dropDatabase } from '../../src/postgres';
@@ -105,6 +106,14 @@ describe('shared recording blobs across a deletion, a restore and the next backu
     const verified = await h.withWorker(() => runVerify(h.client, f.config, first.backupId, false, h.taskQueue));
     expect(verified.ok).toBe(true);
     for (const l of verified.locations) expect(l.blobsRead).toBe(40);
+
+    // The repository check reading every blob of every backup finds nothing wrong anywhere.
+    const check = await h.withWorker(async () => checkResult(h.client, (await startCheck(h.client, f.config, { readData: 'all', requestedBy: 'vitest', taskQueue: h.taskQueue })).workflowId));
+    expect(check.problems).toEqual([]);
+    expect(check.ok).toBe(true);
+    expect(check.backups).toBe(3);
+    expect(check.locations).toEqual(f.deps.locations().map((l) => l.name));
+    expect(check.blobsRead).toBeGreaterThan(0);
   });
 
   it('restores the oldest backup from each location alone', async () => {
