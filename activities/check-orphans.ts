@@ -1,17 +1,11 @@
 // Orphan and missing blobs at one location: the names every backup's index references, sorted on disk, merged with
 // the location's sorted listing of blobs, so memory stays flat whatever the number of recordings.
-import { execFile } from 'node:child_process';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { join } from 'node:path';
-import { once } from 'node:events';
-import { createInterface } from 'node:readline';
-import { promisify } from 'node:util';
 import { Context } from '@temporalio/activity';
 import { readRecordingsIndex } from '../src/catalog/recordings-index';
 import { unwrapKey } from '../src/crypto';
 import type { Dependencies } from '../src/runtime/dependencies';
 import { blobsPrefix, parseBlobKey } from '../src/storage';
+import { sortUniqueToFile } from '../src/streams/external-sort';
 import { compareKeys } from '../src/streams/sorted-cursor';
 import type { OrphanCheckResult } from '../workflows/check-types';
 import { locationByName } from './backup-context';
@@ -19,11 +13,6 @@ import { readableIndexOf } from './check-backup';
 
 /** Orphan and missing names kept in the result; the counts cover every one. */
 const NAMES_KEPT = 20;
-
-/** An external merge sort with bounded memory (GNU sort spills to `dir`); byte order, as S3 and the drivers list. */
-async function sortUnique(input: string, output: string, dir: string): Promise<void> {
-  await promisify(execFile)('sort', ['-u', '-S', '64M', '-T', dir, '-o', output, input], { env: { ...process.env, LC_ALL: 'C' } });
-}
 
 export function createOrphanCheckActivities(deps: Dependencies) {
   return {
@@ -35,32 +24,27 @@ export function createOrphanCheckActivities(deps: Dependencies) {
       const ctx = Context.current();
       const location = locationByName(deps, input.location);
       const result: OrphanCheckResult = { location: location.name, blobsListed: 0, referenced: 0, orphanCount: 0, orphans: [], missingCount: 0, missing: [] };
-      await mkdir(deps.config.backup.workDir, { recursive: true });
-      const dir = await mkdtemp(join(deps.config.backup.workDir, 'vpb-check-'));
-      try {
-        // Names only: no key reaches the disk.
-        const unsorted = join(dir, 'referenced');
-        const out = createWriteStream(unsorted);
-        let written = 0;
+      // Names only (no key) reach the disk, sorted in runs and merged by the same external sort retention uses.
+      let written = 0;
+      let skipped: string | undefined;
+      async function* referencedNames(): AsyncGenerator<string> {
         for (const backupId of input.backupIds) {
           const readable = await readableIndexOf(deps, input.deployment, backupId);
           if (!readable) {
-            out.destroy();
-            return { ...result, skipped: `the recordings index of backup ${backupId} verifies at no location, so what is an orphan cannot be told` };
+            skipped = `the recordings index of backup ${backupId} verifies at no location, so what is an orphan cannot be told`;
+            return;
           }
           const dataKey = unwrapKey(readable.manifest.encryption.dataKey, deps.keyRing());
           for await (const entry of readRecordingsIndex(readable.location, readable.manifest.artifacts.recordingsIndex, dataKey)) {
-            if (!out.write(`${entry.blob}\n`)) await once(out, 'drain');
             if (++written % 5000 === 0) ctx.heartbeat({ phase: 'references', written });
+            yield entry.blob;
           }
         }
-        out.end();
-        await once(out, 'finish');
-        const sorted = join(dir, 'referenced.sorted');
-        ctx.heartbeat({ phase: 'sort', written });
-        await sortUnique(unsorted, sorted, dir);
-
-        const references = createInterface({ input: createReadStream(sorted), crlfDelay: Infinity })[Symbol.asyncIterator]();
+      }
+      const sorted = await sortUniqueToFile(referencedNames(), { workDir: deps.config.backup.workDir, onProgress: (merged) => ctx.heartbeat({ phase: 'sort', merged }) });
+      try {
+        if (skipped) return { ...result, skipped };
+        const references = sorted.lines()[Symbol.asyncIterator]();
         const nextReference = async () => {
           const next = await references.next();
           if (next.done) return undefined;
@@ -93,7 +77,7 @@ export function createOrphanCheckActivities(deps: Dependencies) {
         }
         return result;
       } finally {
-        await rm(dir, { recursive: true, force: true });
+        await sorted.dispose();
       }
     },
   };

@@ -60,7 +60,7 @@ export function createPruneActivities(deps: Dependencies) {
           ctx.heartbeat({ phase: 'mark', marking: entry.backupId, marked });
         }
       }
-      const referenced = await sortUniqueToFile(referencedNames(), { workDir: deps.config.backup.workDir });
+      const referenced = await sortUniqueToFile(referencedNames(), { workDir: deps.config.backup.workDir, onProgress: (merged) => ctx.heartbeat({ phase: 'sort', merged }) });
       let blobsRemoved = 0;
       try {
         const prefix = blobsPrefix(input.deployment);

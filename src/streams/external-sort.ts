@@ -14,6 +14,8 @@ export interface ExternalSortOptions {
    * @default 200000
    */
   runSize?: number;
+  /** Called every few thousand strings while runs are merged and written, so a caller can heartbeat. */
+  onProgress?: (merged: number) => void;
 }
 
 async function writeRun(path: string, lines: string[]): Promise<void> {
@@ -62,6 +64,7 @@ export async function* sortedUnique(source: AsyncIterable<string>, options: Exte
     const readers = runs.map((path) => createInterface({ input: createReadStream(path), crlfDelay: Infinity })[Symbol.asyncIterator]());
     const heads: (string | undefined)[] = await Promise.all(readers.map(async (r) => ((await r.next()).value as string | undefined) ?? undefined));
     let last: string | undefined;
+    let merged = 0;
     for (;;) {
       let min = -1;
       for (let i = 0; i < heads.length; i++) {
@@ -71,6 +74,7 @@ export async function* sortedUnique(source: AsyncIterable<string>, options: Exte
       const item = heads[min]!;
       const next = await readers[min]!.next();
       heads[min] = next.done ? undefined : (next.value as string);
+      if (++merged % 5000 === 0) options.onProgress?.(merged);
       if (item !== last) yield item;
       last = item;
     }
@@ -96,6 +100,7 @@ export async function sortUniqueToFile(source: AsyncIterable<string>, options: E
     const out = createWriteStream(path);
     for await (const item of sortedUnique(source, options)) {
       count += 1;
+      if (count % 5000 === 0) options.onProgress?.(count);
       if (!out.write(`${item}\n`)) await once(out, 'drain');
     }
     out.end();

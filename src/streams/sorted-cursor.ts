@@ -1,8 +1,24 @@
 // A forward-only cursor over a stream sorted by key: the lookup side of a merge, so nothing holds a whole listing.
 
-/** S3 lists keys in the byte order of their UTF-8 encoding; JavaScript's `<` compares UTF-16 units. */
+/** Moves surrogates (code points past U+FFFF) after U+E000-U+FFFF, where UTF-8's byte order puts them. */
+function codePointRank(unit: number): number {
+  if (unit >= 0xe000) return unit - 0x800;
+  if (unit >= 0xd800) return unit + 0x2000;
+  return unit;
+}
+
+/**
+ * S3 lists keys in the byte order of their UTF-8 encoding, which is code point order; JavaScript's `<` compares
+ * UTF-16 units, which differs only between a surrogate and U+E000-U+FFFF. Compared in place, without encoding.
+ */
 export function compareKeys(a: string, b: string): number {
-  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x !== y) return codePointRank(x) - codePointRank(y);
+  }
+  return a.length - b.length;
 }
 
 /**

@@ -132,6 +132,9 @@ describe('sorted cursor', () => {
   it('orders keys as S3 lists them (UTF-8 bytes)', () => {
     expect(compareKeys('\uFF5E', '\u{1F600}')).toBeLessThan(0);
     expect('\uFF5E' < '\u{1F600}').toBe(false);
+    const keys = ['a', 'ab', 'a/b', '\u00e9', '\uFF5E', '\u{1F600}', '\uE000x', 'z', '', '\uD7FF', 'sessions/2026/x.cast'];
+    const byBytes = [...keys].sort((x, y) => Buffer.compare(Buffer.from(x, 'utf8'), Buffer.from(y, 'utf8')));
+    expect([...keys].sort(compareKeys)).toEqual(byBytes);
   });
 });
 
