@@ -3,7 +3,7 @@
 // roll back, nothing committed may be lost, and `check --read-data` must find the repository clean. Writes
 // docs/reliability.md (scenario, runs, survived, data lost) and prints the same table.
 //
-//   npm run reliability -- [--only <activity substring>] [--points start,heartbeat,end] [--no-write]
+//   npm run reliability -- [--only <activity substring>] [--points heartbeat,end | start,heartbeat,end] [--no-write]
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -103,19 +103,19 @@ async function committedBackups(b: Bench): Promise<Map<string, number>> {
   return new Map(catalog.map((e) => [e.backupId, e.manifest.recordings.objects]));
 }
 
-async function checkClean(b: Bench): Promise<string | undefined> {
-  const checker = await worker(b, `check-${randomBytes(3).toString('hex')}`);
+/** Runs `check --read-data` with the worker still running (then stops it). */
+async function checkClean(b: Bench, running: WorkerProcess): Promise<string | undefined> {
   try {
     const handle = await startCheck(b.client, b.config, { readData: 'all', requestedBy: 'reliability', taskQueue: b.taskQueue });
     const report = await checkResult(b.client, handle.workflowId);
     return report.ok ? undefined : `check --read-data: ${report.problems.slice(0, 3).map((p) => `${p.location} ${p.kind} ${p.recordingKey ?? p.artifact ?? ''}`).join('; ')}`;
   } finally {
-    await checker.stop(5000);
+    await running.stop(5000);
   }
 }
 
 /** Runs one workflow with a worker that dies at `fault`, then lets a second worker finish it. */
-async function crashRun(b: Bench, fault: string, start: () => Promise<WorkflowHandle>): Promise<{ reached: boolean; result: unknown; error?: Error }> {
+async function crashRun(b: Bench, fault: string, start: () => Promise<WorkflowHandle>): Promise<{ reached: boolean; result: unknown; error?: Error; survivor: WorkerProcess }> {
   const id = randomBytes(3).toString('hex');
   const first = await worker(b, `crash-${id}-first`, fault);
   const handle = await start();
@@ -126,12 +126,11 @@ async function crashRun(b: Bench, fault: string, start: () => Promise<WorkflowHa
   // The first worker either dies at the point, or the workflow ends without meeting it.
   const raced = await Promise.race([first.exited.then(() => 'killed' as const), outcome.then(() => 'ended' as const)]);
   const reached = raced === 'killed' && (await first.exited).signal === 'SIGKILL';
-  let second: WorkerProcess | undefined;
-  if (raced === 'killed') second = await worker(b, `crash-${id}-second`);
+  // The survivor finishes the job, then serves the check that follows.
+  const survivor = raced === 'killed' ? await worker(b, `crash-${id}-second`) : first;
   const ended = await outcome;
-  await first.stop(2000);
-  await second?.stop(5000);
-  return { reached, result: ended.result, ...(ended.error ? { error: ended.error } : {}) };
+  if (survivor !== first) await first.stop(2000);
+  return { reached, result: ended.result, ...(ended.error ? { error: ended.error } : {}), survivor };
 }
 
 async function backupScenario(b: Bench, activity: string, point: Point): Promise<Outcome> {
@@ -145,7 +144,7 @@ async function backupScenario(b: Bench, activity: string, point: Point): Promise
   // A backup that failed must have undone itself: its id is in no catalog; one that committed adds exactly one backup.
   // Retention keeps 30 and fewer scenarios run: every backup committed before the run must still be there.
   const lostBackups = [...before.keys()].filter((id) => !after.has(id));
-  const problem = await checkClean(b);
+  const problem = await checkClean(b, run.survivor);
   const survived = problem === undefined && (committed ? after.size >= 1 : true);
   return {
     scenario,
@@ -194,7 +193,7 @@ async function restoreScenario(b: Bench, backupId: string, activity: string, poi
     dataLost = true;
     note = `restore ended ${status}: ${report?.error ?? run.error?.message ?? ''}`.slice(0, 160);
   }
-  const problem = await checkClean(b);
+  const problem = await checkClean(b, run.survivor);
   if (problem) note = `${note} ${problem}`.trim();
   return { scenario, reached: run.reached, survived: !dataLost && problem === undefined && (status === 'completed' || status === 'rolled-back'), dataLost: dataLost || problem !== undefined, status, note };
 }
@@ -218,7 +217,7 @@ function table(outcomes: Outcome[]): string {
 }
 
 export async function main(argv = process.argv.slice(2)): Promise<void> {
-  const { values } = parseArgs({ args: argv, options: { only: { type: 'string' }, points: { type: 'string', default: 'start,heartbeat,end' }, 'no-write': { type: 'boolean', default: false } } });
+  const { values } = parseArgs({ args: argv, options: { only: { type: 'string' }, points: { type: 'string', default: 'heartbeat,end' }, 'no-write': { type: 'boolean', default: false } } });
   const points = values.points.split(',').filter(Boolean) as Point[];
   execFileSync('bash', [join(repoRoot, 'scripts', 'stack.sh'), 'up'], { stdio: ['ignore', 2, 2] });
   Runtime.install({ logger: new DefaultLogger('ERROR') });
@@ -235,7 +234,7 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
     staging: undefined,
     locations: base.locations.map((l) => ({ ...l, prefix: `reliability-${name}` })),
     // Seconds, not minutes: a killed attempt is noticed within the heartbeat or start-to-close timeout.
-    timeouts: { heartbeat: '4s', quickCall: '20s', undoHeartbeat: '8s' },
+    timeouts: { heartbeat: '4s', quickCall: '10s', undoHeartbeat: '8s' },
     backup: { ...base.backup, objectsPerShard: 10, maxShards: 2 },
   });
   const deps = createDependencies(config);
@@ -285,8 +284,9 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
   const body = `# Reliability: the crash matrix
 
 \`npm run reliability\` (scripts/reliability.ts) SIGKILLs a worker once inside each activity of a backup and of a full
-restore, at three moments: when the activity starts, at its ${HEARTBEAT_OCCURRENCE}nd heartbeat (heartbeating activities), and after its
-work is done but before its result reaches Temporal (so the retry meets every side effect already made). A second
+restore: at its ${HEARTBEAT_OCCURRENCE}nd heartbeat (activities that heartbeat), and after its work is done but before its result reaches
+Temporal, so the retry meets every side effect already made (\`--points start,heartbeat,end\` adds a kill as each
+activity starts). A second
 worker then takes over. A run **survives** when the backup commits or undoes itself, or the restore completes or
 rolls back exactly, and \`check --read-data\` then finds every committed backup whole at every location. **Data
 lost** counts runs where a committed backup, a live recording or a table differs from what it must be.
@@ -294,7 +294,7 @@ lost** counts runs where a committed backup, a live recording or a table differs
 Real parts: the Temporal dev server, PostgreSQL, versitygw and a sandbox VaultPAM instance of the local stack; worker
 processes killed with SIGKILL by crash points that only a test's environment enables (src/runtime/fault-points.ts,
 src/temporal/activity-fault-points.ts). Timeouts are configured in seconds for the run (heartbeat 4 s, quick calls
-20 s).
+10 s).
 
 ${summary}
 
