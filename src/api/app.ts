@@ -1,11 +1,12 @@
 // The HTTP API: bearer-token auth, zod-validated bodies, errors with stable codes; built without listening so tests can inject().
 import { timingSafeEqual } from 'node:crypto';
-import type { Client } from '@temporalio/client';
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { isGrpcServiceError } from '@temporalio/client';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { z } from 'zod';
 import type { Config } from '../config/schema';
 import { formatIssues } from '../config/load';
-import { VaultpamBackupError } from '../errors/catalogue';
+import { VaultpamBackupError, type ErrorCode } from '../errors/catalogue';
 import { listBackups } from '../catalog/catalog';
 import { backupWorkflowId, startBackup } from '../operations/backup';
 import { runPreflight } from '../operations/preflight';
@@ -28,7 +29,7 @@ export interface ApiOptions {
   locations?: BackupLocation[];
 }
 
-const preflightBody = z.object({ target: z.enum(['production', 'staging']).default('production') }).strict();
+const preflightBody = z.object({ target: z.enum(['production', 'staging']).default('production'), allowNoBackup: z.boolean().default(false) }).strict();
 const backupBody = z
   .object({
     reason: z.string().min(1).max(500).optional(),
@@ -84,6 +85,28 @@ function openApiDocument() {
   };
 }
 
+/** gRPC status codes Temporal answers with (the ones mapped to a 4xx). */
+const grpcStatus = { INVALID_ARGUMENT: 3, NOT_FOUND: 5 } as const;
+
+/** The HTTP status of each catalogued error: the caller's mistakes are 4xx, a dependency's failure 502/503. */
+function statusOf(code: ErrorCode): number {
+  switch (code) {
+    case 'VPB_ERR_INPUT_INVALID':
+      return 400;
+    case 'VPB_ERR_NOT_FOUND':
+      return 404;
+    case 'VPB_ERR_BACKUP_RUNNING':
+    case 'VPB_ERR_DEPLOYMENT_LOCKED':
+      return 409;
+    case 'VPB_ERR_STEP_FAILED':
+      return 422;
+    case 'VPB_ERR_NO_WORKER':
+      return 503;
+    default:
+      return 502;
+  }
+}
+
 function sendError(reply: FastifyReply, status: number, code: string, message: string) {
   return reply.code(status).send({ error: { code, message } });
 }
@@ -114,9 +137,12 @@ export function buildApi(options: ApiOptions): FastifyInstance {
   });
 
   app.setErrorHandler((error, _request, reply) => {
-    if (error instanceof VaultpamBackupError) {
-      const status = error.code === 'VPB_ERR_INPUT_INVALID' ? 400 : error.code === 'VPB_ERR_BACKUP_RUNNING' || error.code === 'VPB_ERR_DEPLOYMENT_LOCKED' ? 409 : error.code === 'VPB_ERR_STEP_FAILED' ? 422 : 502;
-      return sendError(reply, status, error.code, error.message);
+    if (error instanceof VaultpamBackupError) return sendError(reply, statusOf(error.code), error.code, error.message);
+    if (error instanceof WorkflowNotFoundError) return sendError(reply, 404, 'VPB_ERR_NOT_FOUND', `workflow ${error.workflowId} not found in namespace ${client.options.namespace}`);
+    // Temporal's own refusals of what was asked (an id it cannot find or parse) are the caller's, not the server's.
+    if (isGrpcServiceError(error) && (error.code === grpcStatus.NOT_FOUND || error.code === grpcStatus.INVALID_ARGUMENT)) {
+      const notFound = error.code === grpcStatus.NOT_FOUND;
+      return sendError(reply, notFound ? 404 : 400, notFound ? 'VPB_ERR_NOT_FOUND' : 'VPB_ERR_INPUT_INVALID', `Temporal answered: ${error.details}`);
     }
     const fastifyError = error as { statusCode?: number; code?: string; message: string };
     if (fastifyError.statusCode && fastifyError.statusCode < 500) {
@@ -134,8 +160,8 @@ export function buildApi(options: ApiOptions): FastifyInstance {
   app.post('/v1/preflight', async (request, reply) => {
     const body = preflightBody.safeParse(request.body ?? {});
     if (!body.success) return sendError(reply, 400, 'VPB_ERR_INPUT_INVALID', formatIssues(body.error));
-    const { workflowId, report } = await runPreflight(client, config, body.data.target, taskQueue);
-    return reply.code(report.ok ? 200 : 424).send({ workflowId, ...report });
+    const { workflowId, runId, report } = await runPreflight(client, config, body.data.target, taskQueue, { allowNoBackup: body.data.allowNoBackup });
+    return reply.code(report.ok ? 200 : 424).send({ workflowId, runId, ...report });
   });
 
   app.post('/v1/backups', async (request, reply) => {
