@@ -16,6 +16,7 @@ import { runKeyRotation } from '../operations/rotate-keys';
 import { runVerify } from '../operations/verify';
 import { createDependencies } from '../runtime/dependencies';
 import type { BackupLocation } from '../storage';
+import { createCatalogMetrics } from '../metrics/catalog-metrics';
 
 export interface ApiOptions {
   config: Config;
@@ -27,6 +28,10 @@ export interface ApiOptions {
   logger?: boolean;
   /** Backup locations for catalog reads; default: built from the configuration. */
   locations?: BackupLocation[];
+  /** The clock the metrics measure ages by. @default the dependencies' now() */
+  now?: () => Date;
+  /** How long one reading of the locations serves /metrics scrapes. @default 30000 */
+  metricsCacheMs?: number;
 }
 
 const preflightBody = z.object({ target: z.enum(['production', 'staging']).default('production'), allowNoBackup: z.boolean().default(false) }).strict();
@@ -72,6 +77,7 @@ function openApiDocument() {
     components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
     paths: {
       '/healthz': { get: { summary: 'liveness', responses: { '200': { description: 'serving' } } } },
+      '/metrics': { get: op('Prometheus metrics: recovery point per location, newest backup, last drill, last check') },
       '/v1/preflight': { post: op('run the preflight checks', { requestBody: body(bodies.preflight()) }) },
       '/v1/backups': { post: op('start a backup (409 when one runs)', { requestBody: body(bodies.backup()) }), get: op('the catalog of committed backups') },
       '/v1/backups/status': { get: op('progress of the running or last backup') },
@@ -121,7 +127,17 @@ export function buildApi(options: ApiOptions): FastifyInstance {
   const { config, client } = options;
   const taskQueue = options.taskQueue ?? config.temporal.taskQueue;
   let cachedLocations: BackupLocation[] | undefined;
-  const locations = () => (cachedLocations ??= options.locations ?? createDependencies(config).locations());
+  let dependencies: ReturnType<typeof createDependencies> | undefined;
+  const deps = () => (dependencies ??= createDependencies(config));
+  const locations = () => (cachedLocations ??= options.locations ?? deps().locations());
+  const metrics = createCatalogMetrics({
+    deployment: config.deployment.name,
+    ...(config.staging ? { stagingDeployment: config.staging.name } : {}),
+    locations,
+    now: options.now ?? (() => deps().now()),
+    client,
+    ...(options.metricsCacheMs !== undefined ? { cacheMs: options.metricsCacheMs } : {}),
+  });
   const app = Fastify({
     logger: options.logger ? { redact: ['req.headers.authorization'] } : false,
     bodyLimit: 64 * 1024,
@@ -153,6 +169,9 @@ export function buildApi(options: ApiOptions): FastifyInstance {
   });
 
   app.get('/healthz', async () => ({ status: 'ok' }));
+
+  // Prometheus exposition: recovery point per location, newest backup, last drill and check (docs/alerts.yml).
+  app.get('/metrics', async (_request, reply) => reply.type(metrics.contentType).send(await metrics.metrics()));
 
   // The API described from the same zod schemas that validate its bodies, so the two cannot drift apart.
   app.get('/openapi.json', async () => openApiDocument());

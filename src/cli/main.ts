@@ -24,6 +24,7 @@ import { dropDatabase } from '../postgres';
 import { createDependencies } from '../runtime/dependencies';
 import { connectClient } from '../temporal/connect';
 import { createWorker } from '../temporal/worker';
+import { createActivityMetrics, serveMetrics } from '../metrics/activity-metrics';
 import { formatBackupList, formatBackupResult, formatPreflight, formatRestoreReport, formatVerify, printJson } from './output';
 
 const program = new Command('vaultpam-backup')
@@ -101,12 +102,15 @@ program
   .description('run a worker on the task queue until interrupted (run as many as you like, on as many machines)')
   .action(async () => {
     const cfg = config();
-    const { worker, connection } = await createWorker({ config: cfg });
-    process.stderr.write(`worker polling ${cfg.temporal.taskQueue} at ${cfg.temporal.address}\n`);
+    const metrics = cfg.worker.metricsPort !== undefined ? createActivityMetrics() : undefined;
+    const { worker, connection } = await createWorker({ config: cfg, ...(metrics ? { metrics } : {}) });
+    const served = metrics ? await serveMetrics(metrics.registry, cfg.worker.metricsHost, cfg.worker.metricsPort!) : undefined;
+    process.stderr.write(`worker polling ${cfg.temporal.taskQueue} at ${cfg.temporal.address}${served ? `; metrics at ${served.url}` : ''}\n`);
     const stop = () => worker.shutdown();
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
     await worker.run();
+    await served?.close();
     await connection.close();
   });
 

@@ -4,6 +4,7 @@ import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker
 import { createActivities } from '../../activities';
 import type { Config } from '../config/schema';
 import { createDependencies, type Dependencies } from '../runtime/dependencies';
+import type { ActivityMetrics } from '../metrics/activity-metrics';
 
 export const workflowsPath = fileURLToPath(new URL('../../workflows/index.ts', import.meta.url));
 
@@ -16,6 +17,8 @@ export interface WorkerSetup {
   /** A prebuilt workflow bundle (tests build it once); default: bundle workflows/ at start. */
   workflowBundlePath?: string;
   options?: Partial<WorkerOptions>;
+  /** Activity metrics to record into (the worker command serves them on worker.metricsPort). */
+  metrics?: ActivityMetrics;
 }
 
 export async function createWorker(setup: WorkerSetup): Promise<{ worker: Worker; connection: NativeConnection }> {
@@ -28,6 +31,7 @@ export async function createWorker(setup: WorkerSetup): Promise<{ worker: Worker
     activities: createActivities(deps),
     ...(setup.workflowBundlePath ? { workflowBundle: { codePath: setup.workflowBundlePath } } : { workflowsPath }),
     ...setup.options,
+    ...(setup.metrics ? { interceptors: { ...setup.options?.interceptors, activity: [...(setup.options?.interceptors?.activity ?? []), setup.metrics.interceptor] } } : {}),
   });
   return { worker, connection };
 }
