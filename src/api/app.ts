@@ -141,6 +141,10 @@ export function buildApi(options: ApiOptions): FastifyInstance {
   const app = Fastify({
     logger: options.logger ? { redact: ['req.headers.authorization'] } : false,
     bodyLimit: 64 * 1024,
+    // A URL the router cannot decode (a malformed %-escape) answers in the same error shape as everything else.
+    frameworkErrors: (error, _request, reply) => {
+      void sendError(reply, 400, 'VPB_ERR_INPUT_INVALID', `${error.message}: percent-encode the path`);
+    },
   });
 
   app.addHook('onRequest', async (request, reply) => {
@@ -168,6 +172,8 @@ export function buildApi(options: ApiOptions): FastifyInstance {
     return sendError(reply, 500, 'VPB_ERR_INTERNAL', 'internal error; see the API server log');
   });
 
+  app.setNotFoundHandler((request, reply) => sendError(reply, 404, 'VPB_ERR_NOT_FOUND', `no route ${request.method} ${request.url.slice(0, 200)}; the routes are listed at /openapi.json`));
+
   app.get('/healthz', async () => ({ status: 'ok' }));
 
   // Prometheus exposition: recovery point per location, newest backup, last drill and check (docs/alerts.yml).
@@ -177,14 +183,14 @@ export function buildApi(options: ApiOptions): FastifyInstance {
   app.get('/openapi.json', async () => openApiDocument());
 
   app.post('/v1/preflight', async (request, reply) => {
-    const body = preflightBody.safeParse(request.body ?? {});
+    const body = preflightBody.safeParse(request.body === undefined ? {} : request.body);
     if (!body.success) return sendError(reply, 400, 'VPB_ERR_INPUT_INVALID', formatIssues(body.error));
     const { workflowId, runId, report } = await runPreflight(client, config, body.data.target, taskQueue, { allowNoBackup: body.data.allowNoBackup });
     return reply.code(report.ok ? 200 : 424).send({ workflowId, runId, ...report });
   });
 
   app.post('/v1/backups', async (request, reply) => {
-    const body = backupBody.safeParse(request.body ?? {});
+    const body = backupBody.safeParse(request.body === undefined ? {} : request.body);
     if (!body.success) return sendError(reply, 400, 'VPB_ERR_INPUT_INVALID', formatIssues(body.error));
     const handle = await startBackup(client, config, {
       ...body.data,
@@ -203,14 +209,14 @@ export function buildApi(options: ApiOptions): FastifyInstance {
   });
 
   app.post<{ Params: { backupId: string } }>('/v1/backups/:backupId/verify', async (request, reply) => {
-    const body = verifyBody.safeParse(request.body ?? {});
+    const body = verifyBody.safeParse(request.body === undefined ? {} : request.body);
     if (!body.success) return sendError(reply, 400, 'VPB_ERR_INPUT_INVALID', formatIssues(body.error));
     const report = await runVerify(client, config, request.params.backupId, body.data.deep, taskQueue);
     return reply.code(report.ok ? 200 : 422).send(report);
   });
 
   app.post('/v1/restores', async (request, reply) => {
-    const body = restoreBody.safeParse(request.body ?? {});
+    const body = restoreBody.safeParse(request.body === undefined ? {} : request.body);
     if (!body.success) return sendError(reply, 400, 'VPB_ERR_INPUT_INVALID', formatIssues(body.error));
     const { scope, ...rest } = body.data;
     const handle = await startRestore(client, config, { ...rest, scope: parseScope(scope), requestedBy: rest.requestedBy ?? 'api', taskQueue });
@@ -220,7 +226,7 @@ export function buildApi(options: ApiOptions): FastifyInstance {
   app.get<{ Params: { workflowId: string } }>('/v1/restores/:workflowId', async (request) => restoreReport(client, request.params.workflowId));
 
   app.post<{ Params: { workflowId: string } }>('/v1/restores/:workflowId/confirm', async (request, reply) => {
-    const body = confirmBody.safeParse(request.body ?? {});
+    const body = confirmBody.safeParse(request.body === undefined ? {} : request.body);
     if (!body.success) return sendError(reply, 400, 'VPB_ERR_INPUT_INVALID', formatIssues(body.error));
     return reply.send(await confirmRestore(client, request.params.workflowId, { ...body.data, confirmedBy: body.data.confirmedBy ?? 'api' }));
   });
