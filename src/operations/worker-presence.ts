@@ -10,7 +10,7 @@ import { VaultpamBackupError } from '../errors/catalogue';
 const LIVE_POLLER_WINDOW_MS = 90_000;
 
 export interface WorkerPresenceOptions {
-  /** How long to wait for a poller to show up (a worker that is just starting). @default 5000 */
+  /** How long to wait for a poller to show up (a worker that is just starting, on a loaded machine). @default 10000 */
   graceMs?: number;
   /** Between two looks at the task queue. @default 500 */
   intervalMs?: number;
@@ -23,7 +23,7 @@ function timestampMs(ts: { seconds?: { toNumber(): number } | number | null; nan
 }
 
 /** The identities of the workers that polled the task queue's workflow tasks within the live window. */
-export async function livePollers(client: Client, taskQueue: string): Promise<string[]> {
+export async function livePollers(client: Client, taskQueue: string, liveWindowMs = LIVE_POLLER_WINDOW_MS): Promise<string[]> {
   const response = await client.workflowService.describeTaskQueue({
     namespace: client.options.namespace,
     // TASK_QUEUE_KIND_NORMAL and TASK_QUEUE_TYPE_WORKFLOW (the proto enums' values; every worker polls workflow tasks).
@@ -31,7 +31,7 @@ export async function livePollers(client: Client, taskQueue: string): Promise<st
     taskQueueType: 1,
   });
   const now = Date.now();
-  return (response.pollers ?? []).filter((p) => now - timestampMs(p.lastAccessTime) <= LIVE_POLLER_WINDOW_MS).map((p) => p.identity ?? 'unknown');
+  return (response.pollers ?? []).filter((p) => now - timestampMs(p.lastAccessTime) <= liveWindowMs).map((p) => p.identity ?? 'unknown');
 }
 
 function noWorker(client: Client, taskQueue: string, what: string): VaultpamBackupError {
@@ -45,7 +45,7 @@ function noWorker(client: Client, taskQueue: string, what: string): VaultpamBack
 
 /** Resolves once a live worker polls `taskQueue`; refuses (VPB_ERR_NO_WORKER) after the grace period otherwise. */
 export async function requireWorker(client: Client, taskQueue: string, options: WorkerPresenceOptions = {}): Promise<void> {
-  const deadline = Date.now() + (options.graceMs ?? 5000);
+  const deadline = Date.now() + (options.graceMs ?? 10_000);
   for (;;) {
     if ((await livePollers(client, taskQueue)).length > 0) return;
     if (Date.now() >= deadline) throw noWorker(client, taskQueue, 'nothing was started, since nothing would run it');
@@ -58,6 +58,8 @@ export interface WatchOptions {
   checkEveryMs?: number;
   /** The workflow being waited for, named in the message. */
   workflowId?: string;
+  /** A poller seen this recently is alive. @default 90000 (longer than a long poll) */
+  liveWindowMs?: number;
 }
 
 /**
@@ -71,7 +73,7 @@ export async function whileWorkerPolls<T>(client: Client, taskQueue: string, wor
     const look = async () => {
       if (stopped) return;
       try {
-        if ((await livePollers(client, taskQueue)).length === 0) {
+        if ((await livePollers(client, taskQueue, options.liveWindowMs)).length === 0) {
           const waiting = options.workflowId ? `workflow ${options.workflowId} waits for one (it goes on once a worker runs)` : 'the operation waits for one';
           reject(noWorker(client, taskQueue, waiting));
           return;

@@ -50,7 +50,7 @@ describe('waiting commands with no worker', () => {
       expect(r.code, r.stderr).toBe(1);
       expect(r.stderr).toContain(`VPB_ERR_NO_WORKER: No worker polls the task queue "${taskQueue}"`);
       expect(r.stderr).toContain('vaultpam-backup worker');
-      // Node's start, the connection and a 5 s grace for a worker that is just starting; far from "forever".
+      // Node's start, the connection and a 10 s grace for a worker that is just starting; far from "forever".
       expect(r.seconds).toBeLessThan(45);
     }
     const deployment = h.config.deployment.name;
