@@ -11,7 +11,8 @@ import { listBackups } from '../catalog/catalog';
 import { backupWorkflowId, startBackup } from '../operations/backup';
 import { runPreflight } from '../operations/preflight';
 import { readBackupProgress } from '../operations/progress';
-import { confirmRestore, parseScope, restoreReport, startDrill, startRestore } from '../operations/restore';
+import { confirmRestore, describeRestore, parseScope, restoreReport, startDrill, startRestore } from '../operations/restore';
+import { requireWorker } from '../operations/worker-presence';
 import { runKeyRotation } from '../operations/rotate-keys';
 import { runVerify } from '../operations/verify';
 import { createDependencies } from '../runtime/dependencies';
@@ -228,6 +229,9 @@ export function buildApi(options: ApiOptions): FastifyInstance {
   app.post<{ Params: { workflowId: string } }>('/v1/restores/:workflowId/confirm', async (request, reply) => {
     const body = confirmBody.safeParse(request.body === undefined ? {} : request.body);
     if (!body.success) return sendError(reply, 400, 'VPB_ERR_INPUT_INVALID', formatIssues(body.error));
+    // The confirmation is a Workflow Update, answered by a worker: without one it would never return.
+    await describeRestore(client, request.params.workflowId);
+    await requireWorker(client, taskQueue);
     return reply.send(await confirmRestore(client, request.params.workflowId, { ...body.data, confirmedBy: body.data.confirmedBy ?? 'api' }));
   });
 
