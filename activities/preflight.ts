@@ -117,13 +117,22 @@ export function createPreflightActivities(deps: Dependencies) {
     },
 
     /** The recovery point: how old the newest committed backup is, against backup.rpoHours. */
-    async checkRecoveryPoint(deployment: string): Promise<CheckResult> {
+    async checkRecoveryPoint(deployment: string, options: { allowNoBackup?: boolean } = {}): Promise<CheckResult> {
       return check(
         'recovery-point',
         async (): Promise<Finding> => {
           const [newest] = await listBackups(deps.locations(), deployment);
           const rpoHours = deps.config.backup.rpoHours;
-          if (!newest) return { summary: `no committed backup of ${deployment} yet (recovery point objective ${rpoHours} h)`, facts: { rpoHours } };
+          if (!newest) {
+            // No backup at all is the worst recovery point, not a pass; a new deployment's first run says so explicitly.
+            const allowed = options.allowNoBackup === true;
+            return {
+              ok: allowed,
+              summary: `no committed backup of ${deployment} yet (recovery point objective ${rpoHours} h)${allowed ? '; allowed for a first run' : ''}`,
+              ...(allowed ? {} : { hint: 'nothing could be restored: run a backup now (vaultpam-backup backup --wait); on a new deployment pass --allow-no-backup (API: "allowNoBackup": true) to preflight before the first one' }),
+              facts: { rpoHours, allowNoBackup: allowed },
+            };
+          }
           const ageHours = (deps.now().getTime() - new Date(newest.manifest.quiesce.recordingsPoint).getTime()) / 3_600_000;
           const ok = ageHours <= rpoHours;
           return {

@@ -91,6 +91,7 @@ export function createRestoreActivities(deps: Dependencies) {
             skipped,
             artifacts: manifest.artifacts,
             rowCounts: manifest.postgres.rowCounts,
+            recordings: { objects: manifest.recordings.objects, bytes: manifest.recordings.bytes },
           };
         } catch (err) {
           const cause = (err as { message?: string }).message ?? String(err);
@@ -100,14 +101,15 @@ export function createRestoreActivities(deps: Dependencies) {
       throw restoreFailure('BackupCorrupt', `backup ${manifest.backupId} failed verification at every location: ${skipped.map((s) => `${s.location}: ${s.problem}`).join('; ')}`);
     },
 
-    /** What exists now that is newer than the backup: counts only, and their digest for the confirmation. */
-    async computeLoss(input: { target: TargetName; since: string }): Promise<{ report: LossReport; digest: string }> {
+    /** What exists now that is newer than the backup, and what the backup brings back: counts only, and their digest for the confirmation. */
+    async computeLoss(input: { target: TargetName; since: string; backup?: { rowCounts: Record<string, number>; recordings?: { objects: number; bytes: number } } }): Promise<{ report: LossReport; digest: string }> {
       const { client, bucket } = recordings(input.target);
       const report = await computeLossReport({
         config: deps.deployment(input.target).postgres,
         password: deps.postgresPassword(input.target),
         since: new Date(input.since),
         recordings: { client, bucket, excludePrefixes: [`${RESERVED_PREFIX}/`] },
+        ...(input.backup ? { backup: input.backup } : {}),
       });
       return { report, digest: lossReportDigest(report) };
     },

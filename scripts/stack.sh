@@ -108,41 +108,65 @@ ensure_postgres_installed() {
   pg_bindir >/dev/null || die "PostgreSQL server not found under /usr/lib/postgresql/*/bin: install the Debian package 'postgresql' (server, pg_dump, pg_restore)"
 }
 
-# PostgreSQL refuses to run as root: as root the cluster belongs to the 'postgres' system user.
+# PostgreSQL refuses to run as root: as root the cluster belongs to the 'postgres' system user. It runs from /, since
+# the clone it was started from may be a directory that user cannot enter.
 as_pg() {
   if [ "$(id -u)" = 0 ]; then
     id postgres >/dev/null 2>&1 || useradd --system --home-dir /var/lib/postgresql --shell /bin/bash postgres
-    runuser -u postgres -- "$@"
+    (cd / && runuser -u postgres -- "$@")
   else
     "$@"
   fi
 }
 
+# Where the cluster lives: .stack/pg, unless the stack was started as root in a directory the postgres user cannot
+# reach (a clone under /root, mode 0700). Then /var/lib/vaultpam-backup/pg-<hash of the stack's path>: one cluster
+# per clone, kept across reboots (unlike /tmp), and no permission of the clone's parents is changed.
+pg_home() {
+  if [ "$(id -u)" != 0 ] || [ -f "$STACK/pg/data/PG_VERSION" ]; then printf '%s' "$STACK/pg"; return 0; fi
+  id postgres >/dev/null 2>&1 || useradd --system --home-dir /var/lib/postgresql --shell /bin/bash postgres
+  mkdir -p "$STACK"
+  if (cd / && runuser -u postgres -- test -x "$STACK"); then printf '%s' "$STACK/pg"; return 0; fi
+  printf '/var/lib/vaultpam-backup/pg-%s' "$(printf '%s' "$STACK" | sha256sum | cut -c1-16)"
+}
+
+# The cluster's log sits beside it, where the postgres user can write.
+pg_log() { if [ "$(pg_home)" = "$STACK/pg" ]; then printf '%s' "$LOGS/postgres.log"; else printf '%s' "$(pg_home)/postgres.log"; fi; }
+
 pg_up() {
-  local bindir data=$STACK/pg/data
+  local bindir home log data
   ensure_postgres_installed
   bindir=$(pg_bindir)
+  home=$(pg_home)
+  log=$(pg_log)
+  data=$home/data
   if port_open "$PG_PORT" && [ -f "$data/postmaster.pid" ]; then return 0; fi
   port_open "$PG_PORT" && die "port $PG_PORT is taken by another program; set VAULTPAM_PG_PORT to a free port"
-  mkdir -p "$STACK/pg"
+  if [ "$home" != "$STACK/pg" ]; then
+    mkdir -p "$(dirname "$home")"
+    chmod 755 "$(dirname "$home")"
+    say "PostgreSQL cluster in $home (the postgres user cannot reach $STACK)"
+  fi
+  mkdir -p "$home"
   if [ ! -f "$data/PG_VERSION" ]; then
-    local pwfile=$STACK/pg/.initpw
+    local pwfile=$home/.initpw
     rm -rf "$data"
     mkdir -p "$data"
     cp "$SECRETS/pg-password" "$pwfile"
-    if [ "$(id -u)" = 0 ]; then chown -R postgres "$STACK/pg"; fi
-    as_pg "$bindir/initdb" -D "$data" -U "$PG_USER" --pwfile="$pwfile" --auth-local=trust --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 >>"$LOGS/postgres.log" 2>&1 ||
-      { rm -f "$pwfile"; die "initdb failed; see $LOGS/postgres.log"; }
+    if [ "$(id -u)" = 0 ]; then chown -R postgres "$home"; chmod 700 "$home"; touch "$log"; chown postgres "$log"; fi
+    as_pg "$bindir/initdb" -D "$data" -U "$PG_USER" --pwfile="$pwfile" --auth-local=trust --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 >>"$log" 2>&1 ||
+      { rm -f "$pwfile"; die "initdb failed; see $log"; }
     rm -f "$pwfile"
   fi
-  if [ "$(id -u)" = 0 ]; then chown -R postgres "$STACK/pg"; touch "$LOGS/postgres.log"; chown postgres "$LOGS/postgres.log"; fi
-  as_pg "$bindir/pg_ctl" -D "$data" -l "$LOGS/postgres.log" -w -t 60 \
+  if [ "$(id -u)" = 0 ]; then chown -R postgres "$home"; touch "$log"; chown postgres "$log"; fi
+  as_pg "$bindir/pg_ctl" -D "$data" -l "$log" -w -t 60 \
     -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k /tmp -c max_connections=200 -c fsync=on" start >/dev/null ||
-    die "PostgreSQL did not start; see $LOGS/postgres.log"
+    die "PostgreSQL did not start; see $log"
 }
 
 pg_down() {
-  local bindir data=$STACK/pg/data
+  local bindir data
+  data=$(pg_home)/data
   [ -f "$data/postmaster.pid" ] || return 0
   bindir=$(pg_bindir) || return 0
   as_pg "$bindir/pg_ctl" -D "$data" -m fast -w stop >/dev/null 2>&1 || true
@@ -249,7 +273,7 @@ row() { printf '%-24s %-6s %s\n' "$1" "$2" "$3"; }
 status() {
   local st
   st() { if port_open "$1"; then printf up; else printf down; fi; }
-  row "PostgreSQL" "$(st "$PG_PORT")" "127.0.0.1:$PG_PORT (cluster $STACK/pg/data)"
+  row "PostgreSQL" "$(st "$PG_PORT")" "127.0.0.1:$PG_PORT (cluster $(pg_home)/data)"
   row "Temporal" "$(st "$TEMPORAL_PORT")" "127.0.0.1:$TEMPORAL_PORT (history $STACK/temporal/temporal.db)"
   row "Temporal Web UI" "$(st "$TEMPORAL_UI_PORT")" "http://127.0.0.1:$TEMPORAL_UI_PORT"
   row "S3 server" "$(st "$S3_PORT")" "http://127.0.0.1:$S3_PORT (versitygw, data $STACK/s3/data)"
@@ -319,7 +343,7 @@ case "${1:-}" in
       stop:temporal | stop:s3) stop_pid "$3" ;;
       # As a crash would: no chance to clean up.
       kill:temporal | kill:s3) [ -f "$RUN/$3.pid" ] && kill -9 "$(cat "$RUN/$3.pid")" 2>/dev/null; rm -f "$RUN/$3.pid" ;;
-      kill:postgres) [ -f "$STACK/pg/data/postmaster.pid" ] && kill -9 "$(head -1 "$STACK/pg/data/postmaster.pid")" 2>/dev/null || true ;;
+      kill:postgres) pid_file="$(pg_home)/data/postmaster.pid"; [ -f "$pid_file" ] && kill -9 "$(head -1 "$pid_file")" 2>/dev/null || true ;;
       *) die "usage: stack.sh service start|stop|kill postgres|temporal|s3" ;;
     esac
     ;;

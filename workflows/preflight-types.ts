@@ -11,6 +11,8 @@ export interface CheckResult {
 
 export interface PreflightInput {
   target: 'production' | 'staging';
+  /** Pass the recovery-point check when no backup exists yet (a new deployment's first run). @default false */
+  allowNoBackup?: boolean;
 }
 
 export interface PreflightReport {

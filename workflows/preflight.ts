@@ -12,7 +12,7 @@ export async function preflightWorkflow(input: PreflightInput & { deployment: st
     checkRecordings(input.target),
     checkControlPlane(input.target),
     checkLocations(),
-    checkRecoveryPoint(input.deployment),
+    checkRecoveryPoint(input.deployment, { allowNoBackup: input.allowNoBackup ?? false }),
   ]);
   const checks: CheckResult[] = [postgres, recordings, controlPlane, ...locations, recoveryPoint];
   const ok = checks.every((c) => c.ok);

@@ -76,6 +76,8 @@ export interface ResolvedBackup {
   skipped: { location: string; problem: string }[];
   artifacts: { db: Artifact; connectors: Artifact; recordingsIndex: Artifact };
   rowCounts: Record<string, number>;
+  /** The recordings the backup holds (the loss report's "brought back" side). */
+  recordings?: { objects: number; bytes: number };
 }
 
 export interface ConfirmArgs {

@@ -1,21 +1,24 @@
 // The HTTP API: bearer-token auth, zod-validated bodies, errors with stable codes; built without listening so tests can inject().
 import { timingSafeEqual } from 'node:crypto';
-import type { Client } from '@temporalio/client';
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { isGrpcServiceError } from '@temporalio/client';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { z } from 'zod';
 import type { Config } from '../config/schema';
 import { formatIssues } from '../config/load';
-import { VaultpamBackupError } from '../errors/catalogue';
+import { VaultpamBackupError, type ErrorCode } from '../errors/catalogue';
 import { listBackups } from '../catalog/catalog';
 import { backupWorkflowId, startBackup } from '../operations/backup';
 import { runPreflight } from '../operations/preflight';
 import { readBackupProgress } from '../operations/progress';
-import { confirmRestore, parseScope, restoreReport, startDrill, startRestore } from '../operations/restore';
+import { confirmRestore, describeRestore, parseScope, restoreReport, startDrill, startRestore } from '../operations/restore';
+import { requireWorker } from '../operations/worker-presence';
 import { runKeyRotation } from '../operations/rotate-keys';
 import { runVerify } from '../operations/verify';
 import { checkStatus, parseReadDataSubset, startCheck } from '../operations/check';
 import { createDependencies } from '../runtime/dependencies';
 import type { BackupLocation } from '../storage';
+import { createCatalogMetrics } from '../metrics/catalog-metrics';
 
 export interface ApiOptions {
   config: Config;
@@ -27,9 +30,13 @@ export interface ApiOptions {
   logger?: boolean;
   /** Backup locations for catalog reads; default: built from the configuration. */
   locations?: BackupLocation[];
+  /** The clock the metrics measure ages by. @default the dependencies' now() */
+  now?: () => Date;
+  /** How long one reading of the locations serves /metrics scrapes. @default 30000 */
+  metricsCacheMs?: number;
 }
 
-const preflightBody = z.object({ target: z.enum(['production', 'staging']).default('production') }).strict();
+const preflightBody = z.object({ target: z.enum(['production', 'staging']).default('production'), allowNoBackup: z.boolean().default(false) }).strict();
 const backupBody = z
   .object({
     reason: z.string().min(1).max(500).optional(),
@@ -84,6 +91,7 @@ function openApiDocument() {
     components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
     paths: {
       '/healthz': { get: { summary: 'liveness', responses: { '200': { description: 'serving' } } } },
+      '/metrics': { get: op('Prometheus metrics: recovery point per location, newest backup, last drill, last check') },
       '/v1/preflight': { post: op('run the preflight checks', { requestBody: body(bodies.preflight()) }) },
       '/v1/backups': { post: op('start a backup (409 when one runs)', { requestBody: body(bodies.backup()) }), get: op('the catalog of committed backups') },
       '/v1/backups/status': { get: op('progress of the running or last backup') },
@@ -97,6 +105,29 @@ function openApiDocument() {
       '/v1/checks/{workflowId}': { get: op('the state of a check, with its report once finished') },
     },
   };
+}
+
+/** gRPC status codes Temporal answers with (the ones mapped to a 4xx). */
+const grpcStatus = { INVALID_ARGUMENT: 3, NOT_FOUND: 5 } as const;
+
+/** The HTTP status of each catalogued error: the caller's mistakes are 4xx, a dependency's failure 502/503. */
+function statusOf(code: ErrorCode): number {
+  switch (code) {
+    case 'VPB_ERR_INPUT_INVALID':
+      return 400;
+    case 'VPB_ERR_NOT_FOUND':
+      return 404;
+    case 'VPB_ERR_BACKUP_RUNNING':
+    case 'VPB_ERR_DEPLOYMENT_LOCKED':
+    case 'VPB_ERR_CHECK_RUNNING':
+      return 409;
+    case 'VPB_ERR_STEP_FAILED':
+      return 422;
+    case 'VPB_ERR_NO_WORKER':
+      return 503;
+    default:
+      return 502;
+  }
 }
 
 function sendError(reply: FastifyReply, status: number, code: string, message: string) {
@@ -113,10 +144,24 @@ export function buildApi(options: ApiOptions): FastifyInstance {
   const { config, client } = options;
   const taskQueue = options.taskQueue ?? config.temporal.taskQueue;
   let cachedLocations: BackupLocation[] | undefined;
-  const locations = () => (cachedLocations ??= options.locations ?? createDependencies(config).locations());
+  let dependencies: ReturnType<typeof createDependencies> | undefined;
+  const deps = () => (dependencies ??= createDependencies(config));
+  const locations = () => (cachedLocations ??= options.locations ?? deps().locations());
+  const metrics = createCatalogMetrics({
+    deployment: config.deployment.name,
+    ...(config.staging ? { stagingDeployment: config.staging.name } : {}),
+    locations,
+    now: options.now ?? (() => deps().now()),
+    client,
+    ...(options.metricsCacheMs !== undefined ? { cacheMs: options.metricsCacheMs } : {}),
+  });
   const app = Fastify({
     logger: options.logger ? { redact: ['req.headers.authorization'] } : false,
     bodyLimit: 64 * 1024,
+    // A URL the router cannot decode (a malformed %-escape) answers in the same error shape as everything else.
+    frameworkErrors: (error, _request, reply) => {
+      void sendError(reply, 400, 'VPB_ERR_INPUT_INVALID', `${error.message}: percent-encode the path`);
+    },
   });
 
   app.addHook('onRequest', async (request, reply) => {
@@ -129,9 +174,12 @@ export function buildApi(options: ApiOptions): FastifyInstance {
   });
 
   app.setErrorHandler((error, _request, reply) => {
-    if (error instanceof VaultpamBackupError) {
-      const status = error.code === 'VPB_ERR_INPUT_INVALID' ? 400 : error.code === 'VPB_ERR_BACKUP_RUNNING' || error.code === 'VPB_ERR_DEPLOYMENT_LOCKED' || error.code === 'VPB_ERR_CHECK_RUNNING' ? 409 : error.code === 'VPB_ERR_STEP_FAILED' ? 422 : 502;
-      return sendError(reply, status, error.code, error.message);
+    if (error instanceof VaultpamBackupError) return sendError(reply, statusOf(error.code), error.code, error.message);
+    if (error instanceof WorkflowNotFoundError) return sendError(reply, 404, 'VPB_ERR_NOT_FOUND', `workflow ${error.workflowId} not found in namespace ${client.options.namespace}`);
+    // Temporal's own refusals of what was asked (an id it cannot find or parse) are the caller's, not the server's.
+    if (isGrpcServiceError(error) && (error.code === grpcStatus.NOT_FOUND || error.code === grpcStatus.INVALID_ARGUMENT)) {
+      const notFound = error.code === grpcStatus.NOT_FOUND;
+      return sendError(reply, notFound ? 404 : 400, notFound ? 'VPB_ERR_NOT_FOUND' : 'VPB_ERR_INPUT_INVALID', `Temporal answered: ${error.details}`);
     }
     const fastifyError = error as { statusCode?: number; code?: string; message: string };
     if (fastifyError.statusCode && fastifyError.statusCode < 500) {
@@ -141,20 +189,25 @@ export function buildApi(options: ApiOptions): FastifyInstance {
     return sendError(reply, 500, 'VPB_ERR_INTERNAL', 'internal error; see the API server log');
   });
 
+  app.setNotFoundHandler((request, reply) => sendError(reply, 404, 'VPB_ERR_NOT_FOUND', `no route ${request.method} ${request.url.slice(0, 200)}; the routes are listed at /openapi.json`));
+
   app.get('/healthz', async () => ({ status: 'ok' }));
+
+  // Prometheus exposition: recovery point per location, newest backup, last drill and check (docs/alerts.yml).
+  app.get('/metrics', async (_request, reply) => reply.type(metrics.contentType).send(await metrics.metrics()));
 
   // The API described from the same zod schemas that validate its bodies, so the two cannot drift apart.
   app.get('/openapi.json', async () => openApiDocument());
 
   app.post('/v1/preflight', async (request, reply) => {
-    const body = preflightBody.safeParse(request.body ?? {});
+    const body = preflightBody.safeParse(request.body === undefined ? {} : request.body);
     if (!body.success) return sendError(reply, 400, 'VPB_ERR_INPUT_INVALID', formatIssues(body.error));
-    const { workflowId, report } = await runPreflight(client, config, body.data.target, taskQueue);
-    return reply.code(report.ok ? 200 : 424).send({ workflowId, ...report });
+    const { workflowId, runId, report } = await runPreflight(client, config, body.data.target, taskQueue, { allowNoBackup: body.data.allowNoBackup });
+    return reply.code(report.ok ? 200 : 424).send({ workflowId, runId, ...report });
   });
 
   app.post('/v1/backups', async (request, reply) => {
-    const body = backupBody.safeParse(request.body ?? {});
+    const body = backupBody.safeParse(request.body === undefined ? {} : request.body);
     if (!body.success) return sendError(reply, 400, 'VPB_ERR_INPUT_INVALID', formatIssues(body.error));
     const handle = await startBackup(client, config, {
       ...body.data,
@@ -173,14 +226,14 @@ export function buildApi(options: ApiOptions): FastifyInstance {
   });
 
   app.post<{ Params: { backupId: string } }>('/v1/backups/:backupId/verify', async (request, reply) => {
-    const body = verifyBody.safeParse(request.body ?? {});
+    const body = verifyBody.safeParse(request.body === undefined ? {} : request.body);
     if (!body.success) return sendError(reply, 400, 'VPB_ERR_INPUT_INVALID', formatIssues(body.error));
     const report = await runVerify(client, config, request.params.backupId, body.data.deep, taskQueue);
     return reply.code(report.ok ? 200 : 422).send(report);
   });
 
   app.post('/v1/restores', async (request, reply) => {
-    const body = restoreBody.safeParse(request.body ?? {});
+    const body = restoreBody.safeParse(request.body === undefined ? {} : request.body);
     if (!body.success) return sendError(reply, 400, 'VPB_ERR_INPUT_INVALID', formatIssues(body.error));
     const { scope, ...rest } = body.data;
     const handle = await startRestore(client, config, { ...rest, scope: parseScope(scope), requestedBy: rest.requestedBy ?? 'api', taskQueue });
@@ -190,8 +243,11 @@ export function buildApi(options: ApiOptions): FastifyInstance {
   app.get<{ Params: { workflowId: string } }>('/v1/restores/:workflowId', async (request) => restoreReport(client, request.params.workflowId));
 
   app.post<{ Params: { workflowId: string } }>('/v1/restores/:workflowId/confirm', async (request, reply) => {
-    const body = confirmBody.safeParse(request.body ?? {});
+    const body = confirmBody.safeParse(request.body === undefined ? {} : request.body);
     if (!body.success) return sendError(reply, 400, 'VPB_ERR_INPUT_INVALID', formatIssues(body.error));
+    // The confirmation is a Workflow Update, answered by a worker: without one it would never return.
+    await describeRestore(client, request.params.workflowId);
+    await requireWorker(client, taskQueue);
     return reply.send(await confirmRestore(client, request.params.workflowId, { ...body.data, confirmedBy: body.data.confirmedBy ?? 'api' }));
   });
 

@@ -96,14 +96,18 @@ program
   .command('worker')
   .description('run a worker on the task queue until interrupted (run as many as you like, on as many machines)')
   .action(async () => {
+    const { createActivityMetrics, serveMetrics } = await import('../metrics/activity-metrics');
     const { createWorker } = await import('../temporal/worker');
     const cfg = config();
-    const { worker, connection } = await createWorker({ config: cfg });
-    process.stderr.write(`worker polling ${cfg.temporal.taskQueue} at ${cfg.temporal.address}\n`);
+    const metrics = cfg.worker.metricsPort !== undefined ? createActivityMetrics() : undefined;
+    const { worker, connection } = await createWorker({ config: cfg, ...(metrics ? { metrics } : {}) });
+    const served = metrics ? await serveMetrics(metrics.registry, cfg.worker.metricsHost, cfg.worker.metricsPort!) : undefined;
+    process.stderr.write(`worker polling ${cfg.temporal.taskQueue} at ${cfg.temporal.address}${served ? `; metrics at ${served.url}` : ''}\n`);
     const stop = () => worker.shutdown();
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
     await worker.run();
+    await served?.close();
     await connection.close();
   });
 
@@ -125,13 +129,14 @@ program
   .command('preflight')
   .description('check PostgreSQL, the recordings bucket, the control plane and the backup locations (needs a running worker)')
   .addOption(targetOption())
+  .option('--allow-no-backup', 'pass the recovery-point check when no backup exists yet (a new deployment, before its first backup)')
   .option('--json', 'print the report as JSON')
-  .action(async (opts: { target: TargetName; json?: boolean }) => {
+  .action(async (opts: { target: TargetName; allowNoBackup?: boolean; json?: boolean }) => {
     const { runPreflight } = await import('../operations/preflight');
     const { formatPreflight, printJson } = await import('./output');
     const cfg = config();
-    const { workflowId, report } = await withClient(cfg, (client) => runPreflight(client, cfg, opts.target));
-    if (opts.json) printJson({ workflowId, ...report });
+    const { workflowId, runId, report } = await withClient(cfg, (client) => runPreflight(client, cfg, opts.target, cfg.temporal.taskQueue, { allowNoBackup: opts.allowNoBackup ?? false }));
+    if (opts.json) printJson({ workflowId, runId, ...report });
     else process.stdout.write(`${formatPreflight(report)}\n  workflow ${workflowId}: ${workflowUrl(cfg, workflowId)}\n`);
     process.exitCode = report.ok ? 0 : 1;
   });
@@ -144,19 +149,25 @@ const backup = program
   .option('--reason <text>', 'why this backup is taken (kept in the manifest)')
   .option('--json', 'print the result as JSON')
   .action(async (opts: { wait?: boolean; deep?: boolean; reason?: string; json?: boolean }) => {
+    const { requireWorker, whileWorkerPolls } = await import('../operations/worker-presence');
     const { backupResult, startBackup } = await import('../operations/backup');
     const { formatBackupResult, printJson } = await import('./output');
     const cfg = config();
     await withClient(cfg, async (client) => {
+      const taskQueue = cfg.temporal.taskQueue;
+      // Waiting for a backup no worker will run would wait forever: refuse before starting it.
+      if (opts.wait) await requireWorker(client, taskQueue);
       const handle = await startBackup(client, cfg, { reason: opts.reason ?? 'on demand', requestedBy: `cli:${userInfo().username}`, deep: opts.deep ?? false });
+      const ids = { workflowId: handle.workflowId, runId: handle.firstExecutionRunId };
       if (!opts.wait) {
-        if (opts.json) printJson({ workflowId: handle.workflowId, runId: handle.firstExecutionRunId });
+        if (opts.json) printJson(ids);
         else process.stdout.write(`backup started: workflow ${handle.workflowId}\n  follow it: vaultpam-backup backup status   or ${workflowUrl(cfg, handle.workflowId)}\n`);
         return;
       }
-      if (!opts.json) await followBackup(client, handle.workflowId);
-      const result = await backupResult(handle);
-      if (opts.json) printJson(result);
+      const watch = { workflowId: handle.workflowId };
+      if (!opts.json) await whileWorkerPolls(client, taskQueue, followBackup(client, handle.workflowId), watch);
+      const result = await whileWorkerPolls(client, taskQueue, backupResult(handle), watch);
+      if (opts.json) printJson({ ...ids, ...result });
       else process.stdout.write(`${formatBackupResult(result)}\n  workflow: ${workflowUrl(cfg, handle.workflowId)}\n`);
     });
   });
@@ -326,10 +337,14 @@ const restore = program
   .option('--wait', 'wait for the end (with --yes), printing the report')
   .option('--json', 'print as JSON')
   .action(async (opts: { backup?: string; at?: string; scope: string; target: TargetName; reason?: string; yes?: boolean; acceptUnrecoverable?: string; wait?: boolean; json?: boolean }) => {
+    const { requireWorker, whileWorkerPolls } = await import('../operations/worker-presence');
     const { parseScope, parseUnrecoverableAcceptance, restoreReport, startRestore } = await import('../operations/restore');
     const { formatRestoreReport, printJson } = await import('./output');
     const cfg = config();
     await withClient(cfg, async (client) => {
+      const taskQueue = cfg.temporal.taskQueue;
+      // Without --yes the command waits for the loss report, with --wait for the end: both need a worker.
+      if (!opts.yes || opts.wait) await requireWorker(client, taskQueue);
       const handle = await startRestore(client, cfg, {
         ...(opts.backup ? { backupId: opts.backup } : {}),
         ...(opts.at ? { at: opts.at } : {}),
@@ -341,22 +356,30 @@ const restore = program
         ...(opts.acceptUnrecoverable !== undefined ? { acceptUnrecoverable: parseUnrecoverableAcceptance(opts.acceptUnrecoverable)! } : {}),
       });
       const id = handle.workflowId;
+      const ids = { workflowId: id, runId: handle.firstExecutionRunId };
       if (!opts.yes) {
-        // Show what would be lost, then say exactly how to confirm.
-        const report = await waitForReport(client, id);
-        if (opts.json) printJson(report);
-        else process.stdout.write(`${formatRestoreReport(report)}\n\nTo go ahead: vaultpam-backup restore confirm ${id} --backup ${report.backup?.backupId ?? '<id>'}\n`);
+        // Show what the restore brings back and what it loses, then say exactly how to confirm.
+        const report = await whileWorkerPolls(client, taskQueue, waitForReport(client, id), { workflowId: id });
+        const confirmCommand = `vaultpam-backup restore confirm ${id} --backup ${report.backup?.backupId ?? '<id>'}`;
+        if (opts.json) printJson({ ...ids, backupId: report.backup?.backupId, confirmCommand, ...report });
+        else process.stdout.write(`${formatRestoreReport(report)}\n\nTo go ahead: ${confirmCommand}\n`);
         return;
       }
       if (!opts.wait) {
-        process.stdout.write(`restore started: workflow ${id}\n  follow it: vaultpam-backup restore report ${id}   or ${workflowUrl(cfg, id)}\n`);
+        if (opts.json) printJson(ids);
+        else process.stdout.write(`restore started: workflow ${id}\n  follow it: vaultpam-backup restore report ${id}   or ${workflowUrl(cfg, id)}\n`);
         return;
       }
-      const report = await handle.result().then(
-        (r) => r as RestoreReport,
-        () => restoreReport(client, id),
+      const report = await whileWorkerPolls(
+        client,
+        taskQueue,
+        handle.result().then(
+          (r) => r as RestoreReport,
+          () => restoreReport(client, id),
+        ),
+        { workflowId: id },
       );
-      if (opts.json) printJson(report);
+      if (opts.json) printJson({ ...ids, backupId: report.backup?.backupId, ...report });
       else process.stdout.write(`${formatRestoreReport(report)}\n  workflow: ${workflowUrl(cfg, id)}\n`);
       process.exitCode = report.status === 'completed' ? 0 : 1;
     });
@@ -369,29 +392,49 @@ restore
   .requiredOption('--backup <id>', 'the backup id the restore will restore (echoed back as proof you read the report)')
   .option('--accept-unrecoverable <digest>', 'go ahead without the recordings found in no location: the digest the report gives for their list')
   .option('--wait', 'wait for the end, printing the report')
-  .action(async (workflowId: string, opts: { backup: string; acceptUnrecoverable?: string; wait?: boolean }) => {
+  .option('--json', 'print as JSON (the report the confirmation answered, or with --wait the final one)')
+  .action(async (workflowId: string, opts: { backup: string; acceptUnrecoverable?: string; wait?: boolean; json?: boolean }) => {
     const { confirmRestore, parseUnrecoverableAcceptance, restoreReport } = await import('../operations/restore');
-    const { formatRestoreReport } = await import('./output');
+    const { requireWorker, whileWorkerPolls } = await import('../operations/worker-presence');
+    const { formatRestoreReport, printJson } = await import('./output');
     const cfg = config();
     await withClient(cfg, async (client) => {
+      const taskQueue = cfg.temporal.taskQueue;
       const current = await restoreReport(client, workflowId);
       if (!current.lossReportDigest) throw new VaultpamBackupError('VPB_ERR_INPUT_INVALID', `restore ${workflowId} has no loss report yet (status ${current.status}); wait a moment and try again`);
-      process.stdout.write(`${formatRestoreReport(current)}\n\n`);
       const acceptUnrecoverable = parseUnrecoverableAcceptance(opts.acceptUnrecoverable);
-      await confirmRestore(client, workflowId, {
-        backupId: opts.backup,
-        lossReportDigest: current.lossReportDigest,
-        confirmedBy: `cli:${userInfo().username}`,
-        ...(acceptUnrecoverable !== undefined ? { acceptUnrecoverable } : {}),
-      });
-      process.stdout.write(`confirmed; the restore of ${opts.backup} goes ahead\n`);
+      // The confirmation is a Workflow Update: a worker must run the workflow to accept it.
+      await requireWorker(client, taskQueue);
+      if (!opts.json) process.stdout.write(`${formatRestoreReport(current)}\n\n`);
+      const confirmation = await whileWorkerPolls(
+        client,
+        taskQueue,
+        confirmRestore(client, workflowId, {
+          backupId: opts.backup,
+          lossReportDigest: current.lossReportDigest,
+          confirmedBy: `cli:${userInfo().username}`,
+          ...(acceptUnrecoverable !== undefined ? { acceptUnrecoverable } : {}),
+        }),
+        { workflowId },
+      );
+      if (!opts.json) process.stdout.write(`confirmed; the restore of ${opts.backup} goes ahead\n`);
+      const handle = client.workflow.getHandle(workflowId);
+      const runId = (await handle.describe()).runId;
       if (opts.wait) {
-        const report = await client.workflow.getHandle(workflowId).result().then(
-          (r) => r as RestoreReport,
-          () => restoreReport(client, workflowId),
+        const report = await whileWorkerPolls(
+          client,
+          taskQueue,
+          handle.result().then(
+            (r) => r as RestoreReport,
+            () => restoreReport(client, workflowId),
+          ),
+          { workflowId },
         );
-        process.stdout.write(`${formatRestoreReport(report)}\n`);
+        if (opts.json) printJson({ workflowId, runId, backupId: opts.backup, ...report });
+        else process.stdout.write(`${formatRestoreReport(report)}\n`);
         process.exitCode = report.status === 'completed' ? 0 : 1;
+      } else if (opts.json) {
+        printJson({ workflowId, runId, backupId: opts.backup, ...confirmation });
       }
     });
   });
@@ -406,7 +449,7 @@ restore
     const { formatRestoreReport, printJson } = await import('./output');
     const cfg = config();
     const report = await withClient(cfg, (client) => restoreReport(client, workflowId));
-    if (opts.json) printJson(report);
+    if (opts.json) printJson({ workflowId, backupId: report.backup?.backupId, ...report });
     else process.stdout.write(`${formatRestoreReport(report)}\n`);
   });
 
@@ -415,13 +458,15 @@ restore
   .description('restore the newest backup into the staging deployment, verify and smoke-test it, report the RTO')
   .option('--json', 'print as JSON')
   .action(async (opts: { json?: boolean }) => {
+    const { requireWorker, whileWorkerPolls } = await import('../operations/worker-presence');
     const { startDrill } = await import('../operations/restore');
     const { printJson } = await import('./output');
     const cfg = config();
     await withClient(cfg, async (client) => {
+      await requireWorker(client, cfg.temporal.taskQueue);
       const handle = await startDrill(client, cfg);
-      const report = (await handle.result()) as DrillReport;
-      if (opts.json) printJson(report);
+      const report = await whileWorkerPolls(client, cfg.temporal.taskQueue, handle.result() as Promise<DrillReport>, { workflowId: handle.workflowId });
+      if (opts.json) printJson({ workflowId: handle.workflowId, runId: handle.firstExecutionRunId, ...report });
       else process.stdout.write(`Restore drill passed: backup ${report.backupId} restored into staging, RTO ${report.rtoMs ?? '?'} ms, smoke-test session ${report.smokeTest?.sessionId}\n`);
     });
   });
@@ -460,6 +505,7 @@ program
   .command('demo')
   .description('the main job on the embedded default: provision the local stack and sandbox, run a worker, preflight, back up, verify')
   .action(async () => {
+    const { listBackups } = await import('../catalog/catalog');
     if (stackScript(['up']) !== 0) throw new VaultpamBackupError('VPB_ERR_STACK', 'scripts/stack.sh up failed (see the lines above)');
     const { loadSandboxConfig } = await import('../../sandbox/sandbox-config');
     const { seed } = await import('../../sandbox/seed');
@@ -480,7 +526,9 @@ program
     const { worker, connection } = await createWorker({ config: cfg, deps });
     await withClient(cfg, (client) =>
       worker.runUntil(async () => {
-        const { workflowId, report } = await runPreflight(client, cfg, 'production');
+        // The demo's first run has no backup yet: that is what it is about to make.
+        const firstRun = (await listBackups(deps.locations(), cfg.deployment.name)).length === 0;
+        const { workflowId, report } = await runPreflight(client, cfg, 'production', cfg.temporal.taskQueue, { allowNoBackup: firstRun });
         process.stdout.write(`${formatPreflight(report)}\n  ${workflowUrl(cfg, workflowId)}\n\n`);
         if (!report.ok) throw new VaultpamBackupError('VPB_ERR_STACK', 'preflight failed; fix what it names and run again');
         const handle = await startBackup(client, cfg, { reason: 'demo', requestedBy: `cli:${userInfo().username}` });

@@ -2,7 +2,7 @@
 import type { PreflightReport } from '../../workflows/preflight-types';
 import type { BackupResult } from '../../workflows/backup-types';
 import type { VerifyReport } from '../../workflows/verify';
-import type { RestoreReport } from '../../workflows/restore-types';
+import type { LossReport, RestoreReport } from '../../workflows/restore-types';
 import type { CheckReport } from '../../workflows/check-types';
 import type { CatalogEntry } from '../catalog/catalog';
 import { formatBytes } from '../operations/byte-size';
@@ -54,13 +54,7 @@ export function formatRestoreReport(r: RestoreReport): string {
     lines.push(`  backup           ${r.backup.backupId} (consistent point ${r.backup.recordingsPoint}), verified at ${r.backup.location}`);
     for (const s of r.backup.skipped) lines.push(`    skipped ${s.location}: ${s.problem}`);
   }
-  if (r.lossReport) {
-    const l = r.lossReport;
-    lines.push(`  would be lost (everything newer than the backup):`);
-    lines.push(`    audit entries ${l.auditEntries}, sessions ${l.sessions}${l.recordings ? `, recordings ${l.recordings.objects} (${formatBytes(l.recordings.bytes)}) moved to quarantine` : ''}`);
-    lines.push(`    resources +${l.resources.created}/~${l.resources.modified}, Safes +${l.safes.created}/~${l.safes.modified}, credentials +${l.credentials.created}/~${l.credentials.modified} (rotated ${l.credentials.rotated}), connectors +${l.connectors.created}/~${l.connectors.modified}`);
-    lines.push(`    (+ created, ~ modified)   digest ${r.lossReportDigest}`);
-  }
+  if (r.lossReport) lines.push(...formatLossReport(r.lossReport), `  digest           ${r.lossReportDigest}`);
   if (r.recordingsCheck) {
     const c = r.recordingsCheck;
     lines.push(`  recording blobs  ${c.checked} checked, ${c.elsewhere} only at another location, ${c.unrecoverable.count} at none`);
@@ -100,4 +94,32 @@ export function formatCheckReport(r: CheckReport): string {
     else if (o.count || o.missingCount) lines.push(`  listing          ${o.location}: ${o.count} orphan blob(s) (prune removes them)${o.missingCount ? `, ${o.missingCount} referenced blob(s) not listed` : ''}`);
   }
   return lines.join('\n');
+}
+
+/**
+ * The loss report as a table, one row per key table: what the restore brings back (held by the backup, missing
+ * now) beside what it loses (newer than the backup: created rows gone, modified rows reverted).
+ */
+export function formatLossReport(l: LossReport): string[] {
+  const back = l.broughtBack;
+  const rows: [string, string, string][] = [
+    ['resources', back ? String(back.resources) : '?', `${l.resources.created} created, ${l.resources.modified} modified`],
+    ['Safes', back ? String(back.safes) : '?', `${l.safes.created} created, ${l.safes.modified} modified`],
+    ['credentials', back ? String(back.credentials) : '?', `${l.credentials.created} created, ${l.credentials.modified} modified, ${l.credentials.rotated} rotated`],
+    ['audit entries', back ? String(back.audit_log) : '?', `${l.auditEntries} written`],
+    ['sessions', back ? String(back.sessions) : '?', `${l.sessions} started`],
+    [
+      'recordings',
+      back?.recordings ? `${back.recordings.objects} (${formatBytes(back.recordings.bytes)})` : '?',
+      l.recordings ? `${l.recordings.objects} (${formatBytes(l.recordings.bytes)}) moved to quarantine` : 'not counted',
+    ],
+    ['connectors', '-', `${l.connectors.created} created, ${l.connectors.modified} modified`],
+  ];
+  const w0 = Math.max(...rows.map((row) => row[0].length));
+  const w1 = Math.max('BRINGS BACK'.length, ...rows.map((row) => row[1].length));
+  return [
+    `  loss report against the backup's point ${l.since} (database ${l.database}):`,
+    `    ${''.padEnd(w0)}  ${'BRINGS BACK'.padEnd(w1)}  LOSES (newer than the backup)`,
+    ...rows.map(([what, brings, loses]) => `    ${what.padEnd(w0)}  ${brings.padEnd(w1)}  ${loses}`),
+  ];
 }

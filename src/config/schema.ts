@@ -265,6 +265,18 @@ export const configSchema = z
       })
       .prefault({}),
     timeouts: timeoutsSchema.prefault({}),
+    worker: z
+      .object({
+        /**
+         * Serve the worker's own metrics (activity durations and failures) at http://metricsHost:metricsPort/metrics.
+         * @default off (no port)
+         */
+        metricsPort: port.optional(),
+        /** @default "127.0.0.1" */
+        metricsHost: z.string().default('127.0.0.1'),
+      })
+      .strict()
+      .prefault({}),
     api: z
       .object({
         host: z.string().default('127.0.0.1'),

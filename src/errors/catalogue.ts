@@ -18,6 +18,8 @@ export const errorCatalogue = {
   VPB_ERR_DEPLOYMENT_LOCKED: 'Deployment %s is locked: %s',
   VPB_ERR_CHECK_RUNNING: 'A check of %s is already running: workflow %s',
   VPB_ERR_STEP_FAILED: 'Step %s failed: %s',
+  VPB_ERR_NOT_FOUND: '%s not found: %s',
+  VPB_ERR_NO_WORKER: 'No worker polls the task queue "%s" (namespace %s): %s',
 } as const;
 
 export type ErrorCode = keyof typeof errorCatalogue;

@@ -5,14 +5,27 @@ import type { Config } from '../config/schema';
 import type { PreflightReport } from '../../workflows/preflight-types';
 import { DEPLOYMENT, OPERATION } from '../../workflows/search-attributes';
 import { targetDeployment } from '../config/load';
+import { requireWorker, whileWorkerPolls } from './worker-presence';
 
-export async function runPreflight(client: Client, config: Config, target: TargetName, taskQueue = config.temporal.taskQueue): Promise<{ workflowId: string; report: PreflightReport }> {
+export interface PreflightOptions {
+  /** Pass the recovery-point check when no backup exists yet. @default false */
+  allowNoBackup?: boolean;
+}
+
+export async function runPreflight(
+  client: Client,
+  config: Config,
+  target: TargetName,
+  taskQueue = config.temporal.taskQueue,
+  options: PreflightOptions = {},
+): Promise<{ workflowId: string; runId: string; report: PreflightReport }> {
   const deployment = targetDeployment(config, target).name;
+  await requireWorker(client, taskQueue);
   const workflowId = `preflight-${deployment}-${new Date().toISOString().replace(/[:.]/g, '-')}`;
   const handle = await client.workflow.start('preflightWorkflow', {
     taskQueue,
     workflowId,
-    args: [{ target, deployment }],
+    args: [{ target, deployment, ...(options.allowNoBackup ? { allowNoBackup: true } : {}) }],
     typedSearchAttributes: [
       { key: DEPLOYMENT, value: deployment },
       { key: OPERATION, value: 'preflight' },
@@ -20,6 +33,6 @@ export async function runPreflight(client: Client, config: Config, target: Targe
     staticSummary: `Preflight of ${deployment} (${target})`,
     workflowExecutionTimeout: '10 minutes',
   });
-  const report = (await handle.result()) as PreflightReport;
-  return { workflowId, report };
+  const report = await whileWorkerPolls(client, taskQueue, handle.result() as Promise<PreflightReport>, { workflowId });
+  return { workflowId, runId: handle.firstExecutionRunId, report };
 }

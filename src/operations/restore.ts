@@ -1,5 +1,5 @@
 // Starting a restore, reading its report, confirming it (shared by the CLI, the API and the tests).
-import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError, WorkflowUpdateFailedError, type Client, type WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
+import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError, WorkflowNotFoundError, WorkflowUpdateFailedError, type Client, type WorkflowExecutionDescription, type WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import type { Config } from '../config/schema';
 import { targetDeployment, type TargetName } from '../config/load';
 import { VaultpamBackupError } from '../errors/catalogue';
@@ -92,10 +92,34 @@ export async function startRestore(client: Client, config: Config, options: Star
   }
 }
 
+/** The workflow ids this project starts: letters, digits and `._:-`; anything else is refused before Temporal is asked. */
+const WORKFLOW_ID_SHAPE = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,254}$/;
+
+/**
+ * Describes a restore workflow: VPB_ERR_INPUT_INVALID for an id of the wrong shape, VPB_ERR_NOT_FOUND for one
+ * that names no workflow or a workflow that is not a restore (a backup's result is not a restore's report).
+ */
+export async function describeRestore(client: Client, workflowId: string): Promise<WorkflowExecutionDescription> {
+  if (!WORKFLOW_ID_SHAPE.test(workflowId)) {
+    throw new VaultpamBackupError('VPB_ERR_INPUT_INVALID', `"${workflowId.slice(0, 80)}" is not a workflow id (letters, digits and ._:- only, e.g. restore-prod-eu)`);
+  }
+  let description: WorkflowExecutionDescription;
+  try {
+    description = await client.workflow.getHandle(workflowId).describe();
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) throw new VaultpamBackupError('VPB_ERR_NOT_FOUND', `restore ${workflowId}`, `no workflow has this id in namespace ${client.options.namespace}; a restore's id is restore-<deployment>`);
+    throw err;
+  }
+  if (description.type !== 'restoreWorkflow') {
+    throw new VaultpamBackupError('VPB_ERR_NOT_FOUND', `restore ${workflowId}`, `workflow ${workflowId} is a ${description.type}, not a restore`);
+  }
+  return description;
+}
+
 /** The report of a running restore (query) or of a finished one (its result, or the report its failure carries). */
 export async function restoreReport(client: Client, workflowId: string): Promise<RestoreReport> {
-  const handle = client.workflow.getHandle(workflowId);
-  const description = await handle.describe();
+  const description = await describeRestore(client, workflowId);
+  const handle = client.workflow.getHandle(workflowId, description.runId);
   if (description.status.name === 'RUNNING') {
     return client.withDeadline(Date.now() + 5000, () => handle.query<RestoreReport>('report'));
   }
@@ -114,6 +138,10 @@ export async function restoreReport(client: Client, workflowId: string): Promise
 
 /** Confirms a restore: the workflow accepts only the backup id it resolved and the digest of its current loss report. */
 export async function confirmRestore(client: Client, workflowId: string, args: ConfirmArgs): Promise<RestoreReport> {
+  const description = await describeRestore(client, workflowId);
+  if (description.status.name !== 'RUNNING') {
+    throw new VaultpamBackupError('VPB_ERR_INPUT_INVALID', `restore ${workflowId} has ended (${description.status.name.toLowerCase()}); there is nothing to confirm: start a new one`);
+  }
   try {
     return await client.workflow.getHandle(workflowId).executeUpdate<RestoreReport, [ConfirmArgs]>('confirm', { args: [args] });
   } catch (err) {

@@ -4,6 +4,7 @@ import type { Config } from '../config/schema';
 import { VaultpamBackupError } from '../errors/catalogue';
 import { assertDeploymentUnlocked } from './deployment-lock';
 import { rootCauseMessage } from './failure-message';
+import { requireWorker, whileWorkerPolls } from './worker-presence';
 import { DEPLOYMENT_LOCKED } from '../../workflows/deployment-lock-types';
 import type { RotationResult } from '../../workflows/rotate-key';
 import { DEPLOYMENT, OPERATION } from '../../workflows/search-attributes';
@@ -15,9 +16,10 @@ export function rotateKeyWorkflowId(deployment: string): string {
 }
 
 /** Rewraps every data key of the configured deployment under encryption.activeKeyId; refused while the deployment is locked. */
-export async function runKeyRotation(client: Client, config: Config, taskQueue = config.temporal.taskQueue): Promise<RotationResult> {
+export async function runKeyRotation(client: Client, config: Config, taskQueue = config.temporal.taskQueue): Promise<RotationResult & { workflowId: string; runId: string }> {
   const deployment = config.deployment.name;
   await assertDeploymentUnlocked(client, deployment);
+  await requireWorker(client, taskQueue);
   const workflowId = rotateKeyWorkflowId(deployment);
   let handle;
   try {
@@ -38,8 +40,10 @@ export async function runKeyRotation(client: Client, config: Config, taskQueue =
     throw err;
   }
   try {
-    return (await handle.result()) as RotationResult;
+    const result = await whileWorkerPolls(client, taskQueue, handle.result() as Promise<RotationResult>, { workflowId });
+    return { workflowId, runId: handle.firstExecutionRunId, ...result };
   } catch (err) {
+    if (err instanceof VaultpamBackupError) throw err;
     const cause = (err as { cause?: { type?: string } }).cause;
     if (cause?.type === DEPLOYMENT_LOCKED) throw new VaultpamBackupError('VPB_ERR_DEPLOYMENT_LOCKED', deployment, rootCauseMessage(err));
     throw new VaultpamBackupError('VPB_ERR_STEP_FAILED', 'rotate-key', rootCauseMessage(err));

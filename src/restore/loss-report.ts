@@ -1,4 +1,5 @@
-// The loss report: what exists now that is newer than a backup's consistent point, and would be overwritten by restoring it.
+// The loss report, both ways: what exists now that is newer than a backup's consistent point (lost by restoring it),
+// and what the backup holds that the deployment no longer has (brought back by restoring it).
 import { createHash } from 'node:crypto';
 import type * as Minio from 'minio';
 import pg from 'pg';
@@ -7,6 +8,33 @@ import type { PostgresConfig } from '../config/schema';
 import { withClient } from '../postgres/connection';
 
 const count = z.number().int().min(0);
+
+/**
+ * The key tables counted both ways, each with the column that dates a row's creation: a row the backup holds was
+ * created at or before its consistent point.
+ */
+export const KEY_TABLE_CREATION = { resources: 'created_at', safes: 'created_at', credentials: 'created_at', audit_log: 'at', sessions: 'started_at' } as const;
+export type KeyTable = keyof typeof KEY_TABLE_CREATION;
+export const LOSS_REPORT_KEY_TABLES = Object.keys(KEY_TABLE_CREATION) as KeyTable[];
+
+const objectsAndBytes = z.object({ objects: count, bytes: count }).strict();
+
+/**
+ * What restoring brings back: rows of each key table the backup holds and the live database lacks (the backup's
+ * row count minus the live rows created at or before its point), and recordings likewise (the backup's objects and
+ * bytes minus the live objects stamped at or before its point). Counts, so a row deleted and another created
+ * before the point cancel out; a deletion of rows after a backup shows here, where the "lost" side shows nothing.
+ */
+const broughtBackSchema = z
+  .object({
+    resources: count,
+    safes: count,
+    credentials: count,
+    audit_log: count,
+    sessions: count,
+    recordings: objectsAndBytes.optional(),
+  })
+  .strict();
 
 /**
  * Rows of a table changed after the backup. A row created after it counts as `created` only; `modified`
@@ -40,8 +68,11 @@ export const lossReportSchema = z
     connectors: tableChangesSchema,
     /** Recording objects newer than `since`; absent when the bucket was not counted. */
     recordings: z.object({ bucket: z.string().min(1), objects: count, bytes: count }).strict().optional(),
+    /** The other direction; absent when the backup's own counts were not given. */
+    broughtBack: broughtBackSchema.optional(),
   })
   .strict();
+export type BroughtBack = z.infer<typeof broughtBackSchema>;
 export type LossReport = z.infer<typeof lossReportSchema>;
 
 /** The tables counted as created / modified; each has created_at and updated_at (see sandbox/schema.sql). */
@@ -69,12 +100,19 @@ export interface RecordingsNewerThanOptions {
  * as `since` is counted, since it may have been written after it: over-counting a loss is the safe side.
  */
 export async function recordingsNewerThan(options: RecordingsNewerThanOptions): Promise<{ objects: number; bytes: number }> {
+  return (await recordingsAround(options)).newer;
+}
+
+/** One listing, split at `since`: `newer` as in recordingsNewerThan, `older` the rest (what a backup at `since` may hold). */
+export async function recordingsAround(options: RecordingsNewerThanOptions): Promise<{ newer: { objects: number; bytes: number }; older: { objects: number; bytes: number } }> {
   const { client, bucket, since } = options;
   assertValidDate(since, 'recordingsNewerThan');
   const excluded = options.excludePrefixes ?? [];
   const threshold = since.getTime();
   let objects = 0;
   let bytes = 0;
+  let olderObjects = 0;
+  let olderBytes = 0;
   for await (const item of client.listObjectsV2(bucket, options.prefix ?? '', true) as AsyncIterable<Minio.BucketItem>) {
     if (typeof item.name !== 'string' || !(item.lastModified instanceof Date)) continue;
     const name = item.name;
@@ -84,9 +122,12 @@ export async function recordingsNewerThan(options: RecordingsNewerThanOptions): 
     if (latest > threshold) {
       objects += 1;
       bytes += item.size;
+    } else {
+      olderObjects += 1;
+      olderBytes += item.size;
     }
   }
-  return { objects, bytes };
+  return { newer: { objects, bytes }, older: { objects: olderObjects, bytes: olderBytes } };
 }
 
 export interface ComputeLossReportOptions {
@@ -97,15 +138,21 @@ export interface ComputeLossReportOptions {
   since: Date;
   /** Also count the recordings bucket (see `recordingsNewerThan`). */
   recordings?: Omit<RecordingsNewerThanOptions, 'since'>;
+  /** The backup's own counts (its manifest's): given, the report also says what restoring brings back. */
+  backup?: { rowCounts: Record<string, number>; recordings?: { objects: number; bytes: number } };
 }
 
 /**
- * Counts what a restore to the backup taken at `since` would overwrite. One SELECT, so every count comes from
- * the same snapshot even while the control plane keeps writing.
+ * Counts what a restore to the backup taken at `since` would overwrite and, given the backup's counts, what it
+ * would bring back. One SELECT, so every count comes from the same snapshot even while the control plane writes.
  */
 export async function computeLossReport(options: ComputeLossReportOptions): Promise<LossReport> {
   const { config, password, since } = options;
   assertValidDate(since, 'computeLossReport');
+  // Live rows created at or before the point: the ones the backup also holds (its count minus these comes back).
+  const keptPerTable = LOSS_REPORT_KEY_TABLES.map(
+    (table) => `(SELECT count(*) FROM ${pg.escapeIdentifier(table)} WHERE ${pg.escapeIdentifier(KEY_TABLE_CREATION[table])} <= $1) AS ${pg.escapeIdentifier(`kept_${table}`)}`,
+  );
   const perTable = CHANGE_TABLES.map((table) => {
     const t = pg.escapeIdentifier(table);
     return `(SELECT json_build_object('created', count(*) FILTER (WHERE created_at > $1), 'modified', count(*) FILTER (WHERE created_at <= $1))
@@ -115,7 +162,8 @@ export async function computeLossReport(options: ComputeLossReportOptions): Prom
       (SELECT count(*) FROM audit_log WHERE at > $1) AS audit_entries,
       (SELECT count(*) FROM sessions WHERE started_at > $1) AS sessions,
       (SELECT count(*) FROM credentials WHERE rotated_at > $1) AS rotated,
-      ${perTable.join(',\n      ')}`;
+      ${perTable.join(',\n      ')},
+      ${keptPerTable.join(',\n      ')}`;
 
   const row = await withClient(
     config,
@@ -144,16 +192,28 @@ export async function computeLossReport(options: ComputeLossReportOptions): Prom
     credentials: { ...changes('credentials'), rotated: Number(row.rotated) },
     connectors: changes('connectors'),
   };
+  let liveOlderRecordings: { objects: number; bytes: number } | undefined;
   if (options.recordings) {
-    const newer = await recordingsNewerThan({ ...options.recordings, since });
-    report.recordings = { bucket: options.recordings.bucket, ...newer };
+    const around = await recordingsAround({ ...options.recordings, since });
+    report.recordings = { bucket: options.recordings.bucket, ...around.newer };
+    liveOlderRecordings = around.older;
+  }
+  if (options.backup) {
+    const { rowCounts } = options.backup;
+    const back = (table: KeyTable) => Math.max(0, (rowCounts[table] ?? 0) - Number(row[`kept_${table}`]));
+    const broughtBack: BroughtBack = { resources: back('resources'), safes: back('safes'), credentials: back('credentials'), audit_log: back('audit_log'), sessions: back('sessions') };
+    const held = options.backup.recordings;
+    if (held && liveOlderRecordings) {
+      broughtBack.recordings = { objects: Math.max(0, held.objects - liveOlderRecordings.objects), bytes: Math.max(0, held.bytes - liveOlderRecordings.bytes) };
+    }
+    report.broughtBack = broughtBack;
   }
   return lossReportSchema.parse(report);
 }
 
-/** True when restoring would overwrite nothing the report counts. */
+/** True when restoring would overwrite nothing the report counts (what it brings back is not a loss). */
 export function lossReportIsEmpty(report: LossReport): boolean {
-  const { since: _since, database: _database, recordings, ...rest } = report;
+  const { since: _since, database: _database, recordings, broughtBack: _broughtBack, ...rest } = report;
   const counts = Object.values(rest).flatMap((value) => (typeof value === 'number' ? [value] : Object.values(value)));
   return counts.every((n) => n === 0) && (recordings === undefined || recordings.objects === 0);
 }

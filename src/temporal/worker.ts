@@ -9,6 +9,7 @@ import { activityFaultPoints } from './activity-fault-points';
 import { prebuiltWorkflowBundlePath, runsCompiled, workflowsSourcePath } from '../runtime/install-layout';
 import { explainConnectFailure } from './connect-failure';
 import { describeTemporalConnection, temporalConnectionOptions, usesTls } from './connection-options';
+import type { ActivityMetrics } from '../metrics/activity-metrics';
 
 export const workflowsPath = workflowsSourcePath;
 
@@ -24,6 +25,8 @@ export interface WorkerSetup {
    */
   workflowBundlePath?: string;
   options?: Partial<WorkerOptions>;
+  /** Activity metrics to record into (the worker command serves them on worker.metricsPort). */
+  metrics?: ActivityMetrics;
 }
 
 /** The workflow code to load: a bundle made beforehand saves the worker webpack's time and about 120 MiB of memory. */
@@ -49,8 +52,12 @@ export async function createWorker(setup: WorkerSetup): Promise<{ worker: Worker
     taskQueue: setup.taskQueue ?? setup.config.temporal.taskQueue,
     activities: createActivities(deps),
     ...workflowSource(setup.workflowBundlePath),
-    interceptors: { activity: activityFaultPoints() },
     ...setup.options,
+    // Crash points (tests only, inert otherwise), the worker's own metrics, and whatever the caller adds.
+    interceptors: {
+      ...setup.options?.interceptors,
+      activity: [...activityFaultPoints(), ...(setup.metrics ? [setup.metrics.interceptor] : []), ...(setup.options?.interceptors?.activity ?? [])],
+    },
   });
   return { worker, connection };
 }

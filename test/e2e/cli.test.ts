@@ -74,11 +74,21 @@ describe('vaultpam-backup command line', () => {
     expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(/VPB_ERR_STEP_FAILED: .*no location holds a manifest of backup 20200101T000000Z-abcdef/);
 
-    const asked = cli('restore', '--backup', result.backupId);
+    // --json carries every id the next command needs.
+    const asked = cli('restore', '--backup', result.backupId, '--json');
     expect(asked.code, asked.stderr).toBe(0);
-    expect(asked.stdout).toMatch(/would be lost/);
-    const workflowId = /vaultpam-backup restore confirm (\S+) --backup/.exec(asked.stdout)?.[1];
-    expect(workflowId).toBeDefined();
+    const prompt = JSON.parse(asked.stdout) as { workflowId: string; runId: string; restoreId: string; backupId: string; lossReportDigest: string; confirmCommand: string; status: string };
+    expect(prompt).toMatchObject({ backupId: result.backupId, status: 'awaiting-confirmation', lossReportDigest: expect.stringMatching(/^[0-9a-f]{64}$/) });
+    expect(prompt.workflowId).toMatch(/^restore-/);
+    expect(prompt.runId).toBeTruthy();
+    expect(prompt.restoreId).toBeTruthy();
+    expect(prompt.confirmCommand).toBe(`vaultpam-backup restore confirm ${prompt.workflowId} --backup ${result.backupId}`);
+    const workflowId = prompt.workflowId;
+    // For people: both directions of the loss report.
+    const shown = cli('restore', 'report', workflowId);
+    expect(shown.code, shown.stderr).toBe(0);
+    expect(shown.stdout).toMatch(/BRINGS BACK\s+LOSES \(newer than the backup\)/);
+    expect(shown.stdout).toMatch(/resources\s+0\s+0 created, 0 modified/);
     const wrong = cli('restore', 'confirm', workflowId!, '--backup', '20200101T000000Z-abcdef');
     expect(wrong.code).toBe(1);
     expect(wrong.stderr).toMatch(/confirmation refused: wrong backup id/);

@@ -40,7 +40,7 @@ describe('HTTP API', () => {
   it('runs preflight through Temporal and a worker, over a real socket', async () => {
     const url = await app.listen({ host: '127.0.0.1', port: 0 });
     const res = await h.withWorker(() =>
-      fetch(`${url}/v1/preflight`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body: '{"target":"production"}' }),
+      fetch(`${url}/v1/preflight`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body: '{"target":"production","allowNoBackup":true}' }),
     );
     expect(res.status).toBe(200);
     const body = (await res.json()) as { ok: boolean; workflowId: string; checks: unknown[] };

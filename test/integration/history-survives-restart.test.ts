@@ -19,7 +19,7 @@ describe('the local stack persists Temporal', () => {
   afterAll(async () => h?.close());
 
   it('keeps a finished history and a pending workflow across stack down and stack up', async () => {
-    const { workflowId, report } = await h.withWorker(() => runPreflight(h.client, h.config, 'production', h.taskQueue));
+    const { workflowId, report } = await h.withWorker(() => runPreflight(h.client, h.config, 'production', h.taskQueue, { allowNoBackup: true }));
     expect(report.ok).toBe(true);
     const eventsBefore = (await h.client.workflow.getHandle(workflowId).fetchHistory()).events?.length ?? 0;
     expect(eventsBefore).toBeGreaterThan(5);
@@ -28,7 +28,7 @@ describe('the local stack persists Temporal', () => {
     const pending = await h.client.workflow.start('preflightWorkflow', {
       taskQueue: h.taskQueue,
       workflowId: `${workflowId}-pending`,
-      args: [{ target: 'production', deployment: h.config.deployment.name }],
+      args: [{ target: 'production', deployment: h.config.deployment.name, allowNoBackup: true }],
       typedSearchAttributes: [
         { key: DEPLOYMENT, value: h.config.deployment.name },
         { key: OPERATION, value: 'preflight' },

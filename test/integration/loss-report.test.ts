@@ -28,6 +28,12 @@ const before = `'2024-06-01T11:00:00Z'::timestamptz`;
 const at = `'2024-06-01T12:00:00Z'::timestamptz`;
 const after = `'2024-06-01T13:00:00Z'::timestamptz`;
 
+/** The lost side of a report, every count zero (the brought-back side kept). */
+function emptyLoss(r: LossReport): Partial<LossReport> {
+  const none = { created: 0, modified: 0 };
+  return { auditEntries: 0, sessions: 0, organisations: none, users: none, resources: none, safes: none, credentials: { ...none, rotated: 0 }, connectors: none, recordings: r.recordings ? { ...r.recordings, objects: 0, bytes: 0 } : undefined };
+}
+
 /** Waits until just past the next whole second: S3 listings stamp objects in whole seconds. */
 async function crossSecond(): Promise<void> {
   await new Promise((resolve) => setTimeout(resolve, 1000 - (Date.now() % 1000) + 50));
@@ -137,6 +143,20 @@ describe('loss report on the real stack', () => {
     });
   });
 
+  it('says what restoring brings back: the backup\'s rows minus the live rows created at or before its point', async () => {
+    // Live rows at or before the point: resources 3 (res_1, res_2, res_4 at the point), Safes 3, credentials 3,
+    // audit entries 6, sessions 2. A backup holding more of them means rows were deleted since: they come back.
+    const rowCounts = { resources: 10, safes: 3, credentials: 4, audit_log: 6, sessions: 1, connectors: 9 };
+    const twoWay = await computeLossReport({ config, password: env.pg.password, since, backup: { rowCounts } });
+    expect(twoWay.broughtBack).toEqual({ resources: 7, safes: 0, credentials: 1, audit_log: 0, sessions: 0 });
+    // The lost side is unchanged by it, and the digest covers both sides.
+    const { broughtBack: _back, ...lostSide } = twoWay;
+    expect(lostSide).toEqual(report);
+    expect(lossReportDigest(twoWay)).not.toBe(lossReportDigest(report));
+    expect(lossReportDigest({ ...twoWay, broughtBack: { ...twoWay.broughtBack!, resources: 6 } })).not.toBe(lossReportDigest(twoWay));
+    expect(lossReportIsEmpty({ ...twoWay, ...emptyLoss(twoWay) })).toBe(true);
+  });
+
   it('refuses an invalid date with a message that says what to pass', async () => {
     await expect(computeLossReport({ config, password: env.pg.password, since: new Date('not a date') })).rejects.toThrow(/since must be a valid Date/);
   });
@@ -181,5 +201,16 @@ describe('loss report on the real stack', () => {
     expect(withRecordings.auditEntries).toBe(0);
     expect(lossReportIsEmpty(withRecordings)).toBe(false);
     expect(lossReportDigest(withRecordings)).not.toBe(lossReportDigest({ ...withRecordings, recordings: undefined }));
+
+    // The backup held 5 recordings (1000 bytes); the live bucket keeps 2 of before the point (300 bytes): 3 come back.
+    const twoWay = await computeLossReport({
+      config,
+      password: env.pg.password,
+      since: point,
+      recordings: { client: s3, bucket, excludePrefixes: ['quarantine/'] },
+      backup: { rowCounts: {}, recordings: { objects: 5, bytes: 1000 } },
+    });
+    expect(twoWay.broughtBack?.recordings).toEqual({ objects: 3, bytes: 700 });
+    expect(twoWay.recordings).toEqual({ bucket, objects: 3, bytes: 6000 });
   });
 });

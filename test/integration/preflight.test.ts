@@ -16,7 +16,7 @@ describe('preflight workflow', () => {
   afterAll(async () => h?.close());
 
   it('finds PostgreSQL, the recordings bucket, the control plane and two regions of locations healthy', async () => {
-    const { workflowId, report } = await h.withWorker(() => runPreflight(h.client, h.config, 'production', h.taskQueue));
+    const { workflowId, report } = await h.withWorker(() => runPreflight(h.client, h.config, 'production', h.taskQueue, { allowNoBackup: true }));
     const byName = Object.fromEntries(report.checks.map((c) => [c.check, c]));
     expect(report.checks.filter((c) => !c.ok)).toEqual([]);
     expect(report.ok).toBe(true);
@@ -60,8 +60,12 @@ describe('preflight workflow', () => {
 
   it('fails the recovery-point check once the newest backup is older than the objective (clock moved forward)', async () => {
     const config = isolatedConfig();
+    // No backup at all fails the check, unless the caller says this is a first run.
     const fresh = await h.withWorker(() => runPreflight(h.client, config, 'production', h.taskQueue), {}, config);
-    expect(fresh.report.checks.find((c) => c.check === 'recovery-point')).toMatchObject({ ok: true, summary: expect.stringMatching(/no committed backup/) });
+    expect(fresh.report.checks.find((c) => c.check === 'recovery-point')).toMatchObject({ ok: false, summary: expect.stringMatching(/no committed backup/), hint: expect.stringMatching(/--allow-no-backup/) });
+    expect(fresh.report.ok).toBe(false);
+    const first = await h.withWorker(() => runPreflight(h.client, config, 'production', h.taskQueue, { allowNoBackup: true }), {}, config);
+    expect(first.report.checks.find((c) => c.check === 'recovery-point')).toMatchObject({ ok: true, summary: expect.stringMatching(/allowed for a first run/) });
 
     const { backupId } = await h.withWorker(async () => backupResult(await startBackup(h.client, config, { taskQueue: h.taskQueue })), {}, config);
     const now = await h.withWorker(() => runPreflight(h.client, config, 'production', h.taskQueue), {}, config);
