@@ -211,7 +211,7 @@ export function createCatalogMetrics(options: CatalogMetricsOptions): Registry {
       },
     });
   lastCheck('vaultpam_check_last_ok', '1 when the newest check (<deployment>/checks/last.json in the location) passed, 0 when it failed; absent when no check result exists', (c) => (c.ok ? 1 : 0));
-  lastCheck('vaultpam_check_last_problems', 'Problems the newest check found', (c) => c.problems);
+  lastCheck('vaultpam_check_last_problems', 'Problems the newest check left unrepaired', (c) => c.remainingCount);
   lastCheck('vaultpam_check_last_age_seconds', 'Seconds since the newest check finished', (c) => ageSeconds(new Date(c.finishedAt).getTime()));
 
   return registry;

@@ -1,19 +1,20 @@
 // The result of the newest scheduled check, `<deployment>/checks/last.json` in a location, as the metrics read it.
 import { z } from 'zod';
 import { readAll } from '../catalog/artifacts';
-import { isNotFound, type BackupLocation } from '../storage';
+import { isNotFound, lastCheckKey, type BackupLocation } from '../storage';
 
-/** Written by the check workflow when it ends: whether every backup it read was sound, and how many problems it found. */
+/**
+ * The fields the metrics read of what the check workflow records when it ends (its whole report, see
+ * activities/check.ts): whether the repository was found sound, and how many problems remain unrepaired.
+ */
 export const lastCheckSchema = z.object({
   ok: z.boolean(),
   finishedAt: z.iso.datetime({ offset: true }),
-  problems: z.number().int().min(0),
+  remainingCount: z.number().int().min(0),
 });
 export type LastCheck = z.infer<typeof lastCheckSchema>;
 
-export function lastCheckKey(deployment: string): string {
-  return `${deployment}/checks/last.json`;
-}
+export { lastCheckKey };
 
 /** The location's last check, or undefined when none was ever written there. A malformed file is an error. */
 export async function readLastCheck(location: BackupLocation, deployment: string): Promise<LastCheck | undefined> {

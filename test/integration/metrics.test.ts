@@ -109,7 +109,7 @@ describe('metrics', () => {
 
     // A check result written into one location shows once the reading is refreshed.
     const primary = createDependencies(h.config).locations().find((l) => l.name === 'primary')!;
-    await primary.put(lastCheckKey(deployment), Buffer.from(JSON.stringify({ ok: false, finishedAt: new Date().toISOString(), problems: 2 })));
+    await primary.put(lastCheckKey(deployment), Buffer.from(JSON.stringify({ ok: false, finishedAt: new Date().toISOString(), remainingCount: 2, problemCount: 3, repairedCount: 1 })));
     await app.close();
     app = buildApi({ config: h.config, client: h.client, token: TOKEN, taskQueue: h.taskQueue, now: () => new Date(Date.now() + offsetMs), metricsCacheMs: 60_000 });
     const checked = await scrape();
