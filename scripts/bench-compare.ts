@@ -238,6 +238,12 @@ function ensureRclone(): string {
  * `fscrypt` a crypt remote over a directory beside the secondary location's. Both targets are this run's alone.
  */
 class RcloneRemotes {
+  /**
+   * rclone's S3 client fails outright when AWS_CA_BUNDLE is set (it cannot add a CA to its own HTTP transport); the
+   * endpoint is plain HTTP on 127.0.0.1, so no CA is needed, and rclone reads nothing else from AWS_* here.
+   */
+  private static readonly env = Object.fromEntries(Object.entries(process.env).filter(([name]) => name !== 'AWS_CA_BUNDLE'));
+
   private constructor(
     readonly dir: string,
     private readonly configFile: string,
@@ -288,18 +294,18 @@ class RcloneRemotes {
 
   /** `rclone copy` with the comparison's flags; the time is the process's wall time. */
   async copy(from: string, to: string): Promise<number> {
-    return (await runOrFail(`rclone copy ${from} ${to}`, 'rclone', ['--config', this.configFile, 'copy', from, to, '--transfers', String(TRANSFERS), '--stats', '0'])).ms;
+    return (await runOrFail(`rclone copy ${from} ${to}`, 'rclone', ['--config', this.configFile, 'copy', from, to, '--transfers', String(TRANSFERS), '--stats', '0'], RcloneRemotes.env)).ms;
   }
 
   /** Bytes stored under a remote path (the ciphertext, when given the crypt remote's underlying path). */
   async storedBytes(path: string): Promise<{ bytes: number; count: number }> {
-    const out = await runOrFail(`rclone size ${path}`, 'rclone', ['--config', this.configFile, 'size', '--json', path]);
+    const out = await runOrFail(`rclone size ${path}`, 'rclone', ['--config', this.configFile, 'size', '--json', path], RcloneRemotes.env);
     const parsed = JSON.parse(out.output.trim().split('\n').find((l) => l.startsWith('{')) ?? '{}') as { bytes?: number; count?: number };
     return { bytes: parsed.bytes ?? 0, count: parsed.count ?? 0 };
   }
 
   async purge(): Promise<void> {
-    await run('rclone', ['--config', this.configFile, 'purge', `src:${this.s3Target}`]);
+    await run('rclone', ['--config', this.configFile, 'purge', `src:${this.s3Target}`], RcloneRemotes.env);
     await rm(this.fsTarget, { recursive: true, force: true });
   }
 
@@ -784,7 +790,7 @@ function formatTargets(targets: Target[]): string {
   const lines = [markdownTable(['target', 'measured', 'target', ''], rows, ['l', 'r', 'r', 'l'])];
   lines.push('');
   if (missed.length === 0) lines.push('Every target met.');
-  for (const t of missed) lines.push(`- MISSED ${t.name}: ${shown(t, t.value)} against ${shown(t, t.limit)}; the time went to: ${t.where}`);
+  for (const t of missed) lines.push(`- MISSED ${t.name}: ${shown(t, t.value)} against ${shown(t, t.limit)}; ${t.unit === 'MB' ? '' : 'the time went to: '}${t.where}`);
   return lines.join('\n');
 }
 
