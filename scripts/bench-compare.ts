@@ -346,8 +346,13 @@ class WorkerProcess {
       child.once('error', reject);
       child.once('close', (code) => reject(new Error(`worker ${identity} exited (${code}) before it was ready:\n${output.trim()}`)));
     });
-    return new WorkerProcess(identity, child);
+    const worker = new WorkerProcess(identity, child);
+    worker.readyRss = await vmField(child.pid!, 'VmRSS');
+    return worker;
   }
+
+  /** RSS once connected, before any task: the runtime's own share (V8, Temporal's core, the workflow bundle). */
+  readyRss: number | undefined;
 
   private async sample(): Promise<void> {
     const rss = await vmField(this.child.pid!, 'VmRSS');
@@ -769,7 +774,7 @@ async function compare(o: CompareOptions, keep: boolean, bundlePath: string, rcl
       out.push(
         `Worker RSS (VmRSS of the worker process, sampled every ${SAMPLE_MS} ms): ` +
           [...worker.peaks].filter(([phase]) => phase !== 'idle').map(([phase, v]) => `${phase} ${mib(v)}`).join(', ') +
-          `; VmHWM since start ${hwm === undefined ? '?' : mib(hwm)}.`,
+          `; VmHWM since start ${hwm === undefined ? '?' : mib(hwm)}; ${worker.readyRss === undefined ? '?' : mib(worker.readyRss)} once ready, before any task.`,
       );
       out.push(`Restore: RTO ${seconds(rtoMs)} (stop → smoke test), workflow ${seconds(restore.ms)}; ${restore.report.recordings?.restored ?? 0} recordings restored; steps: ${topPhases(restore.runs, 5)}.`);
       out.push(`Backup steps (started → completed), small: ${topPhases(small.runs, 6)}; large: ${topPhases(large.runs, 6)}.\n`);
@@ -831,7 +836,7 @@ async function scaleRecordings(count: number, keep: boolean, bundlePath: string,
       out.push(`Seeded in ${seconds(seedMs)} (objects straight into the bucket, 64 at a time). backup.objectsPerShard ${h.config.backup.objectsPerShard}, maxShards ${h.config.backup.maxShards}: ${one.result.recordings.objects} recordings.\n`);
       out.push(markdownTable(['run', 'wall time', 'shards by worker', 'longest steps'], rows, ['l', 'r', 'l', 'l']));
       out.push(`\nratio 1 worker / rclone ${ratio(one.ms, s3Ms + fsMs).toFixed(2)}×, 2 workers / rclone ${ratio(two.ms, s3Ms + fsMs).toFixed(2)}×, 2 workers / 1 worker ${ratio(two.ms, one.ms).toFixed(2)}×.`);
-      out.push(`Worker RSS peaks: ${h.workers.map((w) => [...w.peaks].filter(([p]) => p !== 'idle').map(([p, v]) => `${w.identity} ${p} ${mib(v)}`).join(', ')).join('; ')}.`);
+      out.push(`Worker RSS peaks: ${h.workers.map((w) => [...w.peaks].filter(([p]) => p !== 'idle').map(([p, v]) => `${w.identity} ${p} ${mib(v)}`).join(', ')).join('; ')} (${first!.readyRss === undefined ? '?' : mib(first!.readyRss)} once ready).`);
     } finally {
       if (!keep) await rclone.purge().catch(() => undefined);
       await rclone.dispose();
