@@ -836,7 +836,8 @@ async function scaleRecordings(count: number, keep: boolean, bundlePath: string,
       out.push(`Seeded in ${seconds(seedMs)} (objects straight into the bucket, 64 at a time). backup.objectsPerShard ${h.config.backup.objectsPerShard}, maxShards ${h.config.backup.maxShards}: ${one.result.recordings.objects} recordings.\n`);
       out.push(markdownTable(['run', 'wall time', 'shards by worker', 'longest steps'], rows, ['l', 'r', 'l', 'l']));
       out.push(`\nratio 1 worker / rclone ${ratio(one.ms, s3Ms + fsMs).toFixed(2)}×, 2 workers / rclone ${ratio(two.ms, s3Ms + fsMs).toFixed(2)}×, 2 workers / 1 worker ${ratio(two.ms, one.ms).toFixed(2)}×.`);
-      out.push(`Worker RSS peaks: ${h.workers.map((w) => [...w.peaks].filter(([p]) => p !== 'idle').map(([p, v]) => `${w.identity} ${p} ${mib(v)}`).join(', ')).join('; ')} (${first!.readyRss === undefined ? '?' : mib(first!.readyRss)} once ready).`);
+      const ready = (w: WorkerProcess) => (w.readyRss === undefined ? '?' : mib(w.readyRss));
+      out.push(`Worker RSS peaks: ${h.workers.map((w) => `${w.identity} (${ready(w)} once ready) ${[...w.peaks].filter(([p]) => p !== 'idle').map(([p, v]) => `${p} ${mib(v)}`).join(', ')}`).join('; ')}.`);
     } finally {
       if (!keep) await rclone.purge().catch(() => undefined);
       await rclone.dispose();
