@@ -576,13 +576,13 @@ async function bucketBytes(h: Harness): Promise<{ bytes: number; count: number }
 // ---------------------------------------------------------------------------------------------- set-up and tear-down
 
 /** Creates an instance, its configuration file for the workers and the workers themselves; `work` runs with them. */
-async function withHarness<T>(name: string, workerCount: number, keep: boolean, bundlePath: string, rcloneDir: string, work: (h: Harness) => Promise<T>): Promise<T> {
+async function withHarness<T>(name: string, workerCount: number, keep: boolean, bundlePath: string, workDir: string, work: (h: Harness) => Promise<T>): Promise<T> {
   progress(`creating sandbox instance ${name}`);
   const instance = await createSandboxInstance({ name });
   const configInput = benchConfigInput(instance, name);
   const config = parseConfig(configInput);
   const deps = createDependencies(config);
-  const configFile = join(rcloneDir, `${name}.config.json`);
+  const configFile = join(workDir, `${name}.config.json`);
   // File references only: the workers resolve the secrets themselves.
   await writeFile(configFile, JSON.stringify(configInput), { mode: 0o600 });
   const h: Harness = { instance, config, configInput, deps, client: undefined as unknown as Client, taskQueue: `bench-${randomUUID()}`, configFile, bundlePath, workers: [], started: [] };
@@ -658,9 +658,9 @@ interface Target {
   where: string;
 }
 
-async function compare(o: CompareOptions, keep: boolean, bundlePath: string, rcloneDir: string, out: string[]): Promise<void> {
+async function compare(o: CompareOptions, keep: boolean, bundlePath: string, workDir: string, out: string[]): Promise<void> {
   const name = `cmp-${randomBytes(4).toString('hex')}`;
-  await withHarness(name, 1, keep, bundlePath, rcloneDir, async (h) => {
+  await withHarness(name, 1, keep, bundlePath, workDir, async (h) => {
     const rclone = await RcloneRemotes.create(h.config, h.deps, `${name}-rclone`);
     const bucket = `src:${h.config.deployment.recordings.bucket}`;
     const backBucket = `${h.config.deployment.recordings.bucket}-back`;
@@ -801,9 +801,9 @@ function formatTargets(targets: Target[]): string {
 
 // ---------------------------------------------------------------------------------------------- --scale
 
-async function scaleRecordings(count: number, keep: boolean, bundlePath: string, rcloneDir: string, out: string[]): Promise<void> {
+async function scaleRecordings(count: number, keep: boolean, bundlePath: string, workDir: string, out: string[]): Promise<void> {
   const name = `scr-${randomBytes(4).toString('hex')}`;
-  await withHarness(name, 2, keep, bundlePath, rcloneDir, async (h) => {
+  await withHarness(name, 2, keep, bundlePath, workDir, async (h) => {
     const rclone = await RcloneRemotes.create(h.config, h.deps, `${name}-rclone`);
     try {
       progress(`seeding ${count} recordings of 1 KiB straight into the bucket (64 at a time)`);
@@ -845,9 +845,9 @@ async function scaleRecordings(count: number, keep: boolean, bundlePath: string,
   });
 }
 
-async function scaleAudit(rows: number, keep: boolean, bundlePath: string, rcloneDir: string, out: string[]): Promise<void> {
+async function scaleAudit(rows: number, keep: boolean, bundlePath: string, workDir: string, out: string[]): Promise<void> {
   const name = `sca-${randomBytes(4).toString('hex')}`;
-  await withHarness(name, 1, keep, bundlePath, rcloneDir, async (h) => {
+  await withHarness(name, 1, keep, bundlePath, workDir, async (h) => {
     // Five million rows per statement: one huge INSERT would hold its whole transaction's WAL at once.
     const chunk = 5_000_000;
     const seedStarted = performance.now();
@@ -861,7 +861,7 @@ async function scaleAudit(rows: number, keep: boolean, bundlePath: string, rclon
     const backup = await timedBackup(h, 'full backup');
     const dumpRun = backup.runs.find((r) => r.type === 'dump');
     const productDumpMs = dumpRun ? dumpRun.completedAt - dumpRun.startedAt : backup.ms;
-    const file = join(rcloneDir, `${name}.dump`);
+    const file = join(workDir, `${name}.dump`);
     try {
       const baseDump = await baselineDump(h, file);
       await rm(file, { force: true });
@@ -893,7 +893,7 @@ async function scaleAudit(rows: number, keep: boolean, bundlePath: string, rclon
 
 /** Runs --compare and/or --scale; prints the figures on stdout, progress on stderr; never throws. */
 export async function runComparison(argv: string[]): Promise<void> {
-  let rcloneDir: string | undefined;
+  let workDir: string | undefined;
   try {
     const options = parseComparisonOptions(argv);
     if (!options) {
@@ -903,15 +903,15 @@ export async function runComparison(argv: string[]): Promise<void> {
     rcloneVersion = ensureRclone();
     const loadAtStart = load();
     const out: string[] = [];
-    rcloneDir = await mkdtemp(join(tmpdir(), 'vaultpam-bench-compare-'));
-    await chmod(rcloneDir, 0o700);
-    const bundlePath = join(rcloneDir, 'workflow-bundle.js');
+    workDir = await mkdtemp(join(tmpdir(), 'vaultpam-bench-compare-'));
+    await chmod(workDir, 0o700);
+    const bundlePath = join(workDir, 'workflow-bundle.js');
     const quiet = { info: () => {}, warn: () => {}, error: console.error, debug: () => {}, trace: () => {}, log: () => {} };
     await writeFile(bundlePath, (await bundleWorkflowCode({ workflowsPath, logger: quiet })).code);
     progress(`stack at ${localStackDir()}; load average at start ${loadAtStart}`);
-    if (options.compare) await compare(options.compare, options.keep, bundlePath, rcloneDir, out);
-    if (options.scale?.recordings) await scaleRecordings(options.scale.recordings, options.keep, bundlePath, rcloneDir, out);
-    if (options.scale?.audit) await scaleAudit(options.scale.audit, options.keep, bundlePath, rcloneDir, out);
+    if (options.compare) await compare(options.compare, options.keep, bundlePath, workDir, out);
+    if (options.scale?.recordings) await scaleRecordings(options.scale.recordings, options.keep, bundlePath, workDir, out);
+    if (options.scale?.audit) await scaleAudit(options.scale.audit, options.keep, bundlePath, workDir, out);
     out.push(`\nCommand: npm run bench -- ${argv.join(' ')}. Load average (1, 5, 15 min) at start ${loadAtStart}, at end ${load()}.`);
     process.stdout.write(`${out.join('\n')}\n`);
   } catch (error) {
@@ -919,6 +919,6 @@ export async function runComparison(argv: string[]): Promise<void> {
     if (!(error instanceof BenchSetupError) && error instanceof Error && error.stack) console.error(error.stack);
     process.exitCode = error instanceof BenchSetupError ? 2 : 1;
   } finally {
-    if (rcloneDir) await rm(rcloneDir, { recursive: true, force: true });
+    if (workDir) await rm(workDir, { recursive: true, force: true });
   }
 }
