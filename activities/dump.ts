@@ -14,6 +14,8 @@ export const DB_ARTIFACT = 'db.dump.enc';
 export const KEY_TABLES = ['resources', 'safes', 'credentials', 'audit_log', 'sessions', 'connectors'] as const;
 /** Kept inside the recordings bucket for a moment to read the bucket's own clock at the consistent point. */
 export const CLOCK_MARKER = '.vaultpam-backup/consistent-point';
+/** pg_dump's zlib level for the dump: fast, since the archive is encrypted (incompressible) right after. */
+export const DUMP_COMPRESS_LEVEL = 1;
 
 export function createDumpActivities(deps: Dependencies) {
   return {
@@ -56,7 +58,7 @@ export function createDumpActivities(deps: Dependencies) {
           snapshotId: snapshot.snapshotId,
           signal,
           serverVersionNum: snapshot.serverVersionNum,
-          compressLevel: 1,
+          compressLevel: DUMP_COMPRESS_LEVEL,
           onProgress: (progress) => ctx.heartbeat(progress),
         });
         // Once pg_dump has exited, the last buffered part is still being encrypted and uploaded: that reports its own bytes.

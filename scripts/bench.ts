@@ -2,6 +2,7 @@
 //
 //   npm run bench -- [--audit N] [--recordings N] [--recording-kib N] [--resources N] [--concurrency N]
 //                    [--skip-double] [--large [--large-count N] [--large-mib N]] [--keep]
+//   npm run bench -- --compare | --scale [...]     (scripts/bench-compare.ts: beside rclone and pg_dump/pg_restore)
 //
 // Figures come from one real worker running in this process (so process RSS is the worker's memory), the real
 // Temporal dev server, PostgreSQL and S3 server of scripts/stack.sh, and a sandbox instance of its own, so the
@@ -28,6 +29,7 @@ import { connectClient } from '../src/temporal/connect';
 import { createWorker, workflowsPath } from '../src/temporal/worker';
 import { KEY_TABLES } from '../activities/dump';
 import { createSandboxInstance, type SandboxInstance } from '../sandbox/instance';
+import { runComparison, wantsComparison } from './bench-compare';
 import { emptyBucket } from '../sandbox/recordings';
 import type { BackupResult } from '../workflows/backup-types';
 import type { RestoreInput, RestoreReport } from '../workflows/restore-types';
@@ -607,7 +609,10 @@ async function main(argv: string[]): Promise<void> {
 
 // Only as a script: importing this module runs nothing.
 if (isEntryPoint(import.meta.url)) {
-  main(process.argv.slice(2)).catch(failed);
+  const argv = process.argv.slice(2);
+  // --compare / --scale: the product beside rclone and pg_dump/pg_restore, and past these sizes (scripts/bench-compare.ts).
+  if (wantsComparison(argv)) void runComparison(argv);
+  else main(argv).catch(failed);
 }
 
 function failed(error: unknown): void {
