@@ -102,9 +102,13 @@ describe('docker-compose.yml', () => {
     }
     // What the Dockerfile copies into the image.
     const dockerfile = readFileSync(join(repoRoot, 'Dockerfile'), 'utf8');
-    for (const m of dockerfile.matchAll(/^COPY\s+(.+)\s+\S+$/gm)) {
+    // (`COPY --from=<stage>` copies from an earlier build stage, not from the repository.)
+    for (const m of dockerfile.matchAll(/^COPY\s+(?!--from=)(.+)\s+\S+$/gm)) {
       for (const source of m[1]!.split(/\s+/)) expect(existsSync(join(repoRoot, source)), `Dockerfile COPY ${source}`).toBe(true);
     }
+    // The image's entry point runs the compiled build that the build stage makes.
+    expect(dockerfile).toMatch(/RUN .*npm run build/);
+    expect(dockerfile).toMatch(/COPY --from=build \/app\/dist \.\/dist/);
   });
 
   it('supplies every secret and location the orchestrator configuration names to each container that loads it', () => {
