@@ -296,6 +296,11 @@ processes killed with SIGKILL by crash points that only a test's environment ena
 src/temporal/activity-fault-points.ts). Timeouts are configured in seconds for the run (heartbeat 4 s, quick calls
 10 s).
 
+Not in this matrix: the undo steps (discardBackup, unquiesce, swapBackDatabase, revertRecordings,
+importPreviousConnectors), which run only when a later step fails; a SIGKILL inside revertRecordings is the subject
+of test/integration/restore-recordings-crash.test.ts, and a failed backup's cleanup of
+test/integration/backup-location-failure.test.ts.
+
 ${summary}
 
 ${table(outcomes)}
