@@ -30,10 +30,18 @@ export function createPruneActivities(deps: Dependencies) {
       const catalog = await listBackups(locations, input.deployment, { strict: true, keyRing: deps.keyRing() });
       // Pins are read after the catalog: a pin written meanwhile is seen, and its writer re-checks the manifest after writing.
       const pins = await activePins(locations, input.deployment, deps.now());
-      const { expired, keptForPins } = selectExpired(catalog, deps.config.retention, deps.now(), new Set(pins.keys()));
-      const kept = catalog.filter((e) => !expired.includes(e));
+      const selection = selectExpired(catalog, deps.config.retention, deps.now(), new Set(pins.keys()));
+      const keptForPins = [...selection.keptForPins];
+      const expired: typeof selection.expired = [];
 
-      for (const entry of expired) {
+      for (const entry of selection.expired) {
+        // Pins read again right before each removal: a restore or drill that pinned this backup since the first
+        // reading keeps it (the window left is the one between this reading and the manifest's deletion).
+        if ((await activePins(locations, input.deployment, deps.now())).has(entry.backupId)) {
+          keptForPins.push(entry.backupId);
+          continue;
+        }
+        expired.push(entry);
         // The manifest goes first everywhere: from then on the backup does not exist, whatever else remains.
         for (const location of locations) await location.delete([manifestKey(input.deployment, entry.backupId)]);
         for (const location of locations) {
@@ -43,6 +51,7 @@ export function createPruneActivities(deps: Dependencies) {
         }
         ctx.heartbeat({ removed: entry.backupId });
       }
+      const kept = catalog.filter((e) => !expired.includes(e));
 
       // Mark: the blobs the remaining backups reference, sorted on disk (memory stays flat in the number of
       // recordings). Sweep: a merge of that list with each location's blob listing (both in key order); every listed
