@@ -82,8 +82,36 @@ make_secrets() {
   secret s3-secret-key 'od -An -tx1 -N20 /dev/urandom | tr -d " \n"' >/dev/null
   secret control-plane-token 'od -An -tx1 -N24 /dev/urandom | tr -d " \n"' >/dev/null
   secret staging-control-plane-token 'od -An -tx1 -N24 /dev/urandom | tr -d " \n"' >/dev/null
-  secret api-token 'od -An -tx1 -N24 /dev/urandom | tr -d " \n"' >/dev/null
   secret master-key 'od -An -tx1 -N32 /dev/urandom | tr -d " \n"' >/dev/null
+  make_api_tokens
+}
+
+# Two API callers of the local stack, one who starts restores and one who approves them: each token's plaintext in
+# its own file (kept when it exists), their SHA-256 digests in the API's tokens file (src/auth/api-token.ts).
+make_api_tokens() {
+  local file=$SECRETS/api-tokens.json now entries="" sep="" spec name principal roles token id digest roles_json rewrite=0
+  now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+  for spec in "api-token local-operator viewer,operator,restorer,admin" "api-token-approver local-approver viewer,approver"; do
+    read -r name principal roles <<<"$spec"
+    token=$(cat "$SECRETS/$name" 2>/dev/null || true)
+    if ! [[ $token =~ ^vpb_[a-z0-9]{6,32}_[A-Za-z0-9_-]{43}$ ]]; then
+      id=$(od -An -tx1 -N6 /dev/urandom | tr -d ' \n')
+      token="vpb_${id}_$(head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+      (umask 077 && printf '%s\n' "$token" >"$SECRETS/$name.tmp" && mv "$SECRETS/$name.tmp" "$SECRETS/$name")
+    fi
+    id=${token#vpb_}
+    id=${id%%_*}
+    digest=$(printf '%s' "$token" | sha256sum | cut -d' ' -f1)
+    roles_json="\"${roles//,/\", \"}\""
+    entries+="$sep    { \"id\": \"$id\", \"principal\": \"$principal\", \"roles\": [$roles_json], \"sha256\": \"$digest\", \"createdAt\": \"$now\" }"
+    sep=$',\n'
+    # A tokens file that already holds this token is kept as it is (with any tokens added since by `tokens create`).
+    [ -s "$file" ] && grep -q "\"$digest\"" "$file" || rewrite=1
+  done
+  if [ "$rewrite" = 1 ]; then
+    (umask 077 && printf '{\n  "tokens": [\n%s\n  ]\n}\n' "$entries" >"$file.tmp" && mv "$file.tmp" "$file")
+  fi
+  chmod 600 "$file" "$SECRETS/api-token" "$SECRETS/api-token-approver"
 }
 
 # ---------------------------------------------------------------- PostgreSQL

@@ -1,10 +1,9 @@
-// The HTTP API: bearer-token auth, zod-validated bodies, errors with stable codes; built without listening so tests can inject().
-import { timingSafeEqual } from 'node:crypto';
+// The HTTP API: a role per route for the authenticated caller, zod-validated bodies, errors with stable codes; built without listening so tests can inject().
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { isGrpcServiceError } from '@temporalio/client';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { z } from 'zod';
-import type { Config } from '../config/schema';
+import type { ApiAuthConfig, Config } from '../config/schema';
 import { formatIssues } from '../config/load';
 import { VaultpamBackupError, type ErrorCode } from '../errors/catalogue';
 import { listBackups } from '../catalog/catalog';
@@ -19,12 +18,15 @@ import { checkStatus, parseReadDataSubset, startCheck } from '../operations/chec
 import { createDependencies } from '../runtime/dependencies';
 import type { BackupLocation } from '../storage';
 import { createCatalogMetrics } from '../metrics/catalog-metrics';
+import { installAccessControl } from '../auth/access-control';
+import { createAuthenticator, type Authenticator } from '../auth/authenticate';
+import { principalOf, type Role } from '../auth/principal';
 
 export interface ApiOptions {
   config: Config;
   client: Client;
-  /** The bearer token callers present; undefined disables auth (only for a loopback-bound API). */
-  token: string | undefined;
+  /** Who may call: default, built from config.api.auth (which must then be set). */
+  authenticator?: Authenticator;
   /** Task queue the workflows run on. @default config.temporal.taskQueue */
   taskQueue?: string;
   logger?: boolean;
@@ -36,46 +38,57 @@ export interface ApiOptions {
   metricsCacheMs?: number;
 }
 
-const preflightBody = z.object({ target: z.enum(['production', 'staging']).default('production'), allowNoBackup: z.boolean().default(false) }).strict();
-const backupBody = z
-  .object({
+/** requestedBy and confirmedBy were body fields once: a body that still sends them learns why they are refused. */
+function unknownFieldsMessage(keys: readonly string[]): string {
+  return keys
+    .map((key) =>
+      key === 'requestedBy' || key === 'confirmedBy'
+        ? `${key} is not accepted: identity comes from the credential (the API token or JWT), so remove ${key} from the body`
+        : `unknown field ${JSON.stringify(key)}: remove it (the fields are listed at /openapi.json)`,
+    )
+    .join('; ');
+}
+const strictBody = { error: (issue: z.core.$ZodRawIssue) => (issue.code === 'unrecognized_keys' ? unknownFieldsMessage(issue.keys) : undefined) };
+
+const preflightBody = z.strictObject({ target: z.enum(['production', 'staging']).default('production'), allowNoBackup: z.boolean().default(false) }, strictBody);
+const backupBody = z.strictObject(
+  {
     reason: z.string().min(1).max(500).optional(),
-    requestedBy: z.string().min(1).max(200).optional(),
     deep: z.boolean().default(false),
     tags: z.array(z.string().min(1).max(64)).max(20).optional(),
-  })
-  .strict();
-const verifyBody = z.object({ deep: z.boolean().default(false) }).strict();
+  },
+  strictBody,
+);
+const verifyBody = z.strictObject({ deep: z.boolean().default(false) }, strictBody);
 const restoreBody = z
-  .object({
+  .strictObject({
     backupId: z.string().regex(/^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}$/, 'a backup id like 20261127T020000Z-1a2b3c').optional(),
     at: z.iso.datetime({ offset: true }).optional(),
     scope: z.string().default('full'),
     target: z.enum(['production', 'staging']).default('production'),
     reason: z.string().min(1).max(500).optional(),
-    requestedBy: z.string().min(1).max(200).optional(),
     confirmed: z.boolean().default(false),
     acceptUnrecoverable: z.union([z.string().regex(/^[0-9a-f]{64}$/, 'the 64-hex digest of the recordings found nowhere'), z.number().int().nonnegative()]).optional(),
-  })
-  .strict()
+  }, strictBody)
   .refine((b) => !b.backupId !== !b.at, { message: 'give either backupId or at, not both', path: ['backupId'] });
-const confirmBody = z
-  .object({
+const confirmBody = z.strictObject(
+  {
     backupId: z.string().min(1),
     lossReportDigest: z.string().regex(/^[0-9a-f]{64}$/, 'the 64-hex digest from the restore report'),
-    confirmedBy: z.string().min(1).max(200).optional(),
     acceptUnrecoverable: z.union([z.string().regex(/^[0-9a-f]{64}$/, 'the 64-hex digest of the recordings found nowhere'), z.number().int().nonnegative()]).optional(),
-  })
-  .strict();
+  },
+  strictBody,
+);
 
 const checkBody = z
-  .object({
-    readData: z.boolean().default(false),
-    readDataSubset: z.string().regex(/^[0-9]{1,6}\/[0-9]{1,6}$/, 'n/m, e.g. "1/7"').optional(),
-    repair: z.boolean().default(false),
-    requestedBy: z.string().min(1).max(200).optional(),
-  })
-  .strict()
+  .strictObject(
+    {
+      readData: z.boolean().default(false),
+      readDataSubset: z.string().regex(/^[0-9]{1,6}\/[0-9]{1,6}$/, 'n/m, e.g. "1/7"').optional(),
+      repair: z.boolean().default(false),
+    },
+    strictBody,
+  )
   .refine((b) => !(b.readData && b.readDataSubset), { message: 'give readData or readDataSubset, not both', path: ['readDataSubset'] });
 
 const bodies = { check: () => checkBody, preflight: () => preflightBody, backup: () => backupBody, verify: () => verifyBody, restore: () => restoreBody, confirm: () => confirmBody };
@@ -84,25 +97,30 @@ function openApiDocument() {
   const json = (schema: z.ZodType) => z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' });
   const body = (schema: z.ZodType) => ({ required: true, content: { 'application/json': { schema: json(schema) } } });
   const error = { description: 'error', content: { 'application/json': { schema: { type: 'object', properties: { error: { type: 'object', properties: { code: { type: 'string' }, message: { type: 'string' } } } } } } } };
-  const op = (summary: string, extra: Record<string, unknown> = {}) => ({ summary, security: [{ bearer: [] }], responses: { '400': error, '401': error }, ...extra });
+  const op = (summary: string, role: Role, extra: Record<string, unknown> = {}) => ({
+    summary: `${summary} (role: ${role})`,
+    security: [{ bearer: [] }],
+    responses: { '400': error, '401': { ...error, description: 'no credential, or one that is unknown, expired, revoked or invalid' }, '403': { ...error, description: `the caller lacks the role ${role}` } },
+    ...extra,
+  });
   return {
     openapi: '3.1.0',
     info: { title: 'vaultpam-backup', version: '0.1.0', description: 'Back up and restore VaultPAM deployments with durable Temporal workflows' },
-    components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+    components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'an API token (vpb_<id>_<secret>, from `vaultpam-backup tokens create`) or a JWT from the configured identity provider' } } },
     paths: {
       '/healthz': { get: { summary: 'liveness', responses: { '200': { description: 'serving' } } } },
-      '/metrics': { get: op('Prometheus metrics: recovery point per location, newest backup, last drill, last check') },
-      '/v1/preflight': { post: op('run the preflight checks', { requestBody: body(bodies.preflight()) }) },
-      '/v1/backups': { post: op('start a backup (409 when one runs)', { requestBody: body(bodies.backup()) }), get: op('the catalog of committed backups') },
-      '/v1/backups/status': { get: op('progress of the running or last backup') },
-      '/v1/backups/{backupId}/verify': { post: op('verify a backup at every location', { requestBody: body(bodies.verify()) }) },
-      '/v1/restores': { post: op('start a restore (it waits for confirmation unless confirmed)', { requestBody: body(bodies.restore()) }) },
-      '/v1/restores/{workflowId}': { get: op('the report of a restore: loss report, digest, step, verification, RTO, rollback') },
-      '/v1/restores/{workflowId}/confirm': { post: op('confirm a restore with the backup id and the loss report digest', { requestBody: body(bodies.confirm()) }) },
-      '/v1/restore-drills': { post: op('start a restore drill into staging') },
-      '/v1/key-rotations': { post: op('rewrap every data key under encryption.activeKeyId, under the deployment lock (409 while locked); waits for the end') },
-      '/v1/checks': { post: op('start a repository check (409 when one runs)', { requestBody: body(bodies.check()) }) },
-      '/v1/checks/{workflowId}': { get: op('the state of a check, with its report once finished') },
+      '/metrics': { get: op('Prometheus metrics: recovery point per location, newest backup, last drill, last check', 'viewer') },
+      '/v1/preflight': { post: op('run the preflight checks', 'operator', { requestBody: body(bodies.preflight()) }) },
+      '/v1/backups': { post: op('start a backup (409 when one runs)', 'operator', { requestBody: body(bodies.backup()) }), get: op('the catalog of committed backups', 'viewer') },
+      '/v1/backups/status': { get: op('progress of the running or last backup', 'viewer') },
+      '/v1/backups/{backupId}/verify': { post: op('verify a backup at every location', 'operator', { requestBody: body(bodies.verify()) }) },
+      '/v1/restores': { post: op('start a restore (it waits for confirmation unless confirmed)', 'restorer', { requestBody: body(bodies.restore()) }) },
+      '/v1/restores/{workflowId}': { get: op('the report of a restore: loss report, digest, step, verification, RTO, rollback', 'viewer') },
+      '/v1/restores/{workflowId}/confirm': { post: op('confirm a restore with the backup id and the loss report digest', 'approver', { requestBody: body(bodies.confirm()) }) },
+      '/v1/restore-drills': { post: op('start a restore drill into staging', 'operator') },
+      '/v1/key-rotations': { post: op('rewrap every data key under encryption.activeKeyId, under the deployment lock (409 while locked); waits for the end', 'admin') },
+      '/v1/checks': { post: op('start a repository check (409 when one runs)', 'operator', { requestBody: body(bodies.check()) }) },
+      '/v1/checks/{workflowId}': { get: op('the state of a check, with its report once finished', 'viewer') },
     },
   };
 }
@@ -117,6 +135,10 @@ function statusOf(code: ErrorCode): number {
       return 400;
     case 'VPB_ERR_NOT_FOUND':
       return 404;
+    case 'VPB_ERR_UNAUTHORIZED':
+      return 401;
+    case 'VPB_ERR_FORBIDDEN':
+      return 403;
     case 'VPB_ERR_BACKUP_RUNNING':
     case 'VPB_ERR_DEPLOYMENT_LOCKED':
     case 'VPB_ERR_CHECK_RUNNING':
@@ -134,10 +156,15 @@ function sendError(reply: FastifyReply, status: number, code: string, message: s
   return reply.code(status).send({ error: { code, message } });
 }
 
-function tokenMatches(given: string, expected: string): boolean {
-  const a = Buffer.from(given);
-  const b = Buffer.from(expected);
-  return a.length === b.length && timingSafeEqual(a, b);
+/** The API's auth section; an API without one would not know who calls it. */
+export function authConfigOf(config: Config): ApiAuthConfig {
+  if (!config.api.auth) {
+    throw new VaultpamBackupError(
+      'VPB_ERR_CONFIG_INVALID',
+      'api.auth is not set: set api.auth.tokensFile and create a token per person with `vaultpam-backup tokens create --principal <name> --roles <roles>` (or, on a loopback api.host only, api.auth.mode "development")',
+    );
+  }
+  return config.api.auth;
 }
 
 export function buildApi(options: ApiOptions): FastifyInstance {
@@ -155,6 +182,7 @@ export function buildApi(options: ApiOptions): FastifyInstance {
     client,
     ...(options.metricsCacheMs !== undefined ? { cacheMs: options.metricsCacheMs } : {}),
   });
+  const authenticator = options.authenticator ?? createAuthenticator(authConfigOf(config), { onReloadError: (err) => app.log.error({ err: err.message }, 'the API tokens file cannot be re-read: its tokens are refused until it is fixed') });
   const app = Fastify({
     logger: options.logger ? { redact: ['req.headers.authorization'] } : false,
     bodyLimit: 64 * 1024,
@@ -164,14 +192,7 @@ export function buildApi(options: ApiOptions): FastifyInstance {
     },
   });
 
-  app.addHook('onRequest', async (request, reply) => {
-    if (request.url === '/healthz' || request.url === '/openapi.json' || options.token === undefined) return;
-    const header = request.headers.authorization ?? '';
-    const given = header.startsWith('Bearer ') ? header.slice(7) : '';
-    if (!tokenMatches(given, options.token)) {
-      return sendError(reply, 401, 'VPB_ERR_UNAUTHORIZED', 'missing or wrong bearer token: send "Authorization: Bearer <api token>"');
-    }
-  });
+  installAccessControl(app, authenticator);
 
   app.setErrorHandler((error, _request, reply) => {
     if (error instanceof VaultpamBackupError) return sendError(reply, statusOf(error.code), error.code, error.message);
@@ -191,85 +212,85 @@ export function buildApi(options: ApiOptions): FastifyInstance {
 
   app.setNotFoundHandler((request, reply) => sendError(reply, 404, 'VPB_ERR_NOT_FOUND', `no route ${request.method} ${request.url.slice(0, 200)}; the routes are listed at /openapi.json`));
 
-  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/healthz', { config: { public: true } }, async () => ({ status: 'ok' }));
 
   // Prometheus exposition: recovery point per location, newest backup, last drill and check (docs/alerts.yml).
-  app.get('/metrics', async (_request, reply) => reply.type(metrics.contentType).send(await metrics.metrics()));
+  app.get('/metrics', { config: { role: 'viewer' } }, async (_request, reply) => reply.type(metrics.contentType).send(await metrics.metrics()));
 
   // The API described from the same zod schemas that validate its bodies, so the two cannot drift apart.
-  app.get('/openapi.json', async () => openApiDocument());
+  app.get('/openapi.json', { config: { public: true } }, async () => openApiDocument());
 
-  app.post('/v1/preflight', async (request, reply) => {
+  app.post('/v1/preflight', { config: { role: 'operator' } }, async (request, reply) => {
     const body = preflightBody.safeParse(request.body === undefined ? {} : request.body);
     if (!body.success) return sendError(reply, 400, 'VPB_ERR_INPUT_INVALID', formatIssues(body.error));
     const { workflowId, runId, report } = await runPreflight(client, config, body.data.target, taskQueue, { allowNoBackup: body.data.allowNoBackup });
     return reply.code(report.ok ? 200 : 424).send({ workflowId, runId, ...report });
   });
 
-  app.post('/v1/backups', async (request, reply) => {
+  app.post('/v1/backups', { config: { role: 'operator' } }, async (request, reply) => {
     const body = backupBody.safeParse(request.body === undefined ? {} : request.body);
     if (!body.success) return sendError(reply, 400, 'VPB_ERR_INPUT_INVALID', formatIssues(body.error));
     const handle = await startBackup(client, config, {
       ...body.data,
       reason: body.data.reason ?? 'requested through the API',
-      requestedBy: body.data.requestedBy ?? 'api',
+      requestedBy: principalOf(request).id,
       taskQueue,
     });
     return reply.code(202).send({ workflowId: handle.workflowId, runId: handle.firstExecutionRunId, status: '/v1/backups/status' });
   });
 
-  app.get('/v1/backups/status', async () => readBackupProgress(client, client.workflow.getHandle(backupWorkflowId(config.deployment.name))));
+  app.get('/v1/backups/status', { config: { role: 'viewer' } }, async () => readBackupProgress(client, client.workflow.getHandle(backupWorkflowId(config.deployment.name))));
 
-  app.get('/v1/backups', async () => {
+  app.get('/v1/backups', { config: { role: 'viewer' } }, async () => {
     const entries = await listBackups(locations(), config.deployment.name);
     return { backups: entries.map((e) => ({ backupId: e.backupId, locations: e.locations, problems: e.problems, manifest: e.manifest })) };
   });
 
-  app.post<{ Params: { backupId: string } }>('/v1/backups/:backupId/verify', async (request, reply) => {
+  app.post<{ Params: { backupId: string } }>('/v1/backups/:backupId/verify', { config: { role: 'operator' } }, async (request, reply) => {
     const body = verifyBody.safeParse(request.body === undefined ? {} : request.body);
     if (!body.success) return sendError(reply, 400, 'VPB_ERR_INPUT_INVALID', formatIssues(body.error));
     const report = await runVerify(client, config, request.params.backupId, body.data.deep, taskQueue);
     return reply.code(report.ok ? 200 : 422).send(report);
   });
 
-  app.post('/v1/restores', async (request, reply) => {
+  app.post('/v1/restores', { config: { role: 'restorer' } }, async (request, reply) => {
     const body = restoreBody.safeParse(request.body === undefined ? {} : request.body);
     if (!body.success) return sendError(reply, 400, 'VPB_ERR_INPUT_INVALID', formatIssues(body.error));
     const { scope, ...rest } = body.data;
-    const handle = await startRestore(client, config, { ...rest, scope: parseScope(scope), requestedBy: rest.requestedBy ?? 'api', taskQueue });
+    const handle = await startRestore(client, config, { ...rest, scope: parseScope(scope), requestedBy: principalOf(request).id, taskQueue });
     return reply.code(202).send({ workflowId: handle.workflowId, report: `/v1/restores/${handle.workflowId}` });
   });
 
-  app.get<{ Params: { workflowId: string } }>('/v1/restores/:workflowId', async (request) => restoreReport(client, request.params.workflowId));
+  app.get<{ Params: { workflowId: string } }>('/v1/restores/:workflowId', { config: { role: 'viewer' } }, async (request) => restoreReport(client, request.params.workflowId));
 
-  app.post<{ Params: { workflowId: string } }>('/v1/restores/:workflowId/confirm', async (request, reply) => {
+  app.post<{ Params: { workflowId: string } }>('/v1/restores/:workflowId/confirm', { config: { role: 'approver' } }, async (request, reply) => {
     const body = confirmBody.safeParse(request.body === undefined ? {} : request.body);
     if (!body.success) return sendError(reply, 400, 'VPB_ERR_INPUT_INVALID', formatIssues(body.error));
     // The confirmation is a Workflow Update, answered by a worker: without one it would never return.
     await describeRestore(client, request.params.workflowId);
     await requireWorker(client, taskQueue);
-    return reply.send(await confirmRestore(client, request.params.workflowId, { ...body.data, confirmedBy: body.data.confirmedBy ?? 'api' }));
+    return reply.send(await confirmRestore(client, request.params.workflowId, { ...body.data, confirmedBy: principalOf(request).id }));
   });
 
-  app.post('/v1/key-rotations', async (_request, reply) => {
+  app.post('/v1/key-rotations', { config: { role: 'admin' } }, async (_request, reply) => {
     const result = await runKeyRotation(client, config, taskQueue);
     return reply.code(200).send(result);
   });
 
-  app.post('/v1/restore-drills', async (_request, reply) => {
+  app.post('/v1/restore-drills', { config: { role: 'operator' } }, async (_request, reply) => {
     const handle = await startDrill(client, config, taskQueue);
     return reply.code(202).send({ workflowId: handle.workflowId });
   });
 
-  app.post('/v1/checks', async (request, reply) => {
+  app.post('/v1/checks', { config: { role: 'operator' } }, async (request, reply) => {
     const body = checkBody.safeParse(request.body ?? {});
     if (!body.success) return sendError(reply, 400, 'VPB_ERR_INPUT_INVALID', formatIssues(body.error));
     const readData = body.data.readData ? ('all' as const) : body.data.readDataSubset ? parseReadDataSubset(body.data.readDataSubset, 'readDataSubset') : undefined;
-    const handle = await startCheck(client, config, { ...(readData ? { readData } : {}), repair: body.data.repair, requestedBy: body.data.requestedBy ?? 'api', taskQueue });
+    const handle = await startCheck(client, config, { ...(readData ? { readData } : {}), repair: body.data.repair, requestedBy: principalOf(request).id, taskQueue });
     return reply.code(202).send({ workflowId: handle.workflowId, runId: handle.firstExecutionRunId, report: `/v1/checks/${handle.workflowId}` });
   });
 
-  app.get<{ Params: { workflowId: string } }>('/v1/checks/:workflowId', async (request) => checkStatus(client, request.params.workflowId));
+  app.get<{ Params: { workflowId: string } }>('/v1/checks/:workflowId', { config: { role: 'viewer' } }, async (request) => checkStatus(client, request.params.workflowId));
 
   return app;
 }

@@ -12,6 +12,7 @@ export interface LocalStackPorts {
   s3: number;
   sandbox: number;
   staging: number;
+  api: number;
 }
 
 export function localStackDir(env: NodeJS.ProcessEnv = process.env): string {
@@ -33,6 +34,7 @@ export function localStackPorts(env: NodeJS.ProcessEnv = process.env): LocalStac
     s3: port('VAULTPAM_S3_PORT', 7070),
     sandbox: port('VAULTPAM_SANDBOX_PORT', 8480),
     staging: port('VAULTPAM_STAGING_PORT', 8481),
+    api: port('VAULTPAM_API_PORT', 8470),
   };
 }
 
@@ -94,7 +96,9 @@ export function localStackConfig(env: NodeJS.ProcessEnv = process.env): ConfigIn
     ],
     encryption: { activeKeyId: 'local-1', keys: [{ id: 'local-1', secret: { file: join(secrets, 'master-key') } }] },
     backup: { concurrency: 8, workDir: join(stackDir, 'work') },
-    api: { host: '127.0.0.1', port: 8470, token: { file: join(secrets, 'api-token') } },
+    // scripts/stack.sh writes the tokens file: local-operator's token in secrets/api-token, local-approver's in
+    // secrets/api-token-approver.
+    api: { host: '127.0.0.1', port: ports.api, auth: { mode: 'tokens', tokensFile: join(secrets, 'api-tokens.json') } },
   };
 }
 

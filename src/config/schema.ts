@@ -1,5 +1,6 @@
 // The one schema of the orchestrator's configuration; every type below is inferred from it.
 import { z } from 'zod';
+import { ROLES } from '../auth/principal';
 import { DEFAULT_ACTIVITY_TIMEOUTS, parseDuration } from './activity-timeouts';
 
 /**
@@ -204,6 +205,91 @@ export const temporalSchema = z
   });
 export type TemporalConfig = z.infer<typeof temporalSchema>;
 
+/** A point in time, as ISO 8601 text with its offset. */
+const isoTime = z.iso.datetime({ offset: true, error: 'give a time as ISO 8601, e.g. 2027-03-01T00:00:00Z' });
+
+/** The roles a credential may carry (see src/auth/principal.ts for what each allows). */
+export const roleSchema = z.enum(ROLES, { error: `use one of the roles ${ROLES.join(', ')}` });
+
+/**
+ * One API token, stored hashed: the caller presents `vpb_<id>_<secret>`, the API looks the entry up by `id` and compares
+ * SHA-256 digests of the whole token. The secret itself is stored nowhere.
+ */
+export const apiTokenEntrySchema = z
+  .object({
+    id: z.string().regex(/^[a-z0-9]{6,32}$/, 'a token id is 6-32 lower-case letters and digits (the part between "vpb_" and the second "_")'),
+    /** Who the token speaks for: what the audit trail, requestedBy and approvals record. */
+    principal: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._@:-]{0,199}$/, 'a principal is a name such as "alice" or "ci-nightly": letters, digits and . _ @ : -'),
+    roles: z.array(roleSchema).min(1, `give at least one role (${ROLES.join(', ')})`),
+    sha256: z.string().regex(/^[0-9a-f]{64}$/, 'the 64-hex SHA-256 of the whole token, as `vaultpam-backup tokens create` writes it'),
+    createdAt: isoTime,
+    expiresAt: isoTime.optional(),
+    /** true, or the time it was revoked (`vaultpam-backup tokens revoke` writes the time). */
+    revoked: z.union([z.boolean(), isoTime]).optional(),
+  })
+  .strict();
+export type ApiTokenEntry = z.infer<typeof apiTokenEntrySchema>;
+
+/** The tokens file: `{ "tokens": [...] }`, written by `vaultpam-backup tokens create|revoke`. */
+export const apiTokensFileSchema = z.object({ tokens: z.array(apiTokenEntrySchema) }).strict();
+export type ApiTokensFile = z.infer<typeof apiTokensFileSchema>;
+
+/** Signed bearer tokens (JWT) issued by the organisation's identity provider. */
+export const apiJwtSchema = z
+  .object({
+    /** The `iss` every accepted token carries. */
+    issuer: z.string().min(1, 'give the issuer the identity provider writes in "iss"'),
+    /** The `aud` every accepted token carries (this API). */
+    audience: z.string().min(1, 'give the audience the identity provider writes in "aud" for this API'),
+    /** Where the provider publishes its signing keys (JWKS). */
+    jwksUrl: z.url('give the JWKS URL, e.g. https://idp.example.com/.well-known/jwks.json').optional(),
+    /** A PEM public key (or a JWKS as JSON) in a file, for a provider whose keys are distributed by hand. */
+    publicKeyFile: z.string().min(1).optional(),
+    /** @default "sub" */
+    principalClaim: z.string().min(1).default('sub'),
+    /** A claim holding the roles, as a list or space-separated text; names that are not roles are ignored. @default "roles" */
+    rolesClaim: z.string().min(1).default('roles'),
+    /** Signature algorithms accepted, e.g. ["RS256"]; default: those that suit the key. */
+    algorithms: z.array(z.string().min(1)).min(1).optional(),
+  })
+  .strict()
+  .superRefine((jwt, ctx) => {
+    if (!jwt.jwksUrl === !jwt.publicKeyFile) {
+      ctx.addIssue({ code: 'custom', path: ['jwksUrl'], message: 'give exactly one of jwksUrl (the provider\'s JWKS) or publicKeyFile (a PEM public key)' });
+    }
+  });
+export type ApiJwtConfig = z.infer<typeof apiJwtSchema>;
+
+export const apiAuthSchema = z
+  .object({
+    /**
+     * `tokens`: every caller presents an API token or a JWT. `development`: no credential at all, every caller is
+     * "developer" with every role; accepted only while api.host is a loopback address.
+     */
+    mode: z.enum(['tokens', 'development'], { error: 'use "tokens" (every caller presents a credential) or "development" (loopback only, no credential)' }).default('tokens'),
+    /** A JSON file of hashed tokens (mode 0600), re-read when it changes: a revocation needs no restart. */
+    tokensFile: z.string().min(1).optional(),
+    /** Hashed tokens written in the configuration itself. */
+    tokens: z.array(apiTokenEntrySchema).optional(),
+    jwt: apiJwtSchema.optional(),
+  })
+  .strict()
+  .superRefine((auth, ctx) => {
+    if (auth.mode === 'tokens' && !auth.tokensFile && !auth.tokens?.length && !auth.jwt) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['tokensFile'],
+        message: 'mode "tokens" needs a way to check a credential: set tokensFile (then `vaultpam-backup tokens create`), tokens, or jwt',
+      });
+    }
+    const ids = new Set<string>();
+    auth.tokens?.forEach((t, i) => {
+      if (ids.has(t.id)) ctx.addIssue({ code: 'custom', path: ['tokens', i, 'id'], message: `token id "${t.id}" is used twice; ids must be unique` });
+      ids.add(t.id);
+    });
+  });
+export type ApiAuthConfig = z.infer<typeof apiAuthSchema>;
+
 export const configSchema = z
   .object({
     /** The production deployment this orchestrator protects. */
@@ -281,7 +367,25 @@ export const configSchema = z
       .object({
         host: z.string().default('127.0.0.1'),
         port: port.default(8470),
-        token: secretRefSchema.optional(),
+        /** Who may call the API, and how they prove it; `vaultpam-backup api` refuses to start without it. */
+        auth: apiAuthSchema.optional(),
+        /**
+         * The API the command line sends its state-changing commands to (backup, restore, confirm, ...), with the
+         * caller's own token; default: the command line drives Temporal directly.
+         */
+        url: z.url('give the API base URL, e.g. http://127.0.0.1:8470').optional(),
+        /** Refused: see `auth`. Kept in the schema only to explain the migration. */
+        token: z.unknown().optional(),
+      })
+      .superRefine((api, ctx) => {
+        if (api.token !== undefined) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['token'],
+            message:
+              'api.token (one shared token) is no longer accepted: one shared token cannot tell people apart. Remove it, set api.auth.tokensFile, and create one token per person with `vaultpam-backup tokens create --principal <name> --roles <roles>`',
+          });
+        }
       })
       .prefault({}),
   })

@@ -20,6 +20,8 @@ export const errorCatalogue = {
   VPB_ERR_STEP_FAILED: 'Step %s failed: %s',
   VPB_ERR_NOT_FOUND: '%s not found: %s',
   VPB_ERR_NO_WORKER: 'No worker polls the task queue "%s" (namespace %s): %s',
+  VPB_ERR_UNAUTHORIZED: 'Not authenticated: %s',
+  VPB_ERR_FORBIDDEN: 'Principal %s may not %s: it needs the role %s and holds %s',
 } as const;
 
 export type ErrorCode = keyof typeof errorCatalogue;

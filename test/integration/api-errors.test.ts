@@ -4,9 +4,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApi } from '../../src/api/app';
 import { isolatedConfig } from '../support/backup-fixture';
 import { temporalHarness, type TemporalHarness } from '../support/temporal';
+import { apiCaller, authenticatorFor } from '../support/api-callers';
 
-const TOKEN = 'test-api-errors-token-0123456789';
-const auth = { authorization: `Bearer ${TOKEN}` };
+const caller = apiCaller('api-errors-tester');
+const auth = caller.headers;
 const digest = 'a'.repeat(64);
 
 /** A small deterministic generator (mulberry32): the same fuzz on every run, so a failure can be replayed. */
@@ -25,7 +26,7 @@ describe('API errors', () => {
   let app: ReturnType<typeof buildApi>;
   beforeAll(async () => {
     h = await temporalHarness(isolatedConfig());
-    app = buildApi({ config: h.config, client: h.client, token: TOKEN, taskQueue: h.taskQueue });
+    app = buildApi({ config: h.config, client: h.client, authenticator: authenticatorFor(caller), taskQueue: h.taskQueue });
   });
   afterAll(async () => {
     await h?.client.workflow.getHandle(`backup-${h.config.deployment.name}`).terminate('test over').catch(() => undefined);

@@ -1,17 +1,18 @@
-// The HTTP API against the real dev server: auth, body validation that changes nothing, preflight through a worker.
+// The HTTP API against the real dev server: a credential required, body validation that changes nothing, preflight through a worker.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApi } from '../../src/api/app';
 import { isolatedConfig } from '../support/backup-fixture';
 import { temporalHarness, type TemporalHarness } from '../support/temporal';
+import { apiCaller, apiSectionFor } from '../support/api-callers';
 
-const TOKEN = 'test-api-token-0123456789';
+const caller = apiCaller('api-tester');
 
 describe('HTTP API', () => {
   let h: TemporalHarness;
   let app: ReturnType<typeof buildApi>;
   beforeAll(async () => {
-    h = await temporalHarness(isolatedConfig());
-    app = buildApi({ config: h.config, client: h.client, token: TOKEN, taskQueue: h.taskQueue });
+    h = await temporalHarness(isolatedConfig(() => ({ api: apiSectionFor(caller) })));
+    app = buildApi({ config: h.config, client: h.client, taskQueue: h.taskQueue });
   });
   afterAll(async () => {
     await app?.close();
@@ -29,7 +30,7 @@ describe('HTTP API', () => {
 
   it('rejects a bad body with the field named, before starting any workflow', async () => {
     const before = await h.client.workflow.count(`TaskQueue = "${h.taskQueue}"`);
-    const res = await app.inject({ method: 'POST', url: '/v1/preflight', payload: { target: 'moon', extra: 1 }, headers: { authorization: `Bearer ${TOKEN}` } });
+    const res = await app.inject({ method: 'POST', url: '/v1/preflight', payload: { target: 'moon', extra: 1 }, headers: caller.headers });
     expect(res.statusCode).toBe(400);
     expect(res.json().error.code).toBe('VPB_ERR_INPUT_INVALID');
     expect(res.json().error.message).toMatch(/target/);
@@ -40,7 +41,7 @@ describe('HTTP API', () => {
   it('runs preflight through Temporal and a worker, over a real socket', async () => {
     const url = await app.listen({ host: '127.0.0.1', port: 0 });
     const res = await h.withWorker(() =>
-      fetch(`${url}/v1/preflight`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body: '{"target":"production","allowNoBackup":true}' }),
+      fetch(`${url}/v1/preflight`, { method: 'POST', headers: { ...caller.headers, 'content-type': 'application/json' }, body: '{"target":"production","allowNoBackup":true}' }),
     );
     expect(res.status).toBe(200);
     const body = (await res.json()) as { ok: boolean; workflowId: string; checks: unknown[] };
@@ -49,7 +50,7 @@ describe('HTTP API', () => {
     expect(body.checks.length).toBeGreaterThanOrEqual(6);
   });
 
-  const auth = { authorization: `Bearer ${TOKEN}` };
+  const auth = caller.headers;
 
   it('refuses a second backup while one runs, naming the running workflow', async () => {
     // No worker polls yet: the first backup stays running, so the second request must be refused.
@@ -75,7 +76,7 @@ describe('HTTP API', () => {
     const doc = (await app.inject({ method: 'GET', url: '/openapi.json' })).json() as { paths: Record<string, Record<string, { requestBody?: { content: Record<string, { schema: { properties: Record<string, unknown> } }> } }>> };
     expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/v1/backups', '/v1/restores', '/v1/restores/{workflowId}/confirm']));
     const confirm = doc.paths['/v1/restores/{workflowId}/confirm']!.post!.requestBody!.content['application/json']!.schema;
-    expect(Object.keys(confirm.properties)).toEqual(['backupId', 'lossReportDigest', 'confirmedBy', 'acceptUnrecoverable']);
+    expect(Object.keys(confirm.properties)).toEqual(['backupId', 'lossReportDigest', 'acceptUnrecoverable']);
   });
 
   it('rejects bad backup and verify requests with the field named', async () => {

@@ -18,6 +18,7 @@ import type { CheckProblem, CheckReport, ScheduledCheckResult } from '../../work
 import type { LastCheckRecord } from '../../activities/check';
 import { isolatedConfig, seedSandbox } from '../support/backup-fixture';
 import { temporalHarness, type TemporalHarness } from '../support/temporal';
+import { apiCaller, authenticatorFor } from '../support/api-callers';
 
 describe('repository check', () => {
   const config = isolatedConfig();
@@ -214,15 +215,16 @@ describe('repository check', () => {
   });
 
   it('serves checks through the API: a bad slice is refused, a check starts and its report is read back', async () => {
-    const app = buildApi({ config, client: h.client, token: undefined, taskQueue: h.taskQueue });
-    const bad = await app.inject({ method: 'POST', url: '/v1/checks', payload: { readDataSubset: '4/3' } });
+    const operator = apiCaller('check-operator', ['viewer', 'operator']);
+    const app = buildApi({ config, client: h.client, authenticator: authenticatorFor(operator), taskQueue: h.taskQueue });
+    const bad = await app.inject({ method: 'POST', url: '/v1/checks', payload: { readDataSubset: '4/3' }, headers: operator.headers });
     expect(bad.statusCode).toBe(400);
     expect(bad.json().error.message).toMatch(/n\/m with 1 <= n <= m/);
     const report = await h.withWorker(async () => {
-      const started = await app.inject({ method: 'POST', url: '/v1/checks', payload: { readDataSubset: '2/2' } });
+      const started = await app.inject({ method: 'POST', url: '/v1/checks', payload: { readDataSubset: '2/2' }, headers: operator.headers });
       expect(started.statusCode).toBe(202);
       for (;;) {
-        const status = (await app.inject({ method: 'GET', url: started.json().report })).json() as Awaited<ReturnType<typeof checkStatus>>;
+        const status = (await app.inject({ method: 'GET', url: started.json().report, headers: operator.headers })).json() as Awaited<ReturnType<typeof checkStatus>>;
         if (status.status !== 'RUNNING') return status.report;
         await new Promise((r) => setTimeout(r, 250));
       }

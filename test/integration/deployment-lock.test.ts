@@ -12,6 +12,7 @@ import type { BackupProgress } from '../../workflows/backup-types';
 import type { ScheduledBackupResult } from '../../workflows/scheduled-backup';
 import { isolatedConfig } from '../support/backup-fixture';
 import { temporalHarness, type TemporalHarness } from '../support/temporal';
+import { apiCaller, authenticatorFor } from '../support/api-callers';
 
 async function until<T>(probe: () => Promise<T | undefined>, what: string, timeoutMs = 90_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -23,7 +24,7 @@ async function until<T>(probe: () => Promise<T | undefined>, what: string, timeo
   }
 }
 
-const TOKEN = 'test-api-token-lock-0123456789';
+const operator = apiCaller('lock-operator', ['viewer', 'operator']);
 
 describe('deployment lock', () => {
   const config = isolatedConfig();
@@ -50,8 +51,8 @@ describe('deployment lock', () => {
       expect((await deploymentLockHolder(h.client, deployment))?.workflowId).toBe(restoreId);
 
       await expect(startBackup(h.client, config, { taskQueue: h.taskQueue })).rejects.toThrow(new RegExp(`VPB_ERR_DEPLOYMENT_LOCKED.*restore ${restoreId} holds the lock`));
-      const app = buildApi({ config, client: h.client, token: TOKEN, taskQueue: h.taskQueue });
-      const res = await app.inject({ method: 'POST', url: '/v1/backups', payload: {}, headers: { authorization: `Bearer ${TOKEN}` } });
+      const app = buildApi({ config, client: h.client, authenticator: authenticatorFor(operator), taskQueue: h.taskQueue });
+      const res = await app.inject({ method: 'POST', url: '/v1/backups', payload: {}, headers: operator.headers });
       await app.close();
       expect(res.statusCode).toBe(409);
       expect(res.json().error.code).toBe('VPB_ERR_DEPLOYMENT_LOCKED');

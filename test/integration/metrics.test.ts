@@ -10,8 +10,9 @@ import { createDependencies } from '../../src/runtime/dependencies';
 import { createWorker } from '../../src/temporal/worker';
 import { isolatedConfig } from '../support/backup-fixture';
 import { temporalHarness, type TemporalHarness } from '../support/temporal';
+import { apiCaller, authenticatorFor } from '../support/api-callers';
 
-const TOKEN = 'test-metrics-token-0123456789';
+const scraper = apiCaller('metrics-scraper', ['viewer']);
 
 /** The samples of one metric in Prometheus text: labels text -> value. */
 function samples(text: string, name: string): Map<string, number> {
@@ -28,7 +29,7 @@ describe('metrics', () => {
   let app: ReturnType<typeof buildApi>;
   let offsetMs = 0;
   const scrape = async () => {
-    const res = await app.inject({ method: 'GET', url: '/metrics', headers: { authorization: `Bearer ${TOKEN}` } });
+    const res = await app.inject({ method: 'GET', url: '/metrics', headers: scraper.headers });
     expect(res.statusCode).toBe(200);
     expect(res.headers['content-type']).toMatch(/^text\/plain/);
     return res.body;
@@ -37,7 +38,7 @@ describe('metrics', () => {
   beforeAll(async () => {
     h = await temporalHarness(isolatedConfig());
     // A clock the test moves; a long cache, as in production: ages are computed at each scrape from the cached reading.
-    app = buildApi({ config: h.config, client: h.client, token: TOKEN, taskQueue: h.taskQueue, now: () => new Date(Date.now() + offsetMs), metricsCacheMs: 60_000 });
+    app = buildApi({ config: h.config, client: h.client, authenticator: authenticatorFor(scraper), taskQueue: h.taskQueue, now: () => new Date(Date.now() + offsetMs), metricsCacheMs: 60_000 });
   });
   afterAll(async () => {
     await app?.close();
@@ -83,7 +84,7 @@ describe('metrics', () => {
 
     // The first scrape after the backup: the cached empty reading is refreshed once the cache expires, so a new API.
     await app.close();
-    app = buildApi({ config: h.config, client: h.client, token: TOKEN, taskQueue: h.taskQueue, now: () => new Date(Date.now() + offsetMs), metricsCacheMs: 60_000 });
+    app = buildApi({ config: h.config, client: h.client, authenticator: authenticatorFor(scraper), taskQueue: h.taskQueue, now: () => new Date(Date.now() + offsetMs), metricsCacheMs: 60_000 });
     const after = await scrape();
     const ages = samples(after, 'vaultpam_backup_newest_verified_age_seconds');
     expect([...ages.keys()].sort()).toEqual([`{deployment="${deployment}",location="primary"}`, `{deployment="${deployment}",location="secondary"}`]);
@@ -111,7 +112,7 @@ describe('metrics', () => {
     const primary = createDependencies(h.config).locations().find((l) => l.name === 'primary')!;
     await primary.put(lastCheckKey(deployment), Buffer.from(JSON.stringify({ ok: false, finishedAt: new Date().toISOString(), remainingCount: 2, problemCount: 3, repairedCount: 1 })));
     await app.close();
-    app = buildApi({ config: h.config, client: h.client, token: TOKEN, taskQueue: h.taskQueue, now: () => new Date(Date.now() + offsetMs), metricsCacheMs: 60_000 });
+    app = buildApi({ config: h.config, client: h.client, authenticator: authenticatorFor(scraper), taskQueue: h.taskQueue, now: () => new Date(Date.now() + offsetMs), metricsCacheMs: 60_000 });
     const checked = await scrape();
     expect(samples(checked, 'vaultpam_check_last_ok')).toEqual(new Map([[`{deployment="${deployment}",location="primary"}`, 0]]));
     expect(samples(checked, 'vaultpam_check_last_problems').get(`{deployment="${deployment}",location="primary"}`)).toBe(2);

@@ -48,7 +48,7 @@ describe('configuration', () => {
   it('refuses an unknown location kind and a missing secret reference', () => {
     const base = localStackConfig();
     expect(() => parseConfig({ ...base, locations: [{ name: 'x', region: 'r', kind: 'ftp' }] })).toThrow(/locations\.0\.kind/);
-    expect(() => parseConfig({ ...base, api: { token: { vault: 'x' } } })).toThrow(/api\.token/);
+    expect(() => parseConfig({ ...base, api: { auth: { mode: 'tokens', tokensFile: { vault: 'x' } } } })).toThrow(/api\.auth\.tokensFile/);
   });
 
   it('reports an unreadable or malformed configuration file by its path', () => {
@@ -74,9 +74,29 @@ describe('configuration', () => {
     expect(() => resolveSecret({ file: join(dir, 'empty') })).toThrow(/the file is empty/);
   });
 
-  it('refuses to serve the API beyond loopback without a token, before connecting anywhere', async () => {
+  it('refuses to serve the API beyond loopback in development mode, or at all without api.auth, before connecting anywhere', async () => {
     const base = localStackConfig();
-    const open = parseConfig({ ...base, api: { host: '0.0.0.0', port: 8470 }, temporal: { address: '127.0.0.1:1' } });
-    await expect(startApi(open)).rejects.toThrow(/api\.host is 0\.0\.0\.0 but api\.token is not set/);
+    const open = parseConfig({ ...base, api: { host: '0.0.0.0', port: 8470, auth: { mode: 'development' } }, temporal: { address: '127.0.0.1:1' } });
+    await expect(startApi(open)).rejects.toThrow(/VPB_ERR_CONFIG_INVALID.*api\.host is 0\.0\.0\.0 but api\.auth\.mode is "development"/);
+    const none = parseConfig({ ...base, api: { host: '127.0.0.1', port: 8470 }, temporal: { address: '127.0.0.1:1' } });
+    await expect(startApi(none)).rejects.toThrow(/api\.auth is not set: set api\.auth\.tokensFile and create a token per person with `vaultpam-backup tokens create/);
+  });
+
+  it('refuses the old shared api.token, saying how to migrate', () => {
+    const base = localStackConfig();
+    expect(() => parseConfig({ ...base, api: { token: { file: '/etc/api-token' } } })).toThrow(
+      /api\.token: api\.token \(one shared token\) is no longer accepted: one shared token cannot tell people apart.*vaultpam-backup tokens create/,
+    );
+  });
+
+  it('names what is wrong in api.auth: no way to check a credential, an unknown role, a JWT without a key', () => {
+    const base = localStackConfig();
+    const api = (auth: unknown) => ({ ...base, api: { auth } });
+    expect(() => parseConfig(api({ mode: 'tokens' }))).toThrow(/api\.auth\.tokensFile: mode "tokens" needs a way to check a credential/);
+    expect(() => parseConfig(api({ mode: 'open' }))).toThrow(/api\.auth\.mode: use "tokens"/);
+    const entry = { id: 'abcdef123456', principal: 'alice', roles: ['superuser'], sha256: 'a'.repeat(64), createdAt: '2026-12-01T00:00:00Z' };
+    expect(() => parseConfig(api({ tokens: [entry] }))).toThrow(/api\.auth\.tokens\.0\.roles\.0: use one of the roles viewer, operator, restorer, approver, admin/);
+    expect(() => parseConfig(api({ jwt: { issuer: 'https://idp', audience: 'vpb' } }))).toThrow(/api\.auth\.jwt\.jwksUrl: give exactly one of jwksUrl/);
+    expect(parseConfig(api({ jwt: { issuer: 'https://idp', audience: 'vpb', jwksUrl: 'https://idp/jwks' } })).api.auth?.jwt).toMatchObject({ principalClaim: 'sub', rolesClaim: 'roles' });
   });
 });

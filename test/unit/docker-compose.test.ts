@@ -114,6 +114,10 @@ describe('docker-compose.yml', () => {
   it('supplies every secret and location the orchestrator configuration names to each container that loads it', () => {
     const loaders = services.filter(([, s]) => argv(s.command).includes('--config') && !argv(s.entrypoint).some((a) => a.includes('sandbox/')));
     expect(loaders.map(([name]) => name).sort()).toEqual(['api', 'worker']);
+    // The API checks its callers' credentials: never the development mode, which would open it to anyone.
+    const api = compose.services.api!;
+    const apiArgs = argv(api.command);
+    expect(configSchema.parse(JSON.parse(readFileSync(repoFile(api, apiArgs[apiArgs.indexOf('--config') + 1]!), 'utf8'))).api.auth).toMatchObject({ mode: 'tokens', tokensFile: expect.any(String) });
     for (const [name, service] of loaders) {
       const args = argv(service.command);
       const configPath = args[args.indexOf('--config') + 1]!;
@@ -123,6 +127,12 @@ describe('docker-compose.yml', () => {
       for (const ref of refs) {
         if ('env' in ref) expect(Object.keys(environment(service)), `${name}: env ${ref.env}`).toContain(ref.env);
         else expectSecretFile(name, service, ref.file);
+      }
+      // The API's tokens file is not a secret reference (it holds digests) but is generated all the same.
+      if (config.api.auth?.tokensFile) {
+        const tokensFile = config.api.auth.tokensFile;
+        expect(mountOf(service, tokensFile)?.volume, `${name}: ${tokensFile}`).toBe('secrets');
+        expect(basename(tokensFile), `${name}: ${tokensFile} is written by init-secrets`).toBe(environment(compose.services['init-secrets']!).API_TOKENS_FILE);
       }
       // A filesystem location must be the same volume in every container that reads the catalog.
       for (const location of config.locations) {
