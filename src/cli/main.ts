@@ -1,4 +1,4 @@
-// The vaultpam-backup command line: stack, worker, api, preflight, backup, backups, check, schedule, demo.
+// The vaultpam-backup command line: stack, worker, api, tokens, preflight, backup, backups, check, schedule, demo.
 //
 // Only light modules are imported here; each action imports what it needs (the Temporal SDK, minio, pg, fastify
 // take a second or more to load), so `--help` and a mistyped option answer at once.
@@ -13,6 +13,7 @@ import type { Config } from '../config/schema';
 import { VaultpamBackupError } from '../errors/catalogue';
 import type { DrillReport } from '../operations/restore';
 import type { RestoreReport } from '../../workflows/restore-types';
+import { tokensCommand } from './tokens-command';
 
 // The configuration loader (zod) is loaded before any action runs, so config() stays synchronous.
 let loadConfig: typeof import('../config/load').loadConfig;
@@ -30,6 +31,8 @@ const program = new Command('vaultpam-backup')
 function config(): Config {
   return loadConfig({ path: program.opts<{ config?: string }>().config });
 }
+
+program.addCommand(tokensCommand(config));
 
 const targetOption = () => new Option('-t, --target <target>', 'the deployment to act on').choices(['production', 'staging']).default('production');
 
