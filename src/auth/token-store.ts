@@ -57,12 +57,7 @@ export class ApiTokenStore {
   private fileEntries(): Map<string, ApiTokenEntry> | undefined {
     const path = this.options.tokensFile;
     if (!path) return undefined;
-    let stamp: string;
-    try {
-      stamp = stampOf(path);
-    } catch (err) {
-      stamp = `error:${(err as NodeJS.ErrnoException).code}`;
-    }
+    const stamp = stampOf(path);
     if (stamp !== this.file?.stamp) this.file = this.read(path, false, stamp);
     return this.file.error ? undefined : this.file.entries;
   }
@@ -81,6 +76,10 @@ export class ApiTokenStore {
 }
 
 function stampOf(path: string): string {
-  const s = statSync(path, { bigint: true });
-  return `${s.mtimeNs}:${s.size}:${s.ino}`;
+  try {
+    const s = statSync(path, { bigint: true });
+    return `${s.mtimeNs}:${s.size}:${s.ino}`;
+  } catch (err) {
+    return `error:${(err as NodeJS.ErrnoException).code}`;
+  }
 }
