@@ -239,7 +239,12 @@ export function buildApi(options: ApiOptions): FastifyInstance {
     return reply.code(202).send({ workflowId: handle.workflowId, runId: handle.firstExecutionRunId, status: '/v1/backups/status' });
   });
 
-  app.get('/v1/backups/status', { config: { role: 'viewer' } }, async () => readBackupProgress(client, client.workflow.getHandle(backupWorkflowId(config.deployment.name))));
+  app.get('/v1/backups/status', { config: { role: 'viewer' } }, async () => {
+    const handle = client.workflow.getHandle(backupWorkflowId(config.deployment.name));
+    const progress = await readBackupProgress(client, handle);
+    // A committed backup's result, so a client of the API (the command line's --api) prints what a direct run prints.
+    return progress.workflowStatus === 'COMPLETED' ? { ...progress, result: await handle.result() } : progress;
+  });
 
   app.get('/v1/backups', { config: { role: 'viewer' } }, async () => {
     const entries = await listBackups(locations(), config.deployment.name);

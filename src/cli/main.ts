@@ -14,6 +14,7 @@ import { VaultpamBackupError } from '../errors/catalogue';
 import type { DrillReport } from '../operations/restore';
 import type { RestoreReport } from '../../workflows/restore-types';
 import { tokensCommand } from './tokens-command';
+import { workflowUrl } from './workflow-url';
 
 // The configuration loader (zod) is loaded before any action runs, so config() stays synchronous.
 let loadConfig: typeof import('../config/load').loadConfig;
@@ -21,6 +22,8 @@ let loadConfig: typeof import('../config/load').loadConfig;
 const program = new Command('vaultpam-backup')
   .description('Back up and restore VaultPAM deployments with durable Temporal workflows')
   .option('-c, --config <path>', 'JSON configuration file (default: $VAULTPAM_BACKUP_CONFIG, else the local stack)')
+  .option('--api <url>', 'send backup, verify, check, restore, confirm, drill and rotate-key through this API (default: api.url; without either, they drive Temporal directly)')
+  .option('--token-file <path>', 'the file holding your API token (default: $VAULTPAM_API_TOKEN)')
   .showHelpAfterError()
   // `restore --backup` and `restore confirm --backup` are different options: each belongs where it is written.
   .enablePositionalOptions()
@@ -51,8 +54,13 @@ async function withClient<T>(cfg: Config, fn: (client: Client) => Promise<T>): P
   }
 }
 
-function workflowUrl(cfg: Config, workflowId: string): string {
-  return `${cfg.temporal.uiUrl}/namespaces/${cfg.temporal.namespace}/workflows/${encodeURIComponent(workflowId)}`;
+/**
+ * The API to send a state-changing command through (--api, else api.url), with the caller's token; undefined: the
+ * command drives Temporal directly, as on a developer's machine.
+ */
+async function viaApi(cfg: Config) {
+  const { apiTargetOf } = await import('./api-client');
+  return apiTargetOf(cfg, program.opts<{ api?: string; tokenFile?: string }>());
 }
 
 /** Prints progress while a backup runs: one rewritten line on a terminal, a line every 10 s otherwise. */
@@ -156,6 +164,8 @@ const backup = program
     const { backupResult, startBackup } = await import('../operations/backup');
     const { formatBackupResult, printJson } = await import('./output');
     const cfg = config();
+    const api = await viaApi(cfg);
+    if (api) return (await import('./api-commands')).backupViaApi(api, cfg, opts);
     await withClient(cfg, async (client) => {
       const taskQueue = cfg.temporal.taskQueue;
       // Waiting for a backup no worker will run would wait forever: refuse before starting it.
@@ -217,6 +227,8 @@ backups
     const { runVerify } = await import('../operations/verify');
     const { formatVerify, printJson } = await import('./output');
     const cfg = config();
+    const api = await viaApi(cfg);
+    if (api) return (await import('./api-commands')).verifyViaApi(api, backupId, opts);
     const report = await withClient(cfg, (client) => runVerify(client, cfg, backupId, opts.deep ?? false));
     if (opts.json) printJson(report);
     else process.stdout.write(`${formatVerify(report)}\n`);
@@ -231,6 +243,8 @@ program
     const { runKeyRotation } = await import('../operations/rotate-keys');
     const { printJson } = await import('./output');
     const cfg = config();
+    const api = await viaApi(cfg);
+    if (api) return (await import('./api-commands')).rotateKeysViaApi(api, opts);
     const result = await withClient(cfg, (client) => runKeyRotation(client, cfg));
     if (opts.json) printJson(result);
     else {
@@ -298,6 +312,8 @@ const check = program
     if (opts.readData && opts.readDataSubset) throw new VaultpamBackupError('VPB_ERR_INPUT_INVALID', 'give --read-data or --read-data-subset n/m, not both');
     const readData = opts.readData ? ('all' as const) : opts.readDataSubset ? parseReadDataSubset(opts.readDataSubset) : undefined;
     const cfg = config();
+    const api = await viaApi(cfg);
+    if (api) return (await import('./api-commands')).checkViaApi(api, cfg, opts);
     await withClient(cfg, async (client) => {
       const handle = await startCheck(client, cfg, { ...(readData ? { readData } : {}), repair: opts.repair ?? false, requestedBy: `cli:${userInfo().username}` });
       if (!opts.wait) {
@@ -344,6 +360,8 @@ const restore = program
     const { parseScope, parseUnrecoverableAcceptance, restoreReport, startRestore } = await import('../operations/restore');
     const { formatRestoreReport, printJson } = await import('./output');
     const cfg = config();
+    const api = await viaApi(cfg);
+    if (api) return (await import('./api-commands')).restoreViaApi(api, cfg, opts);
     await withClient(cfg, async (client) => {
       const taskQueue = cfg.temporal.taskQueue;
       // Without --yes the command waits for the loss report, with --wait for the end: both need a worker.
@@ -401,6 +419,8 @@ restore
     const { requireWorker, whileWorkerPolls } = await import('../operations/worker-presence');
     const { formatRestoreReport, printJson } = await import('./output');
     const cfg = config();
+    const api = await viaApi(cfg);
+    if (api) return (await import('./api-commands')).confirmViaApi(api, workflowId, opts);
     await withClient(cfg, async (client) => {
       const taskQueue = cfg.temporal.taskQueue;
       const current = await restoreReport(client, workflowId);
@@ -465,6 +485,8 @@ restore
     const { startDrill } = await import('../operations/restore');
     const { printJson } = await import('./output');
     const cfg = config();
+    const api = await viaApi(cfg);
+    if (api) return (await import('./api-commands')).drillViaApi(api, cfg, opts);
     await withClient(cfg, async (client) => {
       await requireWorker(client, cfg.temporal.taskQueue);
       const handle = await startDrill(client, cfg);
