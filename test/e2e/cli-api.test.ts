@@ -1,0 +1,78 @@
+// The command line through the HTTP API (--api): the caller's token decides who acts, the output is the direct mode's,
+// the API's refusals reach the terminal as they are.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildApi } from '../../src/api/app';
+import { repoRoot } from '../../src/config/local-stack';
+import { isolatedConfig } from '../support/backup-fixture';
+import { apiCaller, apiSectionFor } from '../support/api-callers';
+import { temporalHarness, type TemporalHarness } from '../support/temporal';
+
+const bin = join(repoRoot, 'bin', 'vaultpam-backup.mjs');
+const operator = apiCaller('cli-olivia', ['viewer', 'operator', 'restorer']);
+const viewer = apiCaller('cli-victor', ['viewer']);
+
+describe('command line through the API', () => {
+  let h: TemporalHarness;
+  let app: ReturnType<typeof buildApi>;
+  let url: string;
+  let configPath: string;
+
+  /** Runs the command without blocking this process, whose worker must keep running meanwhile. */
+  const cli = (args: string[], env: Record<string, string> = {}) =>
+    new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
+      const child = spawn(process.execPath, [bin, '--config', configPath, '--api', url, ...args], { env: { ...process.env, VAULTPAM_API_TOKEN: '', ...env } });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      child.on('close', (status) => resolve({ status, stdout, stderr }));
+    });
+
+  beforeAll(async () => {
+    h = await temporalHarness(isolatedConfig(() => ({ api: apiSectionFor(operator, viewer) })));
+    app = buildApi({ config: h.config, client: h.client, taskQueue: h.taskQueue });
+    url = await app.listen({ host: '127.0.0.1', port: 0 });
+    configPath = join(mkdtempSync(join(tmpdir(), 'vpb-cli-api-')), 'config.json');
+    writeFileSync(configPath, JSON.stringify(h.config));
+  });
+  afterAll(async () => {
+    await h?.client.workflow.getHandle(`restore-${h.config.deployment.name}`).terminate('test over').catch(() => undefined);
+    await app?.close();
+    await h?.close();
+  });
+
+  it('refuses without a token, and passes on the API\'s 403 to a caller without the role', async () => {
+    const none = await cli(['backup']);
+    expect(none.status).toBe(1);
+    expect(none.stderr).toMatch(new RegExp(`the API at ${url} needs your own token: set VAULTPAM_API_TOKEN or give --token-file`));
+    const refused = await cli(['backup'], { VAULTPAM_API_TOKEN: viewer.token });
+    expect(refused.status).toBe(1);
+    expect(refused.stderr).toMatch(/VPB_ERR_FORBIDDEN: Principal cli-victor may not POST \/v1\/backups: it needs the role operator and holds viewer/);
+    expect(refused.stderr).not.toContain(viewer.token);
+  });
+
+  it('backs up with --wait through the API, printing the committed backup, recorded as requested by the token\'s principal', async () => {
+    const tokenFile = join(mkdtempSync(join(tmpdir(), 'vpb-token-')), 'token');
+    writeFileSync(tokenFile, `${operator.token}\n`, { mode: 0o600 });
+    const run = await h.withWorker(() => cli(['--token-file', tokenFile, 'backup', '--wait', '--reason', 'through the API']));
+    expect(run.status, run.stderr).toBe(0);
+    const backupId = /^Backup (\S+) of /m.exec(run.stdout)?.[1];
+    expect(run.stdout).toMatch(new RegExp(`Backup ${backupId} of ${h.config.deployment.name}: COMMITTED in primary, secondary`));
+    const list = (await app.inject({ method: 'GET', url: '/v1/backups', headers: viewer.headers })).json() as { backups: { backupId: string; manifest: { requestedBy?: string; reason?: string } }[] };
+    expect(list.backups.find((b) => b.backupId === backupId)?.manifest).toMatchObject({ requestedBy: 'cli-olivia' });
+
+    // A restore through the API shows its loss report; confirming it needs the approver role the operator lacks.
+    const restore = await h.withWorker(() => cli(['restore', '--backup', backupId!], { VAULTPAM_API_TOKEN: operator.token }));
+    expect(restore.status, restore.stderr).toBe(0);
+    const confirm = /To go ahead: vaultpam-backup restore confirm (\S+) --backup (\S+)/.exec(restore.stdout);
+    expect(confirm?.[2]).toBe(backupId);
+    const refused = await h.withWorker(() => cli(['restore', 'confirm', confirm![1]!, '--backup', backupId!], { VAULTPAM_API_TOKEN: operator.token }));
+    expect(refused.status).toBe(1);
+    expect(refused.stderr).toMatch(/VPB_ERR_FORBIDDEN: Principal cli-olivia may not POST \/v1\/restores\/:workflowId\/confirm: it needs the role approver and holds viewer, operator, restorer/);
+    expect((await h.client.workflow.getHandle(confirm![1]!).describe()).status.name).toBe('RUNNING');
+  });
+});
