@@ -64,7 +64,7 @@ export function createJwtVerifier(config: ApiJwtConfig): JwtVerifier {
         return { ok: false, reason: `JWT invalid: ${describeJoseError(err)}` };
       }
       const id = payload[config.principalClaim];
-      if (typeof id !== 'string' || id === '') return { ok: false, reason: `JWT invalid: it has no "${config.principalClaim}" claim naming the caller (api.auth.jwt.principalClaim)` };
+      if (typeof id !== 'string' || id === '' || id.length > 200) return { ok: false, reason: `JWT invalid: it has no "${config.principalClaim}" claim naming the caller in at most 200 characters (api.auth.jwt.principalClaim)` };
       return { ok: true, principal: { id, roles: rolesOf(payload[config.rolesClaim]), via: 'jwt', ...(payload.jti ? { credentialId: payload.jti } : {}) } };
     },
   };
