@@ -1,11 +1,12 @@
 // The command line through the HTTP API (--api): the caller's token decides who acts, the output is the direct mode's,
 // the API's refusals reach the terminal as they are.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApi } from '../../src/api/app';
+import { createAuthenticator } from '../../src/auth/authenticate';
 import { repoRoot } from '../../src/config/local-stack';
 import { isolatedConfig } from '../support/backup-fixture';
 import { apiCaller, apiSectionFor } from '../support/api-callers';
@@ -43,6 +44,31 @@ describe('command line through the API', () => {
     await h?.client.workflow.getHandle(`restore-${h.config.deployment.name}`).terminate('test over').catch(() => undefined);
     await app?.close();
     await h?.close();
+  });
+
+  it('creates a token that is printed once and stored hashed, lists it without its secret, and revokes it', async () => {
+    const tokensFile = join(mkdtempSync(join(tmpdir(), 'vpb-tokens-cli-')), 'api-tokens.json');
+    const created = await cli(['tokens', 'create', '--principal', 'carol', '--roles', 'viewer,approver', '--expires', '30d', '--file', tokensFile]);
+    expect(created.status, created.stderr).toBe(0);
+    const token = created.stdout.trim();
+    expect(token).toMatch(/^vpb_[0-9a-f]{12}_[A-Za-z0-9_-]{43}$/);
+    const id = token.split('_')[1]!;
+    expect(created.stderr).toMatch(new RegExp(`token ${id} for carol \\(viewer, approver\\), expires \\d{4}-.*It will not be shown again`, 's'));
+    expect(statSync(tokensFile).mode & 0o777).toBe(0o600);
+    expect(readFileSync(tokensFile, 'utf8')).not.toContain(token.split('_')[2]);
+    const authenticator = createAuthenticator({ mode: 'tokens', tokensFile });
+    expect(await authenticator.authenticate(`Bearer ${token}`)).toMatchObject({ ok: true, principal: { id: 'carol', roles: ['viewer', 'approver'], credentialId: id } });
+
+    const listed = await cli(['tokens', 'list', '--file', tokensFile]);
+    expect(listed.stdout).toMatch(new RegExp(`^${id}  carol  viewer,approver\\s+active until \\d{4}-`, 'm'));
+    expect(listed.stdout).not.toContain(token.split('_')[2]);
+
+    const revoked = await cli(['tokens', 'revoke', id, '--file', tokensFile]);
+    expect(revoked.status, revoked.stderr).toBe(0);
+    expect(await authenticator.authenticate(`Bearer ${token}`)).toMatchObject({ ok: false, reason: expect.stringMatching(new RegExp(`token ${id} is revoked`)) });
+    const unknownRole = await cli(['tokens', 'create', '--principal', 'dave', '--roles', 'viewer,superuser', '--file', tokensFile]);
+    expect(unknownRole.status).not.toBe(0);
+    expect(unknownRole.stderr).toMatch(/unknown role superuser: give a comma-separated list of viewer, operator, restorer, approver, admin/);
   });
 
   it('refuses without a token, and passes on the API\'s 403 to a caller without the role', async () => {
