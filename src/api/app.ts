@@ -93,34 +93,39 @@ const checkBody = z
 
 const bodies = { check: () => checkBody, preflight: () => preflightBody, backup: () => backupBody, verify: () => verifyBody, restore: () => restoreBody, confirm: () => confirmBody };
 
-function openApiDocument() {
+/** The document, its roles read from the routes themselves (`roleOf`), so the two cannot drift apart either. */
+function openApiDocument(roleOf: (method: string, url: string) => Role | undefined) {
   const json = (schema: z.ZodType) => z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' });
   const body = (schema: z.ZodType) => ({ required: true, content: { 'application/json': { schema: json(schema) } } });
   const error = { description: 'error', content: { 'application/json': { schema: { type: 'object', properties: { error: { type: 'object', properties: { code: { type: 'string' }, message: { type: 'string' } } } } } } } };
-  const op = (summary: string, role: Role, extra: Record<string, unknown> = {}) => ({
-    summary: `${summary} (role: ${role})`,
-    security: [{ bearer: [] }],
-    responses: { '400': error, '401': { ...error, description: 'no credential, or one that is unknown, expired, revoked or invalid' }, '403': { ...error, description: `the caller lacks the role ${role}` } },
-    ...extra,
-  });
+  const op = (method: string, path: string, summary: string, extra: Record<string, unknown> = {}) => {
+    const role = roleOf(method, path.replace(/\{(\w+)\}/g, ':$1'));
+    if (!role) throw new Error(`the OpenAPI document lists ${method} ${path}, which no route serves with a role`);
+    return {
+      summary: `${summary} (role: ${role})`,
+      security: [{ bearer: [] }],
+      responses: { '400': error, '401': { ...error, description: 'no credential, or one that is unknown, expired, revoked or invalid' }, '403': { ...error, description: `the caller lacks the role ${role}` } },
+      ...extra,
+    };
+  };
   return {
     openapi: '3.1.0',
     info: { title: 'vaultpam-backup', version: '0.1.0', description: 'Back up and restore VaultPAM deployments with durable Temporal workflows' },
     components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'an API token (vpb_<id>_<secret>, from `vaultpam-backup tokens create`) or a JWT from the configured identity provider' } } },
     paths: {
       '/healthz': { get: { summary: 'liveness', responses: { '200': { description: 'serving' } } } },
-      '/metrics': { get: op('Prometheus metrics: recovery point per location, newest backup, last drill, last check', 'viewer') },
-      '/v1/preflight': { post: op('run the preflight checks', 'operator', { requestBody: body(bodies.preflight()) }) },
-      '/v1/backups': { post: op('start a backup (409 when one runs)', 'operator', { requestBody: body(bodies.backup()) }), get: op('the catalog of committed backups', 'viewer') },
-      '/v1/backups/status': { get: op('progress of the running or last backup', 'viewer') },
-      '/v1/backups/{backupId}/verify': { post: op('verify a backup at every location', 'operator', { requestBody: body(bodies.verify()) }) },
-      '/v1/restores': { post: op('start a restore (it waits for confirmation unless confirmed)', 'restorer', { requestBody: body(bodies.restore()) }) },
-      '/v1/restores/{workflowId}': { get: op('the report of a restore: loss report, digest, step, verification, RTO, rollback', 'viewer') },
-      '/v1/restores/{workflowId}/confirm': { post: op('confirm a restore with the backup id and the loss report digest', 'approver', { requestBody: body(bodies.confirm()) }) },
-      '/v1/restore-drills': { post: op('start a restore drill into staging', 'operator') },
-      '/v1/key-rotations': { post: op('rewrap every data key under encryption.activeKeyId, under the deployment lock (409 while locked); waits for the end', 'admin') },
-      '/v1/checks': { post: op('start a repository check (409 when one runs)', 'operator', { requestBody: body(bodies.check()) }) },
-      '/v1/checks/{workflowId}': { get: op('the state of a check, with its report once finished', 'viewer') },
+      '/metrics': { get: op('GET', '/metrics', 'Prometheus metrics: recovery point per location, newest backup, last drill, last check') },
+      '/v1/preflight': { post: op('POST', '/v1/preflight', 'run the preflight checks', { requestBody: body(bodies.preflight()) }) },
+      '/v1/backups': { post: op('POST', '/v1/backups', 'start a backup (409 when one runs)', { requestBody: body(bodies.backup()) }), get: op('GET', '/v1/backups', 'the catalog of committed backups') },
+      '/v1/backups/status': { get: op('GET', '/v1/backups/status', 'progress of the running or last backup') },
+      '/v1/backups/{backupId}/verify': { post: op('POST', '/v1/backups/{backupId}/verify', 'verify a backup at every location', { requestBody: body(bodies.verify()) }) },
+      '/v1/restores': { post: op('POST', '/v1/restores', 'start a restore (it waits for confirmation unless confirmed)', { requestBody: body(bodies.restore()) }) },
+      '/v1/restores/{workflowId}': { get: op('GET', '/v1/restores/{workflowId}', 'the report of a restore: loss report, digest, step, verification, RTO, rollback') },
+      '/v1/restores/{workflowId}/confirm': { post: op('POST', '/v1/restores/{workflowId}/confirm', 'confirm a restore with the backup id and the loss report digest', { requestBody: body(bodies.confirm()) }) },
+      '/v1/restore-drills': { post: op('POST', '/v1/restore-drills', 'start a restore drill into staging') },
+      '/v1/key-rotations': { post: op('POST', '/v1/key-rotations', 'rewrap every data key under encryption.activeKeyId, under the deployment lock (409 while locked); waits for the end') },
+      '/v1/checks': { post: op('POST', '/v1/checks', 'start a repository check (409 when one runs)', { requestBody: body(bodies.check()) }) },
+      '/v1/checks/{workflowId}': { get: op('GET', '/v1/checks/{workflowId}', 'the state of a check, with its report once finished') },
     },
   };
 }
@@ -193,6 +198,11 @@ export function buildApi(options: ApiOptions): FastifyInstance {
   });
 
   installAccessControl(app, authenticator);
+  const routeRoles = new Map<string, Role>();
+  app.addHook('onRoute', (route) => {
+    const role = (route.config as { role?: Role } | undefined)?.role;
+    if (role) for (const method of [route.method].flat()) routeRoles.set(`${method} ${route.url}`, role);
+  });
 
   app.setErrorHandler((error, _request, reply) => {
     if (error instanceof VaultpamBackupError) return sendError(reply, statusOf(error.code), error.code, error.message);
@@ -218,7 +228,7 @@ export function buildApi(options: ApiOptions): FastifyInstance {
   app.get('/metrics', { config: { role: 'viewer' } }, async (_request, reply) => reply.type(metrics.contentType).send(await metrics.metrics()));
 
   // The API described from the same zod schemas that validate its bodies, so the two cannot drift apart.
-  app.get('/openapi.json', { config: { public: true } }, async () => openApiDocument());
+  app.get('/openapi.json', { config: { public: true } }, async () => openApiDocument((method, url) => routeRoles.get(`${method} ${url}`)));
 
   app.post('/v1/preflight', { config: { role: 'operator' } }, async (request, reply) => {
     const body = preflightBody.safeParse(request.body === undefined ? {} : request.body);
