@@ -52,33 +52,15 @@ function workflowUrl(cfg: Config, workflowId: string): string {
   return `${cfg.temporal.uiUrl}/namespaces/${cfg.temporal.namespace}/workflows/${encodeURIComponent(workflowId)}`;
 }
 
-/** Prints progress while a backup runs: one rewritten line on a terminal, a line every 10 s otherwise. */
-async function followBackup(client: Client, workflowId: string): Promise<void> {
-  const { formatProgress, readBackupProgress } = await import('../operations/progress');
-  const handle = client.workflow.getHandle(workflowId);
-  const tty = process.stderr.isTTY;
-  let last = '';
-  let lastPrinted = 0;
-  const done = handle.result().then(
-    () => undefined,
-    () => undefined,
-  );
-  for (;;) {
-    const finished = await Promise.race([done.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), 1000))]);
-    if (finished) break;
-    try {
-      const line = formatProgress(await readBackupProgress(client, handle));
-      if (tty) process.stderr.write(`\r\x1b[2K${line}`);
-      else if (line !== last && Date.now() - lastPrinted > 10_000) {
-        process.stderr.write(`${line}\n`);
-        lastPrinted = Date.now();
-      }
-      last = line;
-    } catch {
-      // a describe or query that fails once is retried on the next tick
-    }
+/** Shows the workflow's progress while `work` runs (nothing with --json), and clears it before the result prints. */
+async function withProgress<T>(client: Client, workflowId: string, label: string, json: boolean | undefined, work: () => Promise<T>): Promise<T> {
+  const { followProgress } = await import('./follow-progress');
+  const following = await followProgress(client, workflowId, { label, json: json ?? false });
+  try {
+    return await work();
+  } finally {
+    await following.stop();
   }
-  if (tty) process.stderr.write('\r\x1b[2K');
 }
 
 program
@@ -165,8 +147,7 @@ const backup = program
         return;
       }
       const watch = { workflowId: handle.workflowId };
-      if (!opts.json) await whileWorkerPolls(client, taskQueue, followBackup(client, handle.workflowId), watch);
-      const result = await whileWorkerPolls(client, taskQueue, backupResult(handle), watch);
+      const result = await withProgress(client, handle.workflowId, 'backup', opts.json, () => whileWorkerPolls(client, taskQueue, backupResult(handle), watch));
       if (opts.json) printJson({ ...ids, ...result });
       else process.stdout.write(`${formatBackupResult(result)}\n  workflow: ${workflowUrl(cfg, handle.workflowId)}\n`);
     });
@@ -214,7 +195,19 @@ backups
     const { runVerify } = await import('../operations/verify');
     const { formatVerify, printJson } = await import('./output');
     const cfg = config();
-    const report = await withClient(cfg, (client) => runVerify(client, cfg, backupId, opts.deep ?? false));
+    const report = await withClient(cfg, async (client) => {
+      const { followProgress } = await import('./follow-progress');
+      let following: Awaited<ReturnType<typeof followProgress>> | undefined;
+      try {
+        return await runVerify(client, cfg, backupId, opts.deep ?? false, cfg.temporal.taskQueue, {
+          onStarted: async (workflowId) => {
+            following = await followProgress(client, workflowId, { label: `verify ${backupId}`, json: opts.json ?? false });
+          },
+        });
+      } finally {
+        await following?.stop();
+      }
+    });
     if (opts.json) printJson(report);
     else process.stdout.write(`${formatVerify(report)}\n`);
     process.exitCode = report.ok ? 0 : 1;
@@ -302,7 +295,7 @@ const check = program
         else process.stdout.write(`check started: workflow ${handle.workflowId}\n  its report: vaultpam-backup check status   or ${workflowUrl(cfg, handle.workflowId)}\n`);
         return;
       }
-      const report = await checkResult(client, handle.workflowId);
+      const report = await withProgress(client, handle.workflowId, 'check', opts.json, () => checkResult(client, handle.workflowId));
       if (opts.json) printJson(report);
       else process.stdout.write(`${formatCheckReport(report)}\n  workflow: ${workflowUrl(cfg, handle.workflowId)}\n`);
       process.exitCode = report.ok ? 0 : 1;
@@ -370,14 +363,16 @@ const restore = program
         else process.stdout.write(`restore started: workflow ${id}\n  follow it: vaultpam-backup restore report ${id}   or ${workflowUrl(cfg, id)}\n`);
         return;
       }
-      const report = await whileWorkerPolls(
-        client,
-        taskQueue,
-        handle.result().then(
-          (r) => r as RestoreReport,
-          () => restoreReport(client, id),
+      const report = await withProgress(client, id, 'restore', opts.json, () =>
+        whileWorkerPolls(
+          client,
+          taskQueue,
+          handle.result().then(
+            (r) => r as RestoreReport,
+            () => restoreReport(client, id),
+          ),
+          { workflowId: id },
         ),
-        { workflowId: id },
       );
       if (opts.json) printJson({ ...ids, backupId: report.backup?.backupId, ...report });
       else process.stdout.write(`${formatRestoreReport(report)}\n  workflow: ${workflowUrl(cfg, id)}\n`);
@@ -421,14 +416,16 @@ restore
       const handle = client.workflow.getHandle(workflowId);
       const runId = (await handle.describe()).runId;
       if (opts.wait) {
-        const report = await whileWorkerPolls(
-          client,
-          taskQueue,
-          handle.result().then(
-            (r) => r as RestoreReport,
-            () => restoreReport(client, workflowId),
+        const report = await withProgress(client, workflowId, 'restore', opts.json, () =>
+          whileWorkerPolls(
+            client,
+            taskQueue,
+            handle.result().then(
+              (r) => r as RestoreReport,
+              () => restoreReport(client, workflowId),
+            ),
+            { workflowId },
           ),
-          { workflowId },
         );
         if (opts.json) printJson({ workflowId, runId, backupId: opts.backup, ...report });
         else process.stdout.write(`${formatRestoreReport(report)}\n`);
@@ -465,7 +462,9 @@ restore
     await withClient(cfg, async (client) => {
       await requireWorker(client, cfg.temporal.taskQueue);
       const handle = await startDrill(client, cfg);
-      const report = await whileWorkerPolls(client, cfg.temporal.taskQueue, handle.result() as Promise<DrillReport>, { workflowId: handle.workflowId });
+      const report = await withProgress(client, handle.workflowId, 'drill', opts.json, () =>
+        whileWorkerPolls(client, cfg.temporal.taskQueue, handle.result() as Promise<DrillReport>, { workflowId: handle.workflowId }),
+      );
       if (opts.json) printJson({ workflowId: handle.workflowId, runId: handle.firstExecutionRunId, ...report });
       else process.stdout.write(`Restore drill passed: backup ${report.backupId} restored into staging, RTO ${report.rtoMs ?? '?'} ms, smoke-test session ${report.smokeTest?.sessionId}\n`);
     });
@@ -532,8 +531,7 @@ program
         process.stdout.write(`${formatPreflight(report)}\n  ${workflowUrl(cfg, workflowId)}\n\n`);
         if (!report.ok) throw new VaultpamBackupError('VPB_ERR_STACK', 'preflight failed; fix what it names and run again');
         const handle = await startBackup(client, cfg, { reason: 'demo', requestedBy: `cli:${userInfo().username}` });
-        await followBackup(client, handle.workflowId);
-        const result = await backupResult(handle);
+        const result = await withProgress(client, handle.workflowId, 'backup', false, () => backupResult(handle));
         process.stdout.write(`${formatBackupResult(result)}\n  ${workflowUrl(cfg, handle.workflowId)}\n\n`);
         const verify = await runVerify(client, cfg, result.backupId, false);
         process.stdout.write(`${formatVerify(verify)}\n\n`);
