@@ -11,6 +11,11 @@ export interface FollowOptions {
   stream?: ProgressStream;
   /** @default 1000 */
   pollMs?: number;
+  /**
+   * Off a terminal, the least time between two plain lines.
+   * @default 5000
+   */
+  plainIntervalMs?: number;
 }
 
 export interface Following {
@@ -23,7 +28,7 @@ const NOTHING: Following = { stop: async () => {} };
 export async function followProgress(client: Client, workflowId: string, options: FollowOptions): Promise<Following> {
   if (options.json) return NOTHING;
   const [{ createProgressDisplay }, { readWorkflowProgress }] = await Promise.all([import('./progress-display'), import('../operations/workflow-progress')]);
-  const display = createProgressDisplay({ label: options.label, stream: options.stream ?? process.stderr });
+  const display = createProgressDisplay({ label: options.label, stream: options.stream ?? process.stderr, ...(options.plainIntervalMs !== undefined ? { plainIntervalMs: options.plainIntervalMs } : {}) });
   const pollMs = options.pollMs ?? 1000;
   let running = true;
   let wake: () => void = () => {};

@@ -20,12 +20,19 @@ let loadConfig: typeof import('../config/load').loadConfig;
 const program = new Command('vaultpam-backup')
   .description('Back up and restore VaultPAM deployments with durable Temporal workflows')
   .option('-c, --config <path>', 'JSON configuration file (default: $VAULTPAM_BACKUP_CONFIG, else the local stack)')
+  .option('--progress-interval <seconds>', 'where the output is no terminal (CI, pipes): seconds between two progress lines', parseProgressInterval, 5)
   .showHelpAfterError()
   // `restore --backup` and `restore confirm --backup` are different options: each belongs where it is written.
   .enablePositionalOptions()
   .hook('preAction', async () => {
     ({ loadConfig } = await import('../config/load'));
   });
+
+function parseProgressInterval(value: string): number {
+  const seconds = Number(value);
+  if (!Number.isFinite(seconds) || seconds < 0.1) throw new InvalidArgumentError('give a number of seconds, at least 0.1 (e.g. 30)');
+  return seconds;
+}
 
 function config(): Config {
   return loadConfig({ path: program.opts<{ config?: string }>().config });
@@ -52,10 +59,12 @@ function workflowUrl(cfg: Config, workflowId: string): string {
   return `${cfg.temporal.uiUrl}/namespaces/${cfg.temporal.namespace}/workflows/${encodeURIComponent(workflowId)}`;
 }
 
+const progressIntervalMs = () => program.opts<{ progressInterval: number }>().progressInterval * 1000;
+
 /** Shows the workflow's progress while `work` runs (nothing with --json), and clears it before the result prints. */
 async function withProgress<T>(client: Client, workflowId: string, label: string, json: boolean | undefined, work: () => Promise<T>): Promise<T> {
   const { followProgress } = await import('./follow-progress');
-  const following = await followProgress(client, workflowId, { label, json: json ?? false });
+  const following = await followProgress(client, workflowId, { label, json: json ?? false, plainIntervalMs: progressIntervalMs() });
   try {
     return await work();
   } finally {
@@ -201,7 +210,7 @@ backups
       try {
         return await runVerify(client, cfg, backupId, opts.deep ?? false, cfg.temporal.taskQueue, {
           onStarted: async (workflowId) => {
-            following = await followProgress(client, workflowId, { label: `verify ${backupId}`, json: opts.json ?? false });
+            following = await followProgress(client, workflowId, { label: `verify ${backupId}`, json: opts.json ?? false, plainIntervalMs: progressIntervalMs() });
           },
         });
       } finally {

@@ -104,6 +104,7 @@ export async function readWorkflowProgress(client: Client, workflowId: string, r
       if (progress.attempt) figures.attempt = Math.max(figures.attempt ?? 1, progress.attempt);
     }
   }
-  const step = [own.step, childStep ?? (activityNames.length ? activityNames.join(', ') : undefined)].filter(Boolean).join(' / ');
-  return { ...figures, step: step || 'waiting for a worker', workflowStatus };
+  // The workflow's own step names the work; the activity's name only stands in where the workflow has no step.
+  const step = [own.step, childStep ?? (own.step || !activityNames.length ? undefined : activityNames.join(', '))].filter(Boolean).join(' / ');
+  return { ...figures, step: step || 'starting', workflowStatus };
 }
