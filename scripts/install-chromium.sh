@@ -38,7 +38,11 @@ if ! apt-cache show chromium >/dev/null 2>&1; then
   $SUDO apt-get "${APT_OPTS[@]}" update >&2
 fi
 echo "install-chromium: apt-get install chromium" >&2
-$SUDO apt-get "${APT_OPTS[@]}" install --no-install-recommends chromium >&2 </dev/null
+if ! $SUDO apt-get "${APT_OPTS[@]}" install --no-install-recommends chromium >&2 </dev/null; then
+  # An index that names versions the mirror no longer holds: refresh it once and try again.
+  $SUDO apt-get "${APT_OPTS[@]}" update >&2
+  $SUDO apt-get "${APT_OPTS[@]}" install --no-install-recommends chromium >&2 </dev/null
+fi
 
 if path=$(find_chromium); then
   echo "$path"
