@@ -2,7 +2,6 @@
 //
 // Only light modules are imported here; each action imports what it needs (the Temporal SDK, minio, pg, fastify
 // take a second or more to load), so `--help` and a mistyped option answer at once.
-import { spawnSync } from 'node:child_process';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import type { Client } from '@temporalio/client';
@@ -17,6 +16,9 @@ import type { RestoreReport } from '../../workflows/restore-types';
 // The configuration loader (zod) is loaded before any action runs, so config() stays synchronous.
 let loadConfig: typeof import('../config/load').loadConfig;
 
+/** Commands that serve until interrupted. */
+const LONG_RUNNING_COMMANDS = new Set(['worker', 'api', 'demo']);
+
 const program = new Command('vaultpam-backup')
   .description('Back up and restore VaultPAM deployments with durable Temporal workflows')
   .option('-c, --config <path>', 'JSON configuration file (default: $VAULTPAM_BACKUP_CONFIG, else the local stack)')
@@ -24,8 +26,11 @@ const program = new Command('vaultpam-backup')
   .showHelpAfterError()
   // `restore --backup` and `restore confirm --backup` are different options: each belongs where it is written.
   .enablePositionalOptions()
-  .hook('preAction', async () => {
+  .hook('preAction', async (_program, command) => {
     ({ loadConfig } = await import('../config/load'));
+    // zod compiles each schema to a function on its first parse: worth it in a worker or the API, which parse for
+    // days, not in a command that parses its configuration and a few manifests once (tens of ms at start).
+    if (!LONG_RUNNING_COMMANDS.has(command.name())) (await import('zod')).z.config({ jitless: true });
   });
 
 function parseProgressInterval(value: string): number {
@@ -40,7 +45,9 @@ function config(): Config {
 
 const targetOption = () => new Option('-t, --target <target>', 'the deployment to act on').choices(['production', 'staging']).default('production');
 
-function stackScript(args: string[]): number {
+/** Runs scripts/stack.sh (node:child_process loaded here: `--help` has no use for it). */
+async function stackScript(args: string[]): Promise<number> {
+  const { spawnSync } = await import('node:child_process');
   const result = spawnSync('bash', [join(repoRoot, 'scripts', 'stack.sh'), ...args], { stdio: 'inherit' });
   return result.status ?? 1;
 }
@@ -79,8 +86,8 @@ program
     if (!['up', 'down', 'status'].includes(value)) throw new InvalidArgumentError('use up, down or status');
     return value;
   })
-  .action((action: string) => {
-    process.exitCode = stackScript([action]);
+  .action(async (action: string) => {
+    process.exitCode = await stackScript([action]);
   });
 
 program
@@ -514,7 +521,7 @@ program
   .description('the main job on the embedded default: provision the local stack and sandbox, run a worker, preflight, back up, verify')
   .action(async () => {
     const { listBackups } = await import('../catalog/catalog');
-    if (stackScript(['up']) !== 0) throw new VaultpamBackupError('VPB_ERR_STACK', 'scripts/stack.sh up failed (see the lines above)');
+    if ((await stackScript(['up'])) !== 0) throw new VaultpamBackupError('VPB_ERR_STACK', 'scripts/stack.sh up failed (see the lines above)');
     const { loadSandboxConfig } = await import('../../sandbox/sandbox-config');
     const { seed } = await import('../../sandbox/seed');
     const { DefaultLogger, Runtime } = await import('@temporalio/worker');
