@@ -2,7 +2,6 @@
 //
 // Only light modules are imported here; each action imports what it needs (the Temporal SDK, minio, pg, fastify
 // take a second or more to load), so `--help` and a mistyped option answer at once.
-import { spawnSync } from 'node:child_process';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import type { Client } from '@temporalio/client';
@@ -19,17 +18,30 @@ import { workflowUrl } from './workflow-url';
 // The configuration loader (zod) is loaded before any action runs, so config() stays synchronous.
 let loadConfig: typeof import('../config/load').loadConfig;
 
+/** Commands that serve until interrupted. */
+const LONG_RUNNING_COMMANDS = new Set(['worker', 'api', 'demo']);
+
 const program = new Command('vaultpam-backup')
   .description('Back up and restore VaultPAM deployments with durable Temporal workflows')
   .option('-c, --config <path>', 'JSON configuration file (default: $VAULTPAM_BACKUP_CONFIG, else the local stack)')
   .option('--api <url>', 'send backup, verify, check, restore, confirm, drill and rotate-key through this API (default: api.url; without either, they drive Temporal directly)')
   .option('--token-file <path>', 'the file holding your API token (default: $VAULTPAM_API_TOKEN)')
+  .option('--progress-interval <seconds>', 'where the output is no terminal (CI, pipes): seconds between two progress lines', parseProgressInterval, 5)
   .showHelpAfterError()
   // `restore --backup` and `restore confirm --backup` are different options: each belongs where it is written.
   .enablePositionalOptions()
-  .hook('preAction', async () => {
+  .hook('preAction', async (_program, command) => {
     ({ loadConfig } = await import('../config/load'));
+    // zod compiles each schema to a function on its first parse: worth it in a worker or the API, which parse for
+    // days, not in a command that parses its configuration and a few manifests once (tens of ms at start).
+    if (!LONG_RUNNING_COMMANDS.has(command.name())) (await import('zod')).z.config({ jitless: true });
   });
+
+function parseProgressInterval(value: string): number {
+  const seconds = Number(value);
+  if (!Number.isFinite(seconds) || seconds < 0.1) throw new InvalidArgumentError('give a number of seconds, at least 0.1 (e.g. 30)');
+  return seconds;
+}
 
 function config(): Config {
   return loadConfig({ path: program.opts<{ config?: string }>().config });
@@ -39,7 +51,9 @@ program.addCommand(tokensCommand(config));
 
 const targetOption = () => new Option('-t, --target <target>', 'the deployment to act on').choices(['production', 'staging']).default('production');
 
-function stackScript(args: string[]): number {
+/** Runs scripts/stack.sh (node:child_process loaded here: `--help` has no use for it). */
+async function stackScript(args: string[]): Promise<number> {
+  const { spawnSync } = await import('node:child_process');
   const result = spawnSync('bash', [join(repoRoot, 'scripts', 'stack.sh'), ...args], { stdio: 'inherit' });
   return result.status ?? 1;
 }
@@ -63,33 +77,17 @@ async function viaApi(cfg: Config) {
   return apiTargetOf(cfg, program.opts<{ api?: string; tokenFile?: string }>());
 }
 
-/** Prints progress while a backup runs: one rewritten line on a terminal, a line every 10 s otherwise. */
-async function followBackup(client: Client, workflowId: string): Promise<void> {
-  const { formatProgress, readBackupProgress } = await import('../operations/progress');
-  const handle = client.workflow.getHandle(workflowId);
-  const tty = process.stderr.isTTY;
-  let last = '';
-  let lastPrinted = 0;
-  const done = handle.result().then(
-    () => undefined,
-    () => undefined,
-  );
-  for (;;) {
-    const finished = await Promise.race([done.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), 1000))]);
-    if (finished) break;
-    try {
-      const line = formatProgress(await readBackupProgress(client, handle));
-      if (tty) process.stderr.write(`\r\x1b[2K${line}`);
-      else if (line !== last && Date.now() - lastPrinted > 10_000) {
-        process.stderr.write(`${line}\n`);
-        lastPrinted = Date.now();
-      }
-      last = line;
-    } catch {
-      // a describe or query that fails once is retried on the next tick
-    }
+const progressIntervalMs = () => program.opts<{ progressInterval: number }>().progressInterval * 1000;
+
+/** Shows the workflow's progress while `work` runs (nothing with --json), and clears it before the result prints. */
+async function withProgress<T>(client: Client, workflowId: string, label: string, json: boolean | undefined, work: () => Promise<T>): Promise<T> {
+  const { followProgress } = await import('./follow-progress');
+  const following = await followProgress(client, workflowId, { label, json: json ?? false, plainIntervalMs: progressIntervalMs() });
+  try {
+    return await work();
+  } finally {
+    await following.stop();
   }
-  if (tty) process.stderr.write('\r\x1b[2K');
 }
 
 program
@@ -99,8 +97,8 @@ program
     if (!['up', 'down', 'status'].includes(value)) throw new InvalidArgumentError('use up, down or status');
     return value;
   })
-  .action((action: string) => {
-    process.exitCode = stackScript([action]);
+  .action(async (action: string) => {
+    process.exitCode = await stackScript([action]);
   });
 
 program
@@ -178,8 +176,7 @@ const backup = program
         return;
       }
       const watch = { workflowId: handle.workflowId };
-      if (!opts.json) await whileWorkerPolls(client, taskQueue, followBackup(client, handle.workflowId), watch);
-      const result = await whileWorkerPolls(client, taskQueue, backupResult(handle), watch);
+      const result = await withProgress(client, handle.workflowId, 'backup', opts.json, () => whileWorkerPolls(client, taskQueue, backupResult(handle), watch));
       if (opts.json) printJson({ ...ids, ...result });
       else process.stdout.write(`${formatBackupResult(result)}\n  workflow: ${workflowUrl(cfg, handle.workflowId)}\n`);
     });
@@ -229,7 +226,19 @@ backups
     const cfg = config();
     const api = await viaApi(cfg);
     if (api) return (await import('./api-commands')).verifyViaApi(api, backupId, opts);
-    const report = await withClient(cfg, (client) => runVerify(client, cfg, backupId, opts.deep ?? false));
+    const report = await withClient(cfg, async (client) => {
+      const { followProgress } = await import('./follow-progress');
+      let following: Awaited<ReturnType<typeof followProgress>> | undefined;
+      try {
+        return await runVerify(client, cfg, backupId, opts.deep ?? false, cfg.temporal.taskQueue, {
+          onStarted: async (workflowId) => {
+            following = await followProgress(client, workflowId, { label: `verify ${backupId}`, json: opts.json ?? false, plainIntervalMs: progressIntervalMs() });
+          },
+        });
+      } finally {
+        await following?.stop();
+      }
+    });
     if (opts.json) printJson(report);
     else process.stdout.write(`${formatVerify(report)}\n`);
     process.exitCode = report.ok ? 0 : 1;
@@ -321,7 +330,7 @@ const check = program
         else process.stdout.write(`check started: workflow ${handle.workflowId}\n  its report: vaultpam-backup check status   or ${workflowUrl(cfg, handle.workflowId)}\n`);
         return;
       }
-      const report = await checkResult(client, handle.workflowId);
+      const report = await withProgress(client, handle.workflowId, 'check', opts.json, () => checkResult(client, handle.workflowId));
       if (opts.json) printJson(report);
       else process.stdout.write(`${formatCheckReport(report)}\n  workflow: ${workflowUrl(cfg, handle.workflowId)}\n`);
       process.exitCode = report.ok ? 0 : 1;
@@ -391,14 +400,16 @@ const restore = program
         else process.stdout.write(`restore started: workflow ${id}\n  follow it: vaultpam-backup restore report ${id}   or ${workflowUrl(cfg, id)}\n`);
         return;
       }
-      const report = await whileWorkerPolls(
-        client,
-        taskQueue,
-        handle.result().then(
-          (r) => r as RestoreReport,
-          () => restoreReport(client, id),
+      const report = await withProgress(client, id, 'restore', opts.json, () =>
+        whileWorkerPolls(
+          client,
+          taskQueue,
+          handle.result().then(
+            (r) => r as RestoreReport,
+            () => restoreReport(client, id),
+          ),
+          { workflowId: id },
         ),
-        { workflowId: id },
       );
       if (opts.json) printJson({ ...ids, backupId: report.backup?.backupId, ...report });
       else process.stdout.write(`${formatRestoreReport(report)}\n  workflow: ${workflowUrl(cfg, id)}\n`);
@@ -444,14 +455,16 @@ restore
       const handle = client.workflow.getHandle(workflowId);
       const runId = (await handle.describe()).runId;
       if (opts.wait) {
-        const report = await whileWorkerPolls(
-          client,
-          taskQueue,
-          handle.result().then(
-            (r) => r as RestoreReport,
-            () => restoreReport(client, workflowId),
+        const report = await withProgress(client, workflowId, 'restore', opts.json, () =>
+          whileWorkerPolls(
+            client,
+            taskQueue,
+            handle.result().then(
+              (r) => r as RestoreReport,
+              () => restoreReport(client, workflowId),
+            ),
+            { workflowId },
           ),
-          { workflowId },
         );
         if (opts.json) printJson({ workflowId, runId, backupId: opts.backup, ...report });
         else process.stdout.write(`${formatRestoreReport(report)}\n`);
@@ -490,7 +503,9 @@ restore
     await withClient(cfg, async (client) => {
       await requireWorker(client, cfg.temporal.taskQueue);
       const handle = await startDrill(client, cfg);
-      const report = await whileWorkerPolls(client, cfg.temporal.taskQueue, handle.result() as Promise<DrillReport>, { workflowId: handle.workflowId });
+      const report = await withProgress(client, handle.workflowId, 'drill', opts.json, () =>
+        whileWorkerPolls(client, cfg.temporal.taskQueue, handle.result() as Promise<DrillReport>, { workflowId: handle.workflowId }),
+      );
       if (opts.json) printJson({ workflowId: handle.workflowId, runId: handle.firstExecutionRunId, ...report });
       else process.stdout.write(`Restore drill passed: backup ${report.backupId} restored into staging, RTO ${report.rtoMs ?? '?'} ms, smoke-test session ${report.smokeTest?.sessionId}\n`);
     });
@@ -531,7 +546,7 @@ program
   .description('the main job on the embedded default: provision the local stack and sandbox, run a worker, preflight, back up, verify')
   .action(async () => {
     const { listBackups } = await import('../catalog/catalog');
-    if (stackScript(['up']) !== 0) throw new VaultpamBackupError('VPB_ERR_STACK', 'scripts/stack.sh up failed (see the lines above)');
+    if ((await stackScript(['up'])) !== 0) throw new VaultpamBackupError('VPB_ERR_STACK', 'scripts/stack.sh up failed (see the lines above)');
     const { loadSandboxConfig } = await import('../../sandbox/sandbox-config');
     const { seed } = await import('../../sandbox/seed');
     const { DefaultLogger, Runtime } = await import('@temporalio/worker');
@@ -557,8 +572,7 @@ program
         process.stdout.write(`${formatPreflight(report)}\n  ${workflowUrl(cfg, workflowId)}\n\n`);
         if (!report.ok) throw new VaultpamBackupError('VPB_ERR_STACK', 'preflight failed; fix what it names and run again');
         const handle = await startBackup(client, cfg, { reason: 'demo', requestedBy: `cli:${userInfo().username}` });
-        await followBackup(client, handle.workflowId);
-        const result = await backupResult(handle);
+        const result = await withProgress(client, handle.workflowId, 'backup', false, () => backupResult(handle));
         process.stdout.write(`${formatBackupResult(result)}\n  ${workflowUrl(cfg, handle.workflowId)}\n\n`);
         const verify = await runVerify(client, cfg, result.backupId, false);
         process.stdout.write(`${formatVerify(verify)}\n\n`);

@@ -13,7 +13,12 @@ const BACKUP_ID_SHAPE = /^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}$/;
 /** The report, with the ids of the run that made it. */
 export type VerifyRun = VerifyReport & { workflowId: string; runId: string };
 
-export async function runVerify(client: Client, config: Config, backupId: string, deep: boolean, taskQueue = config.temporal.taskQueue): Promise<VerifyRun> {
+export interface VerifyRunOptions {
+  /** Called once the workflow is started, before waiting for it (the command line follows its progress). */
+  onStarted?(workflowId: string): void | Promise<void>;
+}
+
+export async function runVerify(client: Client, config: Config, backupId: string, deep: boolean, taskQueue = config.temporal.taskQueue, options: VerifyRunOptions = {}): Promise<VerifyRun> {
   if (!BACKUP_ID_SHAPE.test(backupId)) {
     throw new VaultpamBackupError('VPB_ERR_INPUT_INVALID', `"${backupId}" is not a backup id (like 20261127T020000Z-1a2b3c); list them with: vaultpam-backup backups list`);
   }
@@ -31,6 +36,7 @@ export async function runVerify(client: Client, config: Config, backupId: string
     staticSummary: `Verify backup ${backupId} of ${deployment}${deep ? ' (deep)' : ''}`,
   });
   const ids = { workflowId: handle.workflowId, runId: handle.firstExecutionRunId };
+  await options.onStarted?.(handle.workflowId);
   let report: VerifyReport;
   try {
     report = await whileWorkerPolls(client, taskQueue, handle.result() as Promise<VerifyReport>, { workflowId: handle.workflowId });

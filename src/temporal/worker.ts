@@ -52,6 +52,9 @@ export async function createWorker(setup: WorkerSetup): Promise<{ worker: Worker
     taskQueue: setup.taskQueue ?? setup.config.temporal.taskQueue,
     activities: createActivities(deps),
     ...workflowSource(setup.workflowBundlePath),
+    // Heartbeats reach the server at most this often (else 80% of the heartbeat timeout, 24 s by default): the
+    // progress a waiting command shows, read from the server, is then a few seconds old at most.
+    maxHeartbeatThrottleInterval: '5 seconds',
     ...setup.options,
     // Crash points (tests only, inert otherwise), the worker's own metrics, and whatever the caller adds.
     interceptors: {
