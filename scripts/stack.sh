@@ -84,6 +84,25 @@ make_secrets() {
   secret staging-control-plane-token 'od -An -tx1 -N24 /dev/urandom | tr -d " \n"' >/dev/null
   secret api-token 'od -An -tx1 -N24 /dev/urandom | tr -d " \n"' >/dev/null
   secret master-key 'od -An -tx1 -N32 /dev/urandom | tr -d " \n"' >/dev/null
+  make_approval_keys
+}
+
+# The Ed25519 key pair that signs restore requests and approvals (API, CLI) and verifies them (workers); made once.
+make_approval_keys() {
+  local private=$SECRETS/approvals-signing-key.pem public=$SECRETS/approvals-public-key.pem
+  if [ ! -s "$private" ]; then
+    if command -v openssl >/dev/null && (umask 077 && openssl genpkey -algorithm ed25519 -out "$private.tmp" 2>/dev/null); then
+      mv "$private.tmp" "$private"
+    else
+      rm -f "$private.tmp"
+      (umask 077 && node -e 'process.stdout.write(require("node:crypto").generateKeyPairSync("ed25519").privateKey.export({ type: "pkcs8", format: "pem" }))' >"$private")
+    fi
+    rm -f "$public"
+  fi
+  if [ ! -s "$public" ]; then
+    (umask 077 && node -e 'const c = require("node:crypto"); process.stdout.write(c.createPublicKey(require("node:fs").readFileSync(process.argv[1])).export({ type: "spki", format: "pem" }))' "$private" >"$public")
+  fi
+  chmod 600 "$private" "$public"
 }
 
 # ---------------------------------------------------------------- PostgreSQL

@@ -13,6 +13,7 @@ import { runPreflight } from '../operations/preflight';
 import { readBackupProgress } from '../operations/progress';
 import { confirmRestore, describeRestore, parseScope, restoreReport, startDrill, startRestore } from '../operations/restore';
 import { requireWorker } from '../operations/worker-presence';
+import { principalOf } from '../auth/principal';
 import { runKeyRotation } from '../operations/rotate-keys';
 import { runVerify } from '../operations/verify';
 import { checkStatus, parseReadDataSubset, startCheck } from '../operations/check';
@@ -65,6 +66,8 @@ const confirmBody = z
     lossReportDigest: z.string().regex(/^[0-9a-f]{64}$/, 'the 64-hex digest from the restore report'),
     confirmedBy: z.string().min(1).max(200).optional(),
     acceptUnrecoverable: z.union([z.string().regex(/^[0-9a-f]{64}$/, 'the 64-hex digest of the recordings found nowhere'), z.number().int().nonnegative()]).optional(),
+    /** One approval standing for all required ones, when the worker allows break-glass: say why. */
+    breakGlass: z.object({ reason: z.string().min(10, 'say why in at least 10 characters').max(500) }).strict().optional(),
   })
   .strict();
 
@@ -235,8 +238,8 @@ export function buildApi(options: ApiOptions): FastifyInstance {
   app.post('/v1/restores', async (request, reply) => {
     const body = restoreBody.safeParse(request.body === undefined ? {} : request.body);
     if (!body.success) return sendError(reply, 400, 'VPB_ERR_INPUT_INVALID', formatIssues(body.error));
-    const { scope, ...rest } = body.data;
-    const handle = await startRestore(client, config, { ...rest, scope: parseScope(scope), requestedBy: rest.requestedBy ?? 'api', taskQueue });
+    const { scope, requestedBy: _claimed, ...rest } = body.data;
+    const handle = await startRestore(client, config, { ...rest, scope: parseScope(scope), principal: principalOf(request), taskQueue });
     return reply.code(202).send({ workflowId: handle.workflowId, report: `/v1/restores/${handle.workflowId}` });
   });
 
@@ -248,7 +251,8 @@ export function buildApi(options: ApiOptions): FastifyInstance {
     // The confirmation is a Workflow Update, answered by a worker: without one it would never return.
     await describeRestore(client, request.params.workflowId);
     await requireWorker(client, taskQueue);
-    return reply.send(await confirmRestore(client, request.params.workflowId, { ...body.data, confirmedBy: body.data.confirmedBy ?? 'api' }));
+    const { confirmedBy: _claimed, ...confirmation } = body.data;
+    return reply.send(await confirmRestore(client, config, request.params.workflowId, { ...confirmation, principal: principalOf(request) }));
   });
 
   app.post('/v1/key-rotations', async (_request, reply) => {

@@ -13,6 +13,7 @@ import type { Config } from '../config/schema';
 import { VaultpamBackupError } from '../errors/catalogue';
 import type { DrillReport } from '../operations/restore';
 import type { RestoreReport } from '../../workflows/restore-types';
+import type { Principal } from '../auth/principal';
 
 // The configuration loader (zod) is loaded before any action runs, so config() stays synchronous.
 let loadConfig: typeof import('../config/load').loadConfig;
@@ -351,7 +352,7 @@ const restore = program
         scope: parseScope(opts.scope),
         target: opts.target,
         reason: opts.reason ?? 'on demand',
-        requestedBy: `cli:${userInfo().username}`,
+        principal: localPrincipal(),
         confirmed: opts.yes ?? false,
         ...(opts.acceptUnrecoverable !== undefined ? { acceptUnrecoverable: parseUnrecoverableAcceptance(opts.acceptUnrecoverable)! } : {}),
       });
@@ -391,9 +392,10 @@ restore
   .argument('<workflowId>')
   .requiredOption('--backup <id>', 'the backup id the restore will restore (echoed back as proof you read the report)')
   .option('--accept-unrecoverable <digest>', 'go ahead without the recordings found in no location: the digest the report gives for their list')
+  .option('--break-glass <reason>', 'approve alone, standing for every required approval (only when the worker enables restore.breakGlass); reported, counted and announced')
   .option('--wait', 'wait for the end, printing the report')
   .option('--json', 'print as JSON (the report the confirmation answered, or with --wait the final one)')
-  .action(async (workflowId: string, opts: { backup: string; acceptUnrecoverable?: string; wait?: boolean; json?: boolean }) => {
+  .action(async (workflowId: string, opts: { backup: string; acceptUnrecoverable?: string; breakGlass?: string; wait?: boolean; json?: boolean }) => {
     const { confirmRestore, parseUnrecoverableAcceptance, restoreReport } = await import('../operations/restore');
     const { requireWorker, whileWorkerPolls } = await import('../operations/worker-presence');
     const { formatRestoreReport, printJson } = await import('./output');
@@ -409,11 +411,13 @@ restore
       const confirmation = await whileWorkerPolls(
         client,
         taskQueue,
-        confirmRestore(client, workflowId, {
+        confirmRestore(client, cfg, workflowId, {
           backupId: opts.backup,
           lossReportDigest: current.lossReportDigest,
-          confirmedBy: `cli:${userInfo().username}`,
+          principal: localPrincipal(),
+          ...(opts.breakGlass !== undefined ? { breakGlass: { reason: opts.breakGlass } } : {}),
           ...(acceptUnrecoverable !== undefined ? { acceptUnrecoverable } : {}),
+          selfApprovalHint: `this command signs as ${localPrincipal().id} alone; approve as another principal through the API with an approver's token: POST /v1/restores/${workflowId}/confirm {"backupId": "${opts.backup}", "lossReportDigest": "${current.lossReportDigest}"}`,
         }),
         { workflowId },
       );
@@ -490,6 +494,11 @@ restore
     await dropDatabase(target.postgres, deps.postgresPassword(report.target), report.previousDatabase, { ifExists: true, force: true });
     process.stdout.write(`dropped ${report.previousDatabase}\n`);
   });
+
+/** Who the command line signs as in its direct (development) mode: the operating-system user of this process. */
+function localPrincipal(): Principal {
+  return { id: `local:${userInfo().username}`, roles: ['restorer', 'approver'], via: 'development' };
+}
 
 /** Waits until a new restore has its loss report (or has ended). */
 async function waitForReport(client: Client, workflowId: string): Promise<RestoreReport> {

@@ -95,6 +95,13 @@ export function localStackConfig(env: NodeJS.ProcessEnv = process.env): ConfigIn
     encryption: { activeKeyId: 'local-1', keys: [{ id: 'local-1', secret: { file: join(secrets, 'master-key') } }] },
     backup: { concurrency: 8, workDir: join(stackDir, 'work') },
     api: { host: '127.0.0.1', port: 8470, token: { file: join(secrets, 'api-token') } },
+    // One key pair for the whole stack: the API and the CLI sign with it, the worker verifies with its public half.
+    approvals: {
+      signingKey: { file: join(secrets, 'approvals-signing-key.pem') },
+      signingKeyId: 'local-approvals',
+      publicKeys: [{ id: 'local-approvals', file: join(secrets, 'approvals-public-key.pem') }],
+    },
+    restore: { approvals: { production: 1, staging: 0 }, breakGlass: { enabled: true } },
   };
 }
 
