@@ -417,11 +417,18 @@ restore
           principal: localPrincipal(),
           ...(opts.breakGlass !== undefined ? { breakGlass: { reason: opts.breakGlass } } : {}),
           ...(acceptUnrecoverable !== undefined ? { acceptUnrecoverable } : {}),
-          selfApprovalHint: `this command signs as ${localPrincipal().id} alone; approve as another principal through the API with an approver's token: POST /v1/restores/${workflowId}/confirm {"backupId": "${opts.backup}", "lossReportDigest": "${current.lossReportDigest}"}`,
+          selfApprovalHint: `This command signs as ${localPrincipal().id}, who requested it: approve as another principal through the API with an approver's token (POST /v1/restores/${workflowId}/confirm {"backupId": "${opts.backup}", "lossReportDigest": "${current.lossReportDigest}"})`,
         }),
         { workflowId },
       );
-      if (!opts.json) process.stdout.write(`confirmed; the restore of ${opts.backup} goes ahead\n`);
+      if (!opts.json) {
+        const approvedBy = (confirmation.approvals ?? []).map((a) => a.principal).join(', ') || 'no one';
+        process.stdout.write(
+          confirmation.status === 'awaiting-confirmation'
+            ? `approved by ${approvedBy}; ${(confirmation.approvalsRequired ?? 0) - (confirmation.approvals?.length ?? 0)} more approval(s) from other principals are needed before the restore of ${opts.backup} goes ahead\n`
+            : `confirmed${confirmation.breakGlass ? ' by BREAK-GLASS' : ''} (approved by ${approvedBy}); the restore of ${opts.backup} goes ahead\n`,
+        );
+      }
       const handle = client.workflow.getHandle(workflowId);
       const runId = (await handle.describe()).runId;
       if (opts.wait) {

@@ -172,10 +172,8 @@ export async function confirmRestore(client: Client, config: Config, workflowId:
   if (description.status.name !== 'RUNNING') {
     throw new VaultpamBackupError('VPB_ERR_INPUT_INVALID', `restore ${workflowId} has ended (${description.status.name.toLowerCase()}); there is nothing to confirm: start a new one`);
   }
+  // The approval is bound to this run of the restore: its restoreId comes from the report.
   const current = await client.withDeadline(Date.now() + 5000, () => client.workflow.getHandle(workflowId, description.runId).query<RestoreReport>('report'));
-  if (current.requestedBy === options.principal.id && (current.approvalsRequired ?? 0) > 0) {
-    throw new VaultpamBackupError('VPB_ERR_INPUT_INVALID', `confirmation refused: a restore cannot be approved by the principal who requested it (${options.principal.id})${options.selfApprovalHint ? `: ${options.selfApprovalHint}` : ''}`);
-  }
   const args: ConfirmArgs = {
     backupId: options.backupId,
     lossReportDigest: options.lossReportDigest,
@@ -195,7 +193,9 @@ export async function confirmRestore(client: Client, config: Config, workflowId:
     return await client.workflow.getHandle(workflowId).executeUpdate<RestoreReport, [ConfirmArgs]>('confirm', { args: [args] });
   } catch (err) {
     if (err instanceof WorkflowUpdateFailedError) {
-      throw new VaultpamBackupError('VPB_ERR_INPUT_INVALID', `confirmation refused: ${rootCauseMessage(err)}`);
+      const reason = rootCauseMessage(err);
+      const hint = options.selfApprovalHint && /approved by the principal who requested it/.test(reason) ? `. ${options.selfApprovalHint}` : '';
+      throw new VaultpamBackupError('VPB_ERR_INPUT_INVALID', `confirmation refused: ${reason}${hint}`);
     }
     throw err;
   }
