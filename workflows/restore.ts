@@ -137,7 +137,7 @@ async function restoreSteps(input: RestoreInput, held: Held): Promise<RestoreRep
           const approval = args.approval;
           if (!approval) {
             if (policy.approvalsRequired > 0) {
-              throw new Error(`a restore into ${target} needs ${policy.approvalsRequired} signed approval(s) from principals other than the requester: confirm through the API with an approver's credential, or with vaultpam-backup restore confirm`);
+              throw new Error(`a restore into ${target} needs ${policy.approvalsRequired} signed approval(s) from principals other than the requester: confirm through the API with an approver's credential (the API signs approvals with approvals.signingKey)`);
             }
           } else {
             const statement = approval.statement as Partial<SignedStatement['statement']> | undefined;

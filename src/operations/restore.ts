@@ -73,8 +73,9 @@ export async function startRestore(client: Client, config: Config, options: Star
     ...(options.acceptUnrecoverable !== undefined ? { acceptUnrecoverable: options.acceptUnrecoverable } : {}),
   };
   const workflowId = restoreWorkflowId(into);
-  // The request, signed as the principal: the workflow verifies it and refuses a target that needs approvals without it.
-  input.request = statementSigner(config.approvals).sign({
+  // The request, signed as the principal: the workflow verifies it, and refuses a target that needs approvals without
+  // it (a process without approvals.signingKey can still start restores of targets that need none).
+  if (config.approvals.signingKey) input.request = statementSigner(config.approvals).sign({
     kind: 'restore-request',
     workflowId,
     deployment: input.deployment,
@@ -174,11 +175,14 @@ export async function confirmRestore(client: Client, config: Config, workflowId:
   }
   // The approval is bound to this run of the restore: its restoreId comes from the report.
   const current = await client.withDeadline(Date.now() + 5000, () => client.workflow.getHandle(workflowId, description.runId).query<RestoreReport>('report'));
+  // Without approvals.signingKey only a target that needs no approval accepts the confirmation (the workflow says so).
   const args: ConfirmArgs = {
     backupId: options.backupId,
     lossReportDigest: options.lossReportDigest,
     ...(options.acceptUnrecoverable !== undefined ? { acceptUnrecoverable: options.acceptUnrecoverable } : {}),
-    approval: statementSigner(config.approvals).sign({
+  };
+  if (config.approvals.signingKey || options.breakGlass) {
+    args.approval = statementSigner(config.approvals).sign({
       kind: 'restore-approval',
       workflowId,
       restoreId: current.restoreId,
@@ -187,8 +191,8 @@ export async function confirmRestore(client: Client, config: Config, workflowId:
       principal: options.principal.id,
       issuedAt: new Date().toISOString(),
       ...(options.breakGlass ? { breakGlass: options.breakGlass } : {}),
-    }),
-  };
+    });
+  }
   try {
     return await client.workflow.getHandle(workflowId).executeUpdate<RestoreReport, [ConfirmArgs]>('confirm', { args: [args] });
   } catch (err) {
