@@ -102,7 +102,7 @@ describe('vaultpam-backup command line', () => {
     // The command line signs as its local user, who requested this production restore: it cannot approve it.
     const own = cli('restore', 'confirm', workflowId!, '--backup', result.backupId);
     expect(own.code).toBe(1);
-    expect(own.stderr).toMatch(/confirmation refused: a restore cannot be approved by the principal who requested it \(local:[^)]+\)\. This command signs as local:\S+, who requested it: approve as another principal through the API with an approver's token/);
+    expect(own.stderr).toMatch(/confirmation refused: a restore cannot be approved by the principal who requested it \(local:[^)]+\): another approver must confirm it\. This command signs as local:\S+, who requested it: approve as another principal through the API with an approver's token/);
     // Another principal approves (as the API would, for an approver's credential); the command line follows the restore.
     const client = await connectClient(testConfig);
     try {
