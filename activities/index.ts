@@ -1,5 +1,6 @@
 // Every activity, built from the process's dependencies (one factory; tests hand it other dependencies).
 import type { Dependencies } from '../src/runtime/dependencies';
+import { createApprovalActivities } from './approvals';
 import { createCheckActivities } from './check';
 import { createCommitActivities } from './commit';
 import { createDeploymentLockActivities } from './deployment-lock';
@@ -10,6 +11,7 @@ import { createPruneActivities } from './prune';
 import { createQuiesceActivities } from './quiesce';
 import { createReplicateActivities } from './replicate';
 import { createRestoreActivities } from './restore';
+import { createRestoreNotificationActivities } from './restore-notifications';
 import { createRotateKeyActivities } from './rotate-key';
 import { createSyncActivities } from './sync';
 import { createTimeoutActivities } from './timeouts';
@@ -27,6 +29,8 @@ export function createActivities(deps: Dependencies) {
     ...createCatalogActivities(deps),
     ...createReplicateActivities(deps),
     ...createRestoreActivities(deps),
+    ...createApprovalActivities(deps),
+    ...createRestoreNotificationActivities(deps),
     ...createPruneActivities(deps),
     ...createPinActivities(deps),
     ...createDeploymentLockActivities(deps),

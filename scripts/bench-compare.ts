@@ -453,6 +453,8 @@ function benchConfigInput(instance: SandboxInstance, prefix: string): ConfigInpu
     deployment: { ...instance.deployment },
     staging: undefined,
     locations: base.locations.map((location) => ({ ...location, prefix })),
+    // The benchmark times the restore itself: its pre-confirmed restores need a target without approvals.
+    restore: { ...base.restore, approvals: { production: 0, staging: 0 } },
   };
 }
 

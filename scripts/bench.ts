@@ -244,6 +244,8 @@ function benchConfig(instance: SandboxInstance, prefix: string, concurrency: num
     deployment: { ...instance.deployment, name: deploymentName },
     staging: undefined,
     locations: base.locations.map((location) => ({ ...location, prefix })),
+    // The benchmark times the restore itself: its pre-confirmed restores need a target without approvals.
+    restore: { ...base.restore, approvals: { production: 0, staging: 0 } },
     ...(concurrency === undefined ? {} : { backup: { ...base.backup, concurrency } }),
   };
   return parseConfig(input);

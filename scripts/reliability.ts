@@ -33,6 +33,10 @@ import { loadSandboxConfig } from '../sandbox/sandbox-config';
 import { seed } from '../sandbox/seed';
 import { startWorkerProcess, type WorkerProcess } from '../test/support/worker-process';
 import type { RestoreReport } from '../workflows/restore-types';
+import type { Principal } from '../src/auth/principal';
+
+/** Who the matrix's restores are requested by (signed with the local stack's approvals key). */
+const RELIABILITY_PRINCIPAL: Principal = { id: 'reliability', roles: ['restorer'], via: 'development' };
 
 const EventType = proto.temporal.api.enums.v1.EventType;
 const TABLES = ['organisations', 'users', 'resources', 'safes', 'credentials', 'connectors', 'audit_log', 'sessions'];
@@ -165,7 +169,7 @@ async function restoreScenario(b: Bench, backupId: string, activity: string, poi
   const live = await fingerprint(b);
   for (const key of [...live.objects.keys()].slice(0, 3)) await client.removeObject(bucket, key);
   const before = await fingerprint(b);
-  const run = await crashRun(b, fault, () => startRestore(b.client, b.config, { backupId, confirmed: true, safetySnapshot: false, reason: `crash matrix: ${scenario}`, requestedBy: 'reliability', taskQueue: b.taskQueue }));
+  const run = await crashRun(b, fault, () => startRestore(b.client, b.config, { backupId, confirmed: true, safetySnapshot: false, reason: `crash matrix: ${scenario}`, principal: RELIABILITY_PRINCIPAL, taskQueue: b.taskQueue }));
   const after = await fingerprint(b);
   const report = (run.result ?? (run.error as { cause?: { details?: RestoreReport[] } } | undefined)?.cause?.details?.[0]) as RestoreReport | undefined;
   const status = report?.status ?? 'unknown';
@@ -236,6 +240,8 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
     // Seconds, not minutes: a killed attempt is noticed within the heartbeat or start-to-close timeout.
     timeouts: { heartbeat: '4s', quickCall: '10s', undoHeartbeat: '8s' },
     backup: { ...base.backup, objectsPerShard: 10, maxShards: 2 },
+    // The matrix crashes the restore's steps, not its approval: its pre-confirmed restores need a target without approvals.
+    restore: { ...base.restore, approvals: { production: 0, staging: 0 } },
   });
   const deps = createDependencies(config);
   const client = await connectClient(config);
@@ -248,7 +254,7 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
     const clean = await worker(b, 'reliability-clean');
     const backupHandle = await startBackup(client, config, { taskQueue: b.taskQueue, reason: 'crash matrix: clean run' });
     const { backupId } = (await backupHandle.result()) as { backupId: string };
-    const restoreHandle = await startRestore(client, config, { backupId, confirmed: true, safetySnapshot: false, reason: 'crash matrix: clean run', requestedBy: 'reliability', taskQueue: b.taskQueue });
+    const restoreHandle = await startRestore(client, config, { backupId, confirmed: true, safetySnapshot: false, reason: 'crash matrix: clean run', principal: RELIABILITY_PRINCIPAL, taskQueue: b.taskQueue });
     await restoreHandle.result();
     await clean.stop();
     const backupActivities = await activityTypes(backupHandle);

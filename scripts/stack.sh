@@ -84,6 +84,7 @@ make_secrets() {
   secret staging-control-plane-token 'od -An -tx1 -N24 /dev/urandom | tr -d " \n"' >/dev/null
   secret master-key 'od -An -tx1 -N32 /dev/urandom | tr -d " \n"' >/dev/null
   make_api_tokens
+  make_approval_keys
 }
 
 # Two API callers of the local stack, one who starts restores and one who approves them: each token's plaintext in
@@ -112,6 +113,24 @@ make_api_tokens() {
     (umask 077 && printf '{\n  "tokens": [\n%s\n  ]\n}\n' "$entries" >"$file.tmp" && mv "$file.tmp" "$file")
   fi
   chmod 600 "$file" "$SECRETS/api-token" "$SECRETS/api-token-approver"
+}
+
+# The Ed25519 key pair that signs restore requests and approvals (API, CLI) and verifies them (workers); made once.
+make_approval_keys() {
+  local private=$SECRETS/approvals-signing-key.pem public=$SECRETS/approvals-public-key.pem
+  if [ ! -s "$private" ]; then
+    if command -v openssl >/dev/null && (umask 077 && openssl genpkey -algorithm ed25519 -out "$private.tmp" 2>/dev/null); then
+      mv "$private.tmp" "$private"
+    else
+      rm -f "$private.tmp"
+      (umask 077 && node -e 'process.stdout.write(require("node:crypto").generateKeyPairSync("ed25519").privateKey.export({ type: "pkcs8", format: "pem" }))' >"$private")
+    fi
+    rm -f "$public"
+  fi
+  if [ ! -s "$public" ]; then
+    (umask 077 && node -e 'const c = require("node:crypto"); process.stdout.write(c.createPublicKey(require("node:fs").readFileSync(process.argv[1])).export({ type: "spki", format: "pem" }))' "$private" >"$public")
+  fi
+  chmod 600 "$private" "$public"
 }
 
 # ---------------------------------------------------------------- PostgreSQL

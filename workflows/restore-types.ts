@@ -1,8 +1,9 @@
 // Shapes shared by the restore workflows, their activities and callers (types only: safe in the workflow sandbox).
 import type { Artifact } from '../src/catalog/manifest';
+import type { SignedStatement } from '../src/approvals/signed-statement';
 import type { LossReport } from '../src/restore/loss-report';
 
-export type { LossReport };
+export type { LossReport, SignedStatement };
 
 export type RestoreScope = { kind: 'full' } | { kind: 'resource'; resourceId: string };
 
@@ -18,8 +19,14 @@ export interface RestoreInput {
   at?: string;
   scope?: RestoreScope;
   reason?: string;
+  /** Informational only: the report's requestedBy comes from the verified `request`. */
   requestedBy?: string;
-  /** Pre-confirmed (drills and scripts): no Update is awaited. */
+  /**
+   * The requester's signed restore-request (describes exactly this input). Required by targets whose restores need
+   * approvals; verified before anything else, and again before anything is stopped.
+   */
+  request?: SignedStatement;
+  /** Pre-confirmed: no Update is awaited. Only for targets that need no approval (staging drills). */
   confirmed?: boolean;
   /** How long to wait for the confirmation. @default '1 hour' */
   confirmTimeout?: string;
@@ -84,12 +91,23 @@ export interface ConfirmArgs {
   backupId: string;
   /** lossReportDigest(report): proves the confirmer saw this report. */
   lossReportDigest: string;
+  /** Histories from before signed approvals; ignored now (the approval's principal is who confirmed). */
   confirmedBy?: string;
+  /** A signed restore-approval of this run, backup and loss report; required when the target needs approvals. */
+  approval?: SignedStatement;
   /** Required when the preflight found recordings in no location: their digest, or a count (at most that many). */
   acceptUnrecoverable?: UnrecoverableAcceptance;
 }
 
+export interface RestoreApproval {
+  principal: string;
+  /** The approval's issuedAt. */
+  at: string;
+  breakGlass?: { reason: string };
+}
+
 export type RestoreStep =
+  | 'authorize'
   | 'lock'
   | 'preflight'
   | 'loss-report'
@@ -116,7 +134,18 @@ export interface RestoreReport {
   backup?: ResolvedBackup;
   lossReport?: LossReport;
   lossReportDigest?: string;
+  /** The principal of the verified signed request (absent when the restore was started without one). */
+  requestedBy?: string;
+  /** How many approvals from distinct principals, none the requester, this target needs (the worker's policy). */
+  approvalsRequired?: number;
+  /** Verified approvals, in the order they came. */
+  approvals?: RestoreApproval[];
+  /** Set when one break-glass approval stood for all required ones. */
+  breakGlass?: { principal: string; reason: string };
+  /** The approvers, joined with ", " (or who confirmed, for restores that need no approval). */
   confirmedBy?: string;
+  /** Webhook announcements and how they went (a failed one never fails the restore). */
+  notifications?: { event: string; delivered: boolean; attempts: number; error?: string }[];
   safetySnapshotId?: string;
   /** The pre-restore database kept until cleanup (full restores). */
   previousDatabase?: string;

@@ -14,11 +14,14 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
+import { approvalRejection, approvalsSuffice, type RestorePolicy } from '../src/approvals/approval-rules';
+import type { SignedStatement } from '../src/approvals/signed-statement';
 import { explainFailure } from '../src/errors/failure-explanation';
-import { configuredActivities } from './activity-policies';
+import type { RestoreEvent } from '../activities/restore-notifications';
+import { configuredActivities, type ActivityPolicies } from './activity-policies';
 import { backupWorkflow } from './backup';
 import type { BackupInput } from './backup-types';
-import type { ConfirmArgs, RecordingsCheck, RestoreInput, RestoreReport, RestoreStep, UnrecoverableAcceptance } from './restore-types';
+import type { ConfirmArgs, RecordingsCheck, RestoreApproval, RestoreInput, RestoreReport, RestoreStep, UnrecoverableAcceptance } from './restore-types';
 import { pinBackup, unpinBackups } from './backup-pins';
 import { releaseDeploymentLock, takeDeploymentLock } from './deployment-lock-holder';
 import { BACKUP_ID, DEPLOYMENT, OPERATION, STATUS, STEP } from './search-attributes';
@@ -26,7 +29,7 @@ import { BACKUP_ID, DEPLOYMENT, OPERATION, STATUS, STEP } from './search-attribu
 export const reportQuery = defineQuery<RestoreReport>('report');
 export const confirmUpdate = defineUpdate<RestoreReport, [ConfirmArgs]>('confirm');
 
-const nonRetryableErrorTypes = ['RestoreInputInvalid', 'BackupNotFound', 'BackupCorrupt', 'RestoreVerifyFailed', 'SmokeTestFailed', 'RestoreStateInvalid'];
+const nonRetryableErrorTypes = ['RestoreInputInvalid', 'BackupNotFound', 'BackupCorrupt', 'RestoreVerifyFailed', 'SmokeTestFailed', 'RestoreStateInvalid', 'RestoreRequestInvalid', 'ApprovalInvalid', 'RestoreNotApproved'];
 
 /** What a restore holds while it runs, released in its finally whatever happened: its lock, its pins. */
 interface Held {
@@ -66,13 +69,52 @@ async function restoreSteps(input: RestoreInput, held: Held): Promise<RestoreRep
   const restoreId = `${info.workflowId}-${info.firstExecutionRunId.replace(/-/g, '').slice(-8)}`;
   const report: RestoreReport = { restoreId, deployment: input.deployment, target, scope, status: 'running', step: 'preflight' };
   let confirmed = input.confirmed === true;
+  // patched: a restore begun before signed approvals replays with the confirmation it ran with.
+  const signedApprovals = patched('signed-approvals');
+  /** The worker's policy for this target, asked for first thing; the requester, from the verified signed request only. */
+  let policy: RestorePolicy | undefined;
+  let requester: string | undefined;
+  const approvalStatements: SignedStatement[] = [];
+  let policies: ActivityPolicies | undefined;
+  const requestExpected = {
+    workflowId: info.workflowId,
+    deployment: input.deployment,
+    target,
+    scope,
+    ...(input.backupId ? { backupId: input.backupId } : {}),
+    ...(input.at ? { at: input.at } : {}),
+    startedAt: info.startTime.toISOString(),
+  };
+  const approvalExpected = () => ({ workflowId: info.workflowId, restoreId, backupId: report.backup!.backupId, lossReportDigest: report.lossReportDigest! });
+  const refuseApproval = (message: string) => ApplicationFailure.create({ type: 'ApprovalInvalid', nonRetryable: true, message });
 
   setHandler(reportQuery, () => report);
   setHandler(
     confirmUpdate,
-    (args) => {
+    async (args) => {
+      if (signedApprovals) {
+        if (args.approval) {
+          // The signature is checked by the worker; an approval that fails changes nothing.
+          let approval: RestoreApproval;
+          try {
+            approval = await policies!.quick.verifyApproval({ approval: args.approval, expected: approvalExpected() });
+          } catch (err) {
+            throw refuseApproval(`approval refused: ${explainFailure(err, { timeouts: policies!.timeouts })}`);
+          }
+          if (confirmed) throw refuseApproval('this restore is already approved');
+          // Checked again: another approval may have been accepted while this one was being verified.
+          const rejection = approvalRejection(approval, requester, report.approvals ?? [], policy!);
+          if (rejection) throw refuseApproval(rejection);
+          report.approvals = [...(report.approvals ?? []), approval];
+          approvalStatements.push(args.approval);
+          if (approval.breakGlass) report.breakGlass = { principal: approval.principal, reason: approval.breakGlass.reason };
+        }
+        if (!approvalsSuffice(report.approvals ?? [], policy!)) return report;
+        report.confirmedBy = report.approvals?.length ? report.approvals.map((a) => a.principal).join(', ') : 'unsigned (no approval required)';
+      } else {
+        report.confirmedBy = args.confirmedBy ?? 'unknown';
+      }
       confirmed = true;
-      report.confirmedBy = args.confirmedBy ?? 'unknown';
       if (report.recordingsCheck?.unrecoverable.count) report.acceptedUnrecoverable = report.recordingsCheck.unrecoverable.count;
       return report;
     },
@@ -91,6 +133,21 @@ async function restoreSteps(input: RestoreInput, held: Held): Promise<RestoreRep
         if (args.lossReportDigest !== report.lossReportDigest) {
           throw new Error(`the loss report digest does not match (${args.lossReportDigest.slice(0, 12)}… given, ${report.lossReportDigest.slice(0, 12)}… current): read the report again (vaultpam-backup restore report ${restoreId})`);
         }
+        if (signedApprovals && policy) {
+          const approval = args.approval;
+          if (!approval) {
+            if (policy.approvalsRequired > 0) {
+              throw new Error(`a restore into ${target} needs ${policy.approvalsRequired} signed approval(s) from principals other than the requester: confirm through the API with an approver's credential (the API signs approvals with approvals.signingKey)`);
+            }
+          } else {
+            const statement = approval.statement as Partial<SignedStatement['statement']> | undefined;
+            if (statement?.kind !== 'restore-approval' || typeof statement.principal !== 'string') throw new Error('the approval is not a signed restore-approval');
+            if (statement.workflowId !== info.workflowId || statement.restoreId !== restoreId) throw new Error(`the approval is for restore ${String(statement.restoreId)}, not for this one (${restoreId})`);
+            if (statement.backupId !== args.backupId || statement.lossReportDigest !== args.lossReportDigest) throw new Error('the approval signs another backup id or loss report digest than the confirmation gives');
+            const rejection = approvalRejection(statement as RestoreApproval, requester, report.approvals ?? [], policy);
+            if (rejection) throw new Error(rejection);
+          }
+        }
       },
     },
   );
@@ -102,7 +159,33 @@ async function restoreSteps(input: RestoreInput, held: Held): Promise<RestoreRep
   };
   upsertSearchAttributes([{ key: STATUS, value: 'running' }]);
   const base = { target, deployment: input.deployment, restoreId };
-  const { quick, transfer, undoing, timeouts } = await configuredActivities(nonRetryableErrorTypes);
+  const { quick, transfer, undoing, timeouts } = (policies = await configuredActivities(nonRetryableErrorTypes));
+
+  /** Announces an event on the worker's webhook; a failure is reported, never fatal. */
+  async function announce(event: RestoreEvent['event'], call: (e: RestoreEvent) => Promise<{ configured: boolean; delivered: boolean; attempts: number; error?: string }>) {
+    const body: RestoreEvent = {
+      event,
+      workflowId: info.workflowId,
+      deployment: input.targetDeployment ?? input.deployment,
+      target,
+      backupId: report.backup!.backupId,
+      ...(report.requestedBy ? { requestedBy: report.requestedBy } : {}),
+      approvalsRequired: policy!.approvalsRequired,
+      lossReportDigest: report.lossReportDigest!,
+      confirm: `vaultpam-backup restore confirm ${info.workflowId} --backup ${report.backup!.backupId}`,
+      ...(report.breakGlass ? { approvedBy: report.breakGlass.principal, reason: report.breakGlass.reason } : {}),
+    };
+    try {
+      const result = await call(body);
+      if (!result.configured) return;
+      (report.notifications ??= []).push({ event, delivered: result.delivered, attempts: result.attempts, ...(result.error ? { error: result.error } : {}) });
+      if (!result.delivered) log.warn(`the webhook did not take the ${event} event`, { error: result.error });
+    } catch (err) {
+      const error = explainFailure(err, { timeouts });
+      log.warn(`the ${event} event could not be announced`, { error });
+      (report.notifications ??= []).push({ event, delivered: false, attempts: 0, error });
+    }
+  }
 
   // Steps 1-3 change nothing: a failure there ends the restore as refused, with the reason in its report.
   const backup = await (async () => {
@@ -124,6 +207,8 @@ async function restoreSteps(input: RestoreInput, held: Held): Promise<RestoreRep
   })();
 
   async function prepare() {
+    if (signedApprovals) await authorize();
+
     // 0. The target deployment's lock, held to the end (through the wait for confirmation): no backup, other
     // restore or key rotation of it runs meanwhile; the safety snapshot runs under it.
     enter('lock');
@@ -163,6 +248,7 @@ async function restoreSteps(input: RestoreInput, held: Held): Promise<RestoreRep
       report.status = 'awaiting-confirmation';
       enter('awaiting-confirmation');
       upsertSearchAttributes([{ key: STATUS, value: 'awaiting-confirmation' }]);
+      if (signedApprovals) await announce('restore.awaiting-approval', quick.notifyRestore);
       const answered = await condition(() => confirmed, (input.confirmTimeout ?? '1 hour') as '1 hour');
       if (!answered) {
         report.status = 'not-confirmed';
@@ -177,6 +263,15 @@ async function restoreSteps(input: RestoreInput, held: Held): Promise<RestoreRep
     }
     report.status = 'running';
     upsertSearchAttributes([{ key: STATUS, value: 'running' }]);
+    if (signedApprovals && report.breakGlass) {
+      log.warn('restore approved by break-glass', { principal: report.breakGlass.principal, reason: report.breakGlass.reason });
+      await announce('restore.break-glass', quick.announceBreakGlass);
+    }
+    if (signedApprovals && policy!.approvalsRequired > 0) {
+      // Defence in depth: every signature and the distinct principals verified again, before anything is stopped.
+      enter('authorize');
+      await quick.verifyApprovals({ target, ...(input.request ? { request: input.request } : {}), requestExpected, approvals: approvalStatements, expected: approvalExpected() });
+    }
 
     // 3. Safety snapshot: the current state backed up first, so this restore can itself be undone.
     if (input.safetySnapshot ?? target === 'production') {
@@ -201,6 +296,30 @@ async function restoreSteps(input: RestoreInput, held: Held): Promise<RestoreRep
       report.safetySnapshotId = snapshot.backupId;
     }
     return backup;
+  }
+
+  /** Who asks, and whether this target lets it go ahead as asked: refused here, before the lock and any change. */
+  async function authorize() {
+    enter('authorize');
+    policy = await quick.restorePolicy({ target });
+    report.approvalsRequired = policy.approvalsRequired;
+    if (confirmed && policy.approvalsRequired > 0) {
+      throw ApplicationFailure.create({
+        type: 'RestoreNotApproved',
+        nonRetryable: true,
+        message: `pre-confirmed restores are only for staging drills: a restore into ${target} needs ${policy.approvalsRequired} approval(s) from principals other than the requester; start it without confirmed and have it approved`,
+      });
+    }
+    if (input.request) {
+      requester = (await quick.verifyRestoreRequest({ request: input.request, expected: requestExpected })).principal;
+      report.requestedBy = requester;
+    } else if (policy.approvalsRequired > 0) {
+      throw ApplicationFailure.create({
+        type: 'RestoreNotApproved',
+        nonRetryable: true,
+        message: `a restore into ${target} needs a signed request: start it with vaultpam-backup restore or through the API (they sign it with approvals.signingKey), not straight through Temporal`,
+      });
+    }
   }
 
   // The restore's journal (previous connectors, recordings plan) goes where the backup verified: that location answers.

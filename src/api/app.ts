@@ -76,6 +76,8 @@ const confirmBody = z.strictObject(
     backupId: z.string().min(1),
     lossReportDigest: z.string().regex(/^[0-9a-f]{64}$/, 'the 64-hex digest from the restore report'),
     acceptUnrecoverable: z.union([z.string().regex(/^[0-9a-f]{64}$/, 'the 64-hex digest of the recordings found nowhere'), z.number().int().nonnegative()]).optional(),
+    /** One approval standing for all required ones, when the worker allows break-glass: say why. */
+    breakGlass: z.object({ reason: z.string().min(10, 'say why in at least 10 characters').max(500) }).strict().optional(),
   },
   strictBody,
 );
@@ -272,7 +274,7 @@ export function buildApi(options: ApiOptions): FastifyInstance {
     const body = restoreBody.safeParse(request.body === undefined ? {} : request.body);
     if (!body.success) return sendError(reply, 400, 'VPB_ERR_INPUT_INVALID', formatIssues(body.error));
     const { scope, ...rest } = body.data;
-    const handle = await startRestore(client, config, { ...rest, scope: parseScope(scope), requestedBy: principalOf(request).id, taskQueue });
+    const handle = await startRestore(client, config, { ...rest, scope: parseScope(scope), principal: principalOf(request), taskQueue });
     return reply.code(202).send({ workflowId: handle.workflowId, report: `/v1/restores/${handle.workflowId}` });
   });
 
@@ -284,7 +286,7 @@ export function buildApi(options: ApiOptions): FastifyInstance {
     // The confirmation is a Workflow Update, answered by a worker: without one it would never return.
     await describeRestore(client, request.params.workflowId);
     await requireWorker(client, taskQueue);
-    return reply.send(await confirmRestore(client, request.params.workflowId, { ...body.data, confirmedBy: principalOf(request).id }));
+    return reply.send(await confirmRestore(client, config, request.params.workflowId, { ...body.data, principal: principalOf(request) }));
   });
 
   app.post('/v1/key-rotations', { config: { role: 'admin' } }, async (_request, reply) => {

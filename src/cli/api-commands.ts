@@ -99,19 +99,27 @@ export async function restoreViaApi(target: ApiTarget, cfg: Config, opts: Restor
   process.exitCode = report.status === 'completed' ? 0 : 1;
 }
 
-export async function confirmViaApi(target: ApiTarget, workflowId: string, opts: { backup: string; acceptUnrecoverable?: string; wait?: boolean; json?: boolean }): Promise<void> {
+export async function confirmViaApi(target: ApiTarget, workflowId: string, opts: { backup: string; acceptUnrecoverable?: string; breakGlass?: string; wait?: boolean; json?: boolean }): Promise<void> {
   const { parseUnrecoverableAcceptance } = await import('../operations/restore');
   const read = restoreReportOf(target, workflowId);
   const current = await read();
   if (!current.lossReportDigest) throw new VaultpamBackupError('VPB_ERR_INPUT_INVALID', `restore ${workflowId} has no loss report yet (status ${current.status}); wait a moment and try again`);
   const acceptUnrecoverable = parseUnrecoverableAcceptance(opts.acceptUnrecoverable);
   if (!opts.json) process.stdout.write(`${formatRestoreReport(current)}\n\n`);
-  const { body: confirmation } = await callApi<Record<string, unknown>>(target, 'POST', `/v1/restores/${encodeURIComponent(workflowId)}/confirm`, {
+  const { body: confirmation } = await callApi<RestoreReport>(target, 'POST', `/v1/restores/${encodeURIComponent(workflowId)}/confirm`, {
     backupId: opts.backup,
     lossReportDigest: current.lossReportDigest,
+    ...(opts.breakGlass !== undefined ? { breakGlass: { reason: opts.breakGlass } } : {}),
     ...(acceptUnrecoverable !== undefined ? { acceptUnrecoverable } : {}),
   });
-  if (!opts.json) process.stdout.write(`confirmed; the restore of ${opts.backup} goes ahead\n`);
+  if (!opts.json) {
+    const approvedBy = (confirmation.approvals ?? []).map((a) => a.principal).join(', ') || 'no one';
+    process.stdout.write(
+      confirmation.status === 'awaiting-confirmation'
+        ? `approved by ${approvedBy}; ${(confirmation.approvalsRequired ?? 0) - (confirmation.approvals?.length ?? 0)} more approval(s) from other principals are needed before the restore of ${opts.backup} goes ahead\n`
+        : `confirmed${confirmation.breakGlass ? ' by BREAK-GLASS' : ''} (approved by ${approvedBy}); the restore of ${opts.backup} goes ahead\n`,
+    );
+  }
   if (opts.wait) {
     const report = await pollUntil(read, finished);
     if (opts.json) printJson({ workflowId, backupId: opts.backup, ...report });

@@ -14,6 +14,7 @@ import type { DrillReport } from '../operations/restore';
 import type { RestoreReport } from '../../workflows/restore-types';
 import { tokensCommand } from './tokens-command';
 import { workflowUrl } from './workflow-url';
+import type { Principal } from '../auth/principal';
 
 // The configuration loader (zod) is loaded before any action runs, so config() stays synchronous.
 let loadConfig: typeof import('../config/load').loadConfig;
@@ -381,7 +382,7 @@ const restore = program
         scope: parseScope(opts.scope),
         target: opts.target,
         reason: opts.reason ?? 'on demand',
-        requestedBy: `cli:${userInfo().username}`,
+        principal: localPrincipal(),
         confirmed: opts.yes ?? false,
         ...(opts.acceptUnrecoverable !== undefined ? { acceptUnrecoverable: parseUnrecoverableAcceptance(opts.acceptUnrecoverable)! } : {}),
       });
@@ -423,9 +424,10 @@ restore
   .argument('<workflowId>')
   .requiredOption('--backup <id>', 'the backup id the restore will restore (echoed back as proof you read the report)')
   .option('--accept-unrecoverable <digest>', 'go ahead without the recordings found in no location: the digest the report gives for their list')
+  .option('--break-glass <reason>', 'approve alone, standing for every required approval (only when the worker enables restore.breakGlass); reported, counted and announced')
   .option('--wait', 'wait for the end, printing the report')
   .option('--json', 'print as JSON (the report the confirmation answered, or with --wait the final one)')
-  .action(async (workflowId: string, opts: { backup: string; acceptUnrecoverable?: string; wait?: boolean; json?: boolean }) => {
+  .action(async (workflowId: string, opts: { backup: string; acceptUnrecoverable?: string; breakGlass?: string; wait?: boolean; json?: boolean }) => {
     const { confirmRestore, parseUnrecoverableAcceptance, restoreReport } = await import('../operations/restore');
     const { requireWorker, whileWorkerPolls } = await import('../operations/worker-presence');
     const { formatRestoreReport, printJson } = await import('./output');
@@ -443,15 +445,24 @@ restore
       const confirmation = await whileWorkerPolls(
         client,
         taskQueue,
-        confirmRestore(client, workflowId, {
+        confirmRestore(client, cfg, workflowId, {
           backupId: opts.backup,
           lossReportDigest: current.lossReportDigest,
-          confirmedBy: `cli:${userInfo().username}`,
+          principal: localPrincipal(),
+          ...(opts.breakGlass !== undefined ? { breakGlass: { reason: opts.breakGlass } } : {}),
           ...(acceptUnrecoverable !== undefined ? { acceptUnrecoverable } : {}),
+          selfApprovalHint: `This command signs as ${localPrincipal().id}, who requested it: approve as another principal through the API with an approver's token (POST /v1/restores/${workflowId}/confirm {"backupId": "${opts.backup}", "lossReportDigest": "${current.lossReportDigest}"})`,
         }),
         { workflowId },
       );
-      if (!opts.json) process.stdout.write(`confirmed; the restore of ${opts.backup} goes ahead\n`);
+      if (!opts.json) {
+        const approvedBy = (confirmation.approvals ?? []).map((a) => a.principal).join(', ') || 'no one';
+        process.stdout.write(
+          confirmation.status === 'awaiting-confirmation'
+            ? `approved by ${approvedBy}; ${(confirmation.approvalsRequired ?? 0) - (confirmation.approvals?.length ?? 0)} more approval(s) from other principals are needed before the restore of ${opts.backup} goes ahead\n`
+            : `confirmed${confirmation.breakGlass ? ' by BREAK-GLASS' : ''} (approved by ${approvedBy}); the restore of ${opts.backup} goes ahead\n`,
+        );
+      }
       const handle = client.workflow.getHandle(workflowId);
       const runId = (await handle.describe()).runId;
       if (opts.wait) {
@@ -530,6 +541,11 @@ restore
     await dropDatabase(target.postgres, deps.postgresPassword(report.target), report.previousDatabase, { ifExists: true, force: true });
     process.stdout.write(`dropped ${report.previousDatabase}\n`);
   });
+
+/** Who the command line signs as in its direct (development) mode: the operating-system user of this process. */
+function localPrincipal(): Principal {
+  return { id: `local:${userInfo().username}`, roles: ['restorer', 'approver'], via: 'development' };
+}
 
 /** Waits until a new restore has its loss report (or has ended). */
 async function waitForReport(client: Client, workflowId: string): Promise<RestoreReport> {

@@ -62,6 +62,13 @@ export function formatRestoreReport(r: RestoreReport): string {
     if (c.unrecoverable.count > c.unrecoverable.recordings.length) lines.push(`    … and ${c.unrecoverable.count - c.unrecoverable.recordings.length} more`);
     if (c.unrecoverable.count > 0) lines.push(`    to restore without them, confirm with --accept-unrecoverable ${c.unrecoverable.digest}`);
   }
+  if (r.requestedBy) lines.push(`  requested by     ${r.requestedBy} (signed)`);
+  if (r.approvalsRequired !== undefined) {
+    const given = (r.approvals ?? []).map((a) => `${a.principal} at ${a.at}${a.breakGlass ? ' (BREAK-GLASS)' : ''}`);
+    lines.push(`  approvals        ${r.approvals?.length ?? 0} of ${r.approvalsRequired} required${given.length ? `: ${given.join(', ')}` : ''}`);
+  }
+  if (r.breakGlass) lines.push(`  BREAK-GLASS      approved alone by ${r.breakGlass.principal}: ${r.breakGlass.reason}`);
+  for (const n of r.notifications ?? []) lines.push(`  webhook          ${n.event}: ${n.delivered ? 'delivered' : `NOT delivered after ${n.attempts} attempt(s): ${n.error ?? 'unknown error'}`}`);
   if (r.safetySnapshotId) lines.push(`  safety snapshot  ${r.safetySnapshotId}`);
   if (r.recordings) {
     lines.push(`  recordings       restored ${r.recordings.restored}, quarantined ${r.recordings.quarantined}, unchanged ${r.recordings.unchanged}${r.recordings.unrecoverable ? `, not restored (accepted as lost) ${r.recordings.unrecoverable}` : ''}`);

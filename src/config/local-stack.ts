@@ -99,6 +99,13 @@ export function localStackConfig(env: NodeJS.ProcessEnv = process.env): ConfigIn
     // scripts/stack.sh writes the tokens file: local-operator's token in secrets/api-token, local-approver's in
     // secrets/api-token-approver.
     api: { host: '127.0.0.1', port: ports.api, auth: { mode: 'tokens', tokensFile: join(secrets, 'api-tokens.json') } },
+    // One key pair for the whole stack: the API and the CLI sign with it, the worker verifies with its public half.
+    approvals: {
+      signingKey: { file: join(secrets, 'approvals-signing-key.pem') },
+      signingKeyId: 'local-approvals',
+      publicKeys: [{ id: 'local-approvals', file: join(secrets, 'approvals-public-key.pem') }],
+    },
+    restore: { approvals: { production: 1, staging: 0 }, breakGlass: { enabled: true } },
   };
 }
 

@@ -290,6 +290,62 @@ export const apiAuthSchema = z
   });
 export type ApiAuthConfig = z.infer<typeof apiAuthSchema>;
 
+/** A public key that verifies signed restore requests and approvals: PEM text inline, or a file holding it. */
+export const approvalPublicKeySchema = z.union(
+  [
+    z.object({ id: z.string().min(1, 'give the key an id (signatures name it)'), pem: z.string().includes('PUBLIC KEY', { message: 'give the public key in PEM form (-----BEGIN PUBLIC KEY-----)' }) }).strict(),
+    z.object({ id: z.string().min(1, 'give the key an id (signatures name it)'), file: z.string().min(1, 'give the path of the PEM file') }).strict(),
+  ],
+  { error: 'give each public key as {"id": "...", "pem": "-----BEGIN PUBLIC KEY-----..."} or {"id": "...", "file": "/path/key.pub.pem"}' },
+);
+
+/**
+ * Signed restore requests and approvals. The API and the CLI sign with `signingKey` (an Ed25519 private key in PKCS8
+ * PEM, named like any secret); workers verify with `publicKeys` and never hold a private key.
+ */
+export const approvalsSchema = z
+  .object({
+    signingKey: secretRefSchema.optional(),
+    /** The id written into every signature made with signingKey: one of the workers' publicKeys. @default "approvals-1" */
+    signingKeyId: z.string().min(1).default('approvals-1'),
+    publicKeys: z.array(approvalPublicKeySchema).default([]),
+  })
+  .strict()
+  .superRefine((a, ctx) => {
+    const ids = new Set<string>();
+    a.publicKeys.forEach((k, i) => {
+      if (ids.has(k.id)) ctx.addIssue({ code: 'custom', path: ['publicKeys', i, 'id'], message: `public key id "${k.id}" is used twice; ids must be unique` });
+      ids.add(k.id);
+    });
+  });
+export type ApprovalsConfig = z.infer<typeof approvalsSchema>;
+
+const approvalCount = z.number().int('give a whole number of approvals').min(0, 'use 0 (no approval) or more').max(10, 'at most 10 approvals');
+
+/** Who must approve a restore, per target: the worker's policy, which the restore workflow asks for. */
+export const restorePolicySchema = z
+  .object({
+    /** Approvals from distinct principals, none of them the requester. @default {production: 1, staging: 0} */
+    approvals: z.object({ production: approvalCount.default(1), staging: approvalCount.default(0) }).strict().prefault({}),
+    /** One approval with a reason (at least 10 characters) stands for all required ones; loud: report, metric, log, webhook. @default {enabled: false} */
+    breakGlass: z.object({ enabled: z.boolean().default(false) }).strict().prefault({}),
+  })
+  .strict();
+
+/** Where a restore awaiting approval (or approved by break-glass) is announced. */
+export const notificationsSchema = z
+  .object({
+    webhook: z
+      .object({
+        url: z.string().url('give the webhook URL, e.g. https://chat.example.com/hooks/restores'),
+        /** HMAC-SHA256 key: the body's MAC is sent as X-VaultPAM-Signature: sha256=<hex>. */
+        secret: secretRefSchema.optional(),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict();
+
 export const configSchema = z
   .object({
     /** The production deployment this orchestrator protects. */
@@ -388,6 +444,9 @@ export const configSchema = z
         }
       })
       .prefault({}),
+    approvals: approvalsSchema.prefault({}),
+    restore: restorePolicySchema.prefault({}),
+    notifications: notificationsSchema.prefault({}),
   })
   .superRefine((config, ctx) => {
     const names = new Set<string>();

@@ -7,6 +7,9 @@ import { CancelledFailure } from '@temporalio/common';
 import type { ActivityInterceptorsFactory } from '@temporalio/worker';
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
+/** The activity whose completion counts one break-glass restore (vaultpam_restore_break_glass_total). */
+export const BREAK_GLASS_ACTIVITY = 'announceBreakGlass';
+
 export interface ActivityMetrics {
   registry: Registry;
   /** Give it to WorkerOptions.interceptors.activity. */
@@ -40,6 +43,11 @@ export function createActivityMetrics(): ActivityMetrics {
     labelNames: ['activity'],
     registers: [registry],
   });
+  const breakGlass = new Counter({
+    name: 'vaultpam_restore_break_glass_total',
+    help: 'Restores this worker let proceed on one break-glass approval instead of the required approvals (alert on any increase)',
+    registers: [registry],
+  });
   const interceptor: ActivityInterceptorsFactory = (ctx: ActivityContext) => ({
     inbound: {
       async execute(input, next) {
@@ -49,6 +57,7 @@ export function createActivityMetrics(): ActivityMetrics {
         try {
           const result = await next(input);
           stop({ outcome: 'completed' });
+          if (activity === BREAK_GLASS_ACTIVITY) breakGlass.inc();
           return result;
         } catch (err) {
           const cancelled = err instanceof CancelledFailure;

@@ -1,5 +1,7 @@
 // Starting a restore, reading its report, confirming it (shared by the CLI, the API and the tests).
 import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError, WorkflowNotFoundError, WorkflowUpdateFailedError, type Client, type WorkflowExecutionDescription, type WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
+import { statementSigner } from '../approvals/approval-keys';
+import type { Principal } from '../auth/principal';
 import type { Config } from '../config/schema';
 import { targetDeployment, type TargetName } from '../config/load';
 import { VaultpamBackupError } from '../errors/catalogue';
@@ -15,8 +17,9 @@ export interface StartRestoreOptions {
   scope?: RestoreScope;
   target?: TargetName;
   reason?: string;
-  requestedBy?: string;
-  /** Pre-confirmed (--yes). */
+  /** Who asks: signed into the restore's request (the report's requestedBy comes from the signature only). */
+  principal: Principal;
+  /** Pre-confirmed (--yes): only targets that need no approval (staging) accept it. */
   confirmed?: boolean;
   confirmTimeout?: string;
   /** Back up the target first. @default true for production */
@@ -63,13 +66,26 @@ export async function startRestore(client: Client, config: Config, options: Star
     ...(options.at ? { at: new Date(options.at).toISOString() } : {}),
     scope: options.scope ?? { kind: 'full' },
     ...(options.reason ? { reason: options.reason } : {}),
-    ...(options.requestedBy ? { requestedBy: options.requestedBy } : {}),
+    requestedBy: options.principal.id,
     confirmed: options.confirmed ?? false,
     ...(options.confirmTimeout ? { confirmTimeout: options.confirmTimeout } : {}),
     ...(options.safetySnapshot !== undefined ? { safetySnapshot: options.safetySnapshot } : {}),
     ...(options.acceptUnrecoverable !== undefined ? { acceptUnrecoverable: options.acceptUnrecoverable } : {}),
   };
   const workflowId = restoreWorkflowId(into);
+  // The request, signed as the principal: the workflow verifies it, and refuses a target that needs approvals without
+  // it (a process without approvals.signingKey can still start restores of targets that need none).
+  if (config.approvals.signingKey) input.request = statementSigner(config.approvals).sign({
+    kind: 'restore-request',
+    workflowId,
+    deployment: input.deployment,
+    target,
+    scope: input.scope!,
+    ...(input.backupId ? { backupId: input.backupId } : {}),
+    ...(input.at ? { at: input.at } : {}),
+    principal: options.principal.id,
+    issuedAt: new Date().toISOString(),
+  });
   // A backup or key rotation of the target holding its lock refuses at once; a restore already running answers below.
   await assertDeploymentUnlocked(client, into, { except: workflowId });
   try {
@@ -82,7 +98,7 @@ export async function startRestore(client: Client, config: Config, options: Star
         { key: OPERATION, value: 'restore' },
       ],
       staticSummary: `Restore of ${into} from ${options.backupId ?? `the newest backup at ${options.at}`} (${input.scope!.kind === 'full' ? 'full' : `resource ${(input.scope as { resourceId: string }).resourceId}`})`,
-      staticDetails: `Requested by ${options.requestedBy ?? 'unknown'}: ${options.reason ?? 'no reason given'}`,
+      staticDetails: `Requested by ${options.principal.id}: ${options.reason ?? 'no reason given'}`,
     });
   } catch (err) {
     if (err instanceof WorkflowExecutionAlreadyStartedError) {
@@ -136,17 +152,54 @@ export async function restoreReport(client: Client, workflowId: string): Promise
   }
 }
 
-/** Confirms a restore: the workflow accepts only the backup id it resolved and the digest of its current loss report. */
-export async function confirmRestore(client: Client, workflowId: string, args: ConfirmArgs): Promise<RestoreReport> {
+export interface ConfirmRestoreOptions {
+  backupId: string;
+  lossReportDigest: string;
+  acceptUnrecoverable?: ConfirmArgs['acceptUnrecoverable'];
+  /** Who approves: signed into the approval; never the principal who requested the restore. */
+  principal: Principal;
+  /** One approval standing for all required ones (restore.breakGlass.enabled on the worker); said loudly everywhere. */
+  breakGlass?: { reason: string };
+  /** Appended to the refusal of an approval by the requester: how this caller approves as someone else. */
+  selfApprovalHint?: string;
+}
+
+/**
+ * Approves and confirms a restore with a signed approval: the workflow accepts only the backup id it resolved, the
+ * digest of its current loss report, and an approval that verifies, by a principal other than the requester.
+ */
+export async function confirmRestore(client: Client, config: Config, workflowId: string, options: ConfirmRestoreOptions): Promise<RestoreReport> {
   const description = await describeRestore(client, workflowId);
   if (description.status.name !== 'RUNNING') {
     throw new VaultpamBackupError('VPB_ERR_INPUT_INVALID', `restore ${workflowId} has ended (${description.status.name.toLowerCase()}); there is nothing to confirm: start a new one`);
+  }
+  // The approval is bound to this run of the restore: its restoreId comes from the report.
+  const current = await client.withDeadline(Date.now() + 5000, () => client.workflow.getHandle(workflowId, description.runId).query<RestoreReport>('report'));
+  // Without approvals.signingKey only a target that needs no approval accepts the confirmation (the workflow says so).
+  const args: ConfirmArgs = {
+    backupId: options.backupId,
+    lossReportDigest: options.lossReportDigest,
+    ...(options.acceptUnrecoverable !== undefined ? { acceptUnrecoverable: options.acceptUnrecoverable } : {}),
+  };
+  if (config.approvals.signingKey || options.breakGlass) {
+    args.approval = statementSigner(config.approvals).sign({
+      kind: 'restore-approval',
+      workflowId,
+      restoreId: current.restoreId,
+      backupId: options.backupId,
+      lossReportDigest: options.lossReportDigest,
+      principal: options.principal.id,
+      issuedAt: new Date().toISOString(),
+      ...(options.breakGlass ? { breakGlass: options.breakGlass } : {}),
+    });
   }
   try {
     return await client.workflow.getHandle(workflowId).executeUpdate<RestoreReport, [ConfirmArgs]>('confirm', { args: [args] });
   } catch (err) {
     if (err instanceof WorkflowUpdateFailedError) {
-      throw new VaultpamBackupError('VPB_ERR_INPUT_INVALID', `confirmation refused: ${rootCauseMessage(err)}`);
+      const reason = rootCauseMessage(err);
+      const hint = options.selfApprovalHint && /approved by the principal who requested it/.test(reason) ? `. ${options.selfApprovalHint}` : '';
+      throw new VaultpamBackupError('VPB_ERR_INPUT_INVALID', `confirmation refused: ${reason}${hint}`);
     }
     throw err;
   }

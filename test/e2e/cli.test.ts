@@ -1,4 +1,4 @@
-// The whole product through its command line: a worker process, backup, catalog, verify, a confirmed restore, and
+// The whole product through its command line: a worker process, backup, catalog, verify, an approved restore, and
 // bad input refused with a clear error and an exit code, all against the real stack.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -7,6 +7,11 @@ import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { repoRoot } from '../../src/config/local-stack';
+import { parseConfig } from '../../src/config/load';
+import type { Config } from '../../src/config/schema';
+import { confirmRestore } from '../../src/operations/restore';
+import { connectClient } from '../../src/temporal/connect';
+import { TEST_APPROVER } from '../support/approved-restore';
 import { restoreFixture, type RestoreFixture } from '../support/restore-fixture';
 
 const bin = join(repoRoot, 'bin', 'vaultpam-backup.mjs');
@@ -14,6 +19,7 @@ const bin = join(repoRoot, 'bin', 'vaultpam-backup.mjs');
 describe('vaultpam-backup command line', () => {
   let f: RestoreFixture;
   let configPath: string;
+  let testConfig: Config;
   let worker: ChildProcess;
 
   const cli = (...args: string[]) => {
@@ -26,7 +32,8 @@ describe('vaultpam-backup command line', () => {
     await f.seed({ resources: 8, auditEntries: 50, recordings: 12, recordingBytes: 4_000 });
     const dir = mkdtempSync(join(tmpdir(), 'vpb-e2e-'));
     configPath = join(dir, 'config.json');
-    writeFileSync(configPath, JSON.stringify({ ...f.config, temporal: { ...f.config.temporal, taskQueue: `e2e-${randomUUID()}` } }));
+    testConfig = parseConfig({ ...f.config, temporal: { ...f.config.temporal, taskQueue: `e2e-${randomUUID()}` } });
+    writeFileSync(configPath, JSON.stringify(testConfig));
     worker = spawn(process.execPath, [bin, '--config', configPath, 'worker'], { stdio: ['ignore', 'ignore', 'pipe'] });
     await new Promise<void>((resolve, reject) => {
       worker.stderr!.on('data', (d: Buffer) => d.toString().includes('worker polling') && resolve());
@@ -54,7 +61,7 @@ describe('vaultpam-backup command line', () => {
     expect(r.stderr).toMatch(/VPB_ERR_CONFIG_INVALID: .*locations: configure at least one backup location/);
   });
 
-  it('backs up, lists, verifies, and restores after a confirmation', () => {
+  it('backs up, lists, verifies, and restores after a confirmation by another principal', async () => {
     const backup = cli('backup', '--wait', '--json', '--reason', 'e2e');
     expect(backup.code, backup.stderr).toBe(0);
     const result = JSON.parse(backup.stdout) as { backupId: string; locations: string[]; recordings: { objects: number } };
@@ -92,9 +99,27 @@ describe('vaultpam-backup command line', () => {
     const wrong = cli('restore', 'confirm', workflowId!, '--backup', '20200101T000000Z-abcdef');
     expect(wrong.code).toBe(1);
     expect(wrong.stderr).toMatch(/confirmation refused: wrong backup id/);
-    const confirmed = cli('restore', 'confirm', workflowId!, '--backup', result.backupId, '--wait');
+    // The command line signs as its local user, who requested this production restore: it cannot approve it.
+    const own = cli('restore', 'confirm', workflowId!, '--backup', result.backupId);
+    expect(own.code).toBe(1);
+    expect(own.stderr).toMatch(/confirmation refused: a restore cannot be approved by the principal who requested it \(local:[^)]+\): another approver must confirm it\. This command signs as local:\S+, who requested it: approve as another principal through the API with an approver's token/);
+    // Another principal approves (as the API would, for an approver's credential); the command line follows the restore.
+    const client = await connectClient(testConfig);
+    try {
+      await confirmRestore(client, testConfig, workflowId!, { backupId: result.backupId, lossReportDigest: prompt.lossReportDigest, principal: TEST_APPROVER });
+    } finally {
+      await client.connection.close();
+    }
+    const deadline = Date.now() + 180_000;
+    let confirmed = cli('restore', 'report', workflowId!);
+    while (!/COMPLETED|ROLLED-BACK|FAILED/.test(confirmed.stdout) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 1000));
+      confirmed = cli('restore', 'report', workflowId!);
+    }
     expect(confirmed.code, confirmed.stderr + confirmed.stdout).toBe(0);
     expect(confirmed.stdout).toMatch(/COMPLETED/);
+    expect(confirmed.stdout).toMatch(/requested by\s+local:\S+ \(signed\)/);
+    expect(confirmed.stdout).toMatch(/approvals\s+1 of 1 required: test:approver at /);
     expect(confirmed.stdout).toMatch(/RTO\s+\d+\.\d s/);
     const kept = /previous database kept as (\S+)/.exec(confirmed.stdout)?.[1];
     expect(kept).toBeDefined();

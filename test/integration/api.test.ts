@@ -76,7 +76,7 @@ describe('HTTP API', () => {
     const doc = (await app.inject({ method: 'GET', url: '/openapi.json' })).json() as { paths: Record<string, Record<string, { requestBody?: { content: Record<string, { schema: { properties: Record<string, unknown> } }> } }>> };
     expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/v1/backups', '/v1/restores', '/v1/restores/{workflowId}/confirm']));
     const confirm = doc.paths['/v1/restores/{workflowId}/confirm']!.post!.requestBody!.content['application/json']!.schema;
-    expect(Object.keys(confirm.properties)).toEqual(['backupId', 'lossReportDigest', 'acceptUnrecoverable']);
+    expect(Object.keys(confirm.properties)).toEqual(['backupId', 'lossReportDigest', 'acceptUnrecoverable', 'breakGlass']);
   });
 
   it('rejects bad backup and verify requests with the field named', async () => {

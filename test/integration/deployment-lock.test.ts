@@ -7,6 +7,7 @@ import { buildApi } from '../../src/api/app';
 import { backupResult, backupWorkflowId, startBackup } from '../../src/operations/backup';
 import { deploymentLockHolder } from '../../src/operations/deployment-lock';
 import { restoreReport, restoreWorkflowId, startRestore } from '../../src/operations/restore';
+import { TEST_REQUESTER, startApprovedRestore } from '../support/approved-restore';
 import { runKeyRotation } from '../../src/operations/rotate-keys';
 import type { BackupProgress } from '../../workflows/backup-types';
 import type { ScheduledBackupResult } from '../../workflows/scheduled-backup';
@@ -40,7 +41,7 @@ describe('deployment lock', () => {
   afterAll(async () => h?.close());
 
   const awaitingRestore = async () => {
-    const handle = await startRestore(h.client, config, { backupId, taskQueue: h.taskQueue });
+    const handle = await startRestore(h.client, config, { backupId, taskQueue: h.taskQueue, principal: TEST_REQUESTER });
     await until(async () => ((await restoreReport(h.client, handle.workflowId)).status === 'awaiting-confirmation' ? true : undefined), 'the restore to wait for confirmation');
     return handle;
   };
@@ -99,7 +100,7 @@ describe('deployment lock', () => {
   it('is free again after its holder fails, and a terminated holder cannot keep it', async () => {
     await h.withWorker(async () => {
       // A restore refused at preflight (no such backup) after taking the lock: it releases the lock as it fails.
-      const refused = await startRestore(h.client, config, { backupId: '20990101T000000Z-0a0b0c', confirmed: true, taskQueue: h.taskQueue });
+      const refused = await startApprovedRestore(h.client, config, { backupId: '20990101T000000Z-0a0b0c', taskQueue: h.taskQueue });
       await expect(refused.result()).rejects.toThrow();
       expect((await restoreReport(h.client, refused.workflowId)).status).toBe('refused');
       expect(await deploymentLockHolder(h.client, deployment)).toBeUndefined();

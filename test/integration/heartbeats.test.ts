@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { parseConfig } from '../../src/config/load';
 import type { Config } from '../../src/config/schema';
 import { backupResult, startBackup } from '../../src/operations/backup';
-import { startRestore } from '../../src/operations/restore';
+import { startApprovedRestore } from '../support/approved-restore';
 import { dropDatabase, dumpDatabase, listDump, withClient, type ToolProgress } from '../../src/postgres';
 import type { RestoreReport } from '../../workflows/restore-types';
 import type { VerifyReport } from '../../workflows/verify';
@@ -173,7 +173,7 @@ describe('heartbeats through silent phases', () => {
   it('a restore whose index build outlasts the heartbeat timeout 3x completes restoreDatabase on its first attempt', async () => {
     const { report, heartbeats, runs } = await h.withWorker(
       async () => {
-        const handle = await startRestore(h.client, f.config, { backupId, confirmed: true, safetySnapshot: false, reason: 'heartbeat test', requestedBy: 'vitest', taskQueue: h.taskQueue });
+        const handle = await startApprovedRestore(h.client, f.config, { backupId, safetySnapshot: false, reason: 'heartbeat test', taskQueue: h.taskQueue });
         const watch = watchHeartbeats(handle, 'restoreDatabase');
         const report = (await handle.result()) as RestoreReport;
         return { report, heartbeats: await watch.stop(), runs: await activityRuns(handle, 'restoreDatabase') };

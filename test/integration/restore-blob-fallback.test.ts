@@ -7,6 +7,8 @@ import { readManifest } from '../../src/catalog/catalog';
 import { unwrapKey } from '../../src/crypto';
 import { backupResult, startBackup } from '../../src/operations/backup';
 import { confirmRestore, restoreReport, startRestore } from '../../src/operations/restore';
+import { TEST_APPROVER, TEST_REQUESTER, startApprovedRestore } from '../support/approved-restore';
+import { parseConfig } from '../../src/config/load';
 import { blobKey, type BackupLocation } from '../../src/storage';
 import type { RestoreReport } from '../../workflows/restore-types';
 import { observedServiceControl, restoreFixture, type RestoreFixture } from '../support/restore-fixture';
@@ -77,7 +79,7 @@ describe('restore reads each recording from wherever it verifies', () => {
     await removeLive(intact.key);
 
     const report = await h.withWorker(async () => {
-      const handle = await startRestore(h.client, f.config, { backupId, confirmed: true, safetySnapshot: false, reason: 'damaged primary blob', requestedBy: 'vitest', taskQueue: h.taskQueue });
+      const handle = await startApprovedRestore(h.client, f.config, { backupId, safetySnapshot: false, reason: 'damaged primary blob', taskQueue: h.taskQueue });
       return (await handle.result()) as RestoreReport;
     });
     if (report.previousDatabase) setAside.push(report.previousDatabase);
@@ -106,17 +108,24 @@ describe('restore reads each recording from wherever it verifies', () => {
     await removeLive(other.key);
     const service = observedServiceControl(f);
 
-    await h.withWorker(async () => {
-      // Pre-confirmed without accepting the loss: refused at preflight.
-      const refused = await startRestore(h.client, f.config, { backupId, confirmed: true, safetySnapshot: false, reason: 'blob lost everywhere', requestedBy: 'vitest', taskQueue: h.taskQueue });
-      await expect(refused.result()).rejects.toThrow();
-      const refusal = await restoreReport(h.client, refused.workflowId);
-      expect(refusal.status).toBe('refused');
-      expect(refusal.step).toBe('preflight');
-      expect(refusal.error).toContain(lost.key);
-      expect(service.calls).toEqual([]);
+    // Pre-confirmed without accepting the loss: refused at preflight (pre-confirmed needs a target without approvals).
+    const withoutApprovals = parseConfig({ ...f.config, restore: { ...f.config.restore, approvals: { production: 0, staging: 0 } } });
+    await h.withWorker(
+      async () => {
+        const refused = await startRestore(h.client, f.config, { backupId, confirmed: true, safetySnapshot: false, reason: 'blob lost everywhere', taskQueue: h.taskQueue, principal: TEST_REQUESTER });
+        await expect(refused.result()).rejects.toThrow();
+        const refusal = await restoreReport(h.client, refused.workflowId);
+        expect(refusal.status).toBe('refused');
+        expect(refusal.step).toBe('preflight');
+        expect(refusal.error).toContain(lost.key);
+        expect(service.calls).toEqual([]);
+      },
+      service.overrides,
+      withoutApprovals,
+    );
 
-      const handle = await startRestore(h.client, f.config, { backupId, safetySnapshot: false, reason: 'blob lost everywhere', requestedBy: 'vitest', taskQueue: h.taskQueue });
+    await h.withWorker(async () => {
+      const handle = await startRestore(h.client, f.config, { backupId, safetySnapshot: false, reason: 'blob lost everywhere', taskQueue: h.taskQueue, principal: TEST_REQUESTER });
       const waiting = await until(async () => {
         const r = await restoreReport(h.client, handle.workflowId);
         return r.status === 'awaiting-confirmation' ? r : undefined;
@@ -131,13 +140,13 @@ describe('restore reads each recording from wherever it verifies', () => {
       ]);
       expect(service.calls).toEqual([]);
 
-      const confirmation = { backupId, lossReportDigest: waiting.lossReportDigest!, confirmedBy: 'vitest' };
-      await expect(confirmRestore(h.client, handle.workflowId, confirmation)).rejects.toThrow(new RegExp(`1 recording\\(s\\) of the backup verify at no location: ${lost.key}`));
-      await expect(confirmRestore(h.client, handle.workflowId, { ...confirmation, acceptUnrecoverable: 'f'.repeat(64) })).rejects.toThrow(/verify at no location/);
+      const confirmation = { backupId, lossReportDigest: waiting.lossReportDigest!, principal: TEST_APPROVER };
+      await expect(confirmRestore(h.client, f.config, handle.workflowId, confirmation)).rejects.toThrow(new RegExp(`1 recording\\(s\\) of the backup verify at no location: ${lost.key}`));
+      await expect(confirmRestore(h.client, f.config, handle.workflowId, { ...confirmation, acceptUnrecoverable: 'f'.repeat(64) })).rejects.toThrow(/verify at no location/);
       expect((await restoreReport(h.client, handle.workflowId)).status).toBe('awaiting-confirmation');
       expect(service.calls).toEqual([]);
 
-      await confirmRestore(h.client, handle.workflowId, { ...confirmation, acceptUnrecoverable: check.unrecoverable.digest });
+      await confirmRestore(h.client, f.config, handle.workflowId, { ...confirmation, acceptUnrecoverable: check.unrecoverable.digest });
       const report = (await handle.result()) as RestoreReport;
       if (report.previousDatabase) setAside.push(report.previousDatabase);
       expect(report.status).toBe('completed');

@@ -6,7 +6,8 @@ import { readAll } from '../../src/catalog/artifacts';
 import { readManifest } from '../../src/catalog/catalog';
 import type { Manifest } from '../../src/catalog/manifest';
 import { backupResult, startBackup } from '../../src/operations/backup';
-import { restoreReport, startRestore } from '../../src/operations/restore';
+import { restoreReport } from '../../src/operations/restore';
+import { startApprovedRestore } from '../support/approved-restore';
 import { dropDatabase, withClient } from '../../src/postgres';
 import type { BackupLocation } from '../../src/storage';
 import type { RestoreReport } from '../../workflows/restore-types';
@@ -69,7 +70,7 @@ describe('restore from the next location when the first copy is corrupt', () => 
 
     const started = Date.now();
     const report = await h.withWorker(async () => {
-      const handle = await startRestore(h.client, f.config, { backupId, confirmed: true, reason: 'corrupt primary copy', requestedBy: 'vitest', taskQueue: h.taskQueue });
+      const handle = await startApprovedRestore(h.client, f.config, { backupId, reason: 'corrupt primary copy', taskQueue: h.taskQueue });
       return (await handle.result()) as RestoreReport;
     });
     console.info(`restore from the second location: ${((Date.now() - started) / 1000).toFixed(1)} s, RTO ${report.rtoMs} ms`);
@@ -99,7 +100,7 @@ describe('restore from the next location when the first copy is corrupt', () => 
     let failure: unknown;
     let workflowId = '';
     await h.withWorker(async () => {
-      const handle = await startRestore(h.client, f.config, { backupId, confirmed: true, reason: 'every copy corrupt', requestedBy: 'vitest', taskQueue: h.taskQueue });
+      const handle = await startApprovedRestore(h.client, f.config, { backupId, reason: 'every copy corrupt', taskQueue: h.taskQueue });
       workflowId = handle.workflowId;
       failure = await handle.result().then(
         () => undefined,

@@ -5,7 +5,8 @@ import { RESTORED_BY_METADATA } from '../../activities/recording-source';
 import { restoredEtagKey } from '../../activities/restore-recordings';
 import { readAll } from '../../src/catalog/artifacts';
 import { backupResult, startBackup } from '../../src/operations/backup';
-import { restoreReport, startRestore } from '../../src/operations/restore';
+import { restoreReport } from '../../src/operations/restore';
+import { startApprovedRestore } from '../support/approved-restore';
 import { DEFAULT_PART_SIZE, createS3Client } from '../../src/storage';
 import { restoreFixture, type RestoreFixture } from '../support/restore-fixture';
 import { temporalHarness, type TemporalHarness } from '../support/temporal';
@@ -48,7 +49,7 @@ describe('restore of a recording larger than one upload part', () => {
     let restoredVersion: { etag: string; restoredBy: string | undefined; size: number } | undefined;
     await h.withWorker(
       async () => {
-        const handle = await startRestore(h.client, f.config, { backupId, confirmed: true, safetySnapshot: false, reason: 'large recording', requestedBy: 'vitest', taskQueue: h.taskQueue });
+        const handle = await startApprovedRestore(h.client, f.config, { backupId, safetySnapshot: false, reason: 'large recording', taskQueue: h.taskQueue });
         // The restored version, seen while the workflow goes on to its failing smoke test.
         const deadline = Date.now() + 120_000;
         while (!restoredVersion && Date.now() < deadline) {

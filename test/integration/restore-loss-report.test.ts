@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatRestoreReport } from '../../src/cli/output';
 import { backupResult, startBackup } from '../../src/operations/backup';
 import { restoreReport, startRestore } from '../../src/operations/restore';
+import { TEST_REQUESTER } from '../support/approved-restore';
 import { restoreFixture, type RestoreFixture } from '../support/restore-fixture';
 import { temporalHarness, type TemporalHarness } from '../support/temporal';
 
@@ -51,7 +52,7 @@ describe('two-sided loss report', () => {
     const before = await f.fingerprint();
 
     await h.withWorker(async () => {
-      const handle = await startRestore(h.client, f.config, { backupId, reason: 'bulk deletion', requestedBy: 'vitest', taskQueue: h.taskQueue, confirmTimeout: '10 minutes' });
+      const handle = await startRestore(h.client, f.config, { backupId, reason: 'bulk deletion', taskQueue: h.taskQueue, confirmTimeout: '10 minutes', principal: TEST_REQUESTER });
       const waiting = await until(async () => {
         const r = await restoreReport(h.client, handle.workflowId);
         return r.status === 'awaiting-confirmation' ? r : undefined;

@@ -9,7 +9,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vi
 import { QUARANTINE_PREFIX, RESTORE_FAULT_POINTS } from '../../activities/restore-recordings';
 import type { Config } from '../../src/config/schema';
 import { backupResult, startBackup } from '../../src/operations/backup';
-import { restoreReport, startRestore } from '../../src/operations/restore';
+import { restoreReport } from '../../src/operations/restore';
+import { startApprovedRestore } from '../support/approved-restore';
 import { FAULT_POINT_DIR_ENV, FAULT_POINT_ENV } from '../../src/runtime/fault-points';
 import type { RestoreReport } from '../../workflows/restore-types';
 import { restoreFixture, type RestoreFixture } from '../support/restore-fixture';
@@ -125,7 +126,7 @@ describe('restore recordings after a worker crash', () => {
       expect(added.length).toBe(3);
 
       const first = await worker('recordings-crash-first', `${RESTORE_FAULT_POINTS.afterQuarantineAndRestore}@1`);
-      const handle = await startRestore(h.client, f.config, { backupId, confirmed: true, safetySnapshot: false, reason: 'recordings crash test', requestedBy: 'vitest', taskQueue: h.taskQueue });
+      const handle = await startApprovedRestore(h.client, f.config, { backupId, safetySnapshot: false, reason: 'recordings crash test', taskQueue: h.taskQueue });
       await killedWithin(first, 180_000, 'the first quarantine-and-restore pair');
       const [restoreId] = await quarantinedRestoreIds();
       expect(restoreId).toBeTruthy();
@@ -175,7 +176,7 @@ describe('restore recordings after a worker crash', () => {
     async () => {
       const before = await listing();
       const first = await worker('revert-crash-first', `${RESTORE_FAULT_POINTS.afterPutBack}@2`);
-      const handle = await startRestore(h.client, f.config, { backupId, confirmed: true, safetySnapshot: false, reason: 'revert crash test', requestedBy: 'vitest', taskQueue: h.taskQueue });
+      const handle = await startApprovedRestore(h.client, f.config, { backupId, safetySnapshot: false, reason: 'revert crash test', taskQueue: h.taskQueue });
       await killedWithin(first, 240_000, 'the second put-back of the rollback');
       const [restoreId] = await quarantinedRestoreIds();
       // Killed between a put-back and the removal of its quarantine copy: some copies are still there.

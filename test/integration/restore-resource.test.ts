@@ -3,7 +3,8 @@
 import { WorkflowFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backupResult, startBackup } from '../../src/operations/backup';
-import { restoreReport, startRestore } from '../../src/operations/restore';
+import { restoreReport } from '../../src/operations/restore';
+import { startApprovedRestore } from '../support/approved-restore';
 import { withClient } from '../../src/postgres';
 import type { RestoreReport } from '../../workflows/restore-types';
 import { observedServiceControl, restoreFixture, watchHealth, type RestoreFixture } from '../support/restore-fixture';
@@ -83,7 +84,7 @@ describe('restore of one resource', () => {
     const health = watchHealth(f);
     const started = Date.now();
     const report = await h.withWorker(async () => {
-      const handle = await startRestore(h.client, f.config, { backupId, scope: { kind: 'resource', resourceId }, confirmed: true, reason: 'resource deleted by mistake', requestedBy: 'vitest', taskQueue: h.taskQueue });
+      const handle = await startApprovedRestore(h.client, f.config, { backupId, scope: { kind: 'resource', resourceId }, reason: 'resource deleted by mistake', taskQueue: h.taskQueue });
       return (await handle.result()) as RestoreReport;
     }, service.overrides);
     const elapsed = Date.now() - started;
@@ -132,7 +133,7 @@ describe('restore of one resource', () => {
     let failure: unknown;
     let workflowId = '';
     await h.withWorker(async () => {
-      const handle = await startRestore(h.client, f.config, { backupId, scope: { kind: 'resource', resourceId: missing }, confirmed: true, requestedBy: 'vitest', taskQueue: h.taskQueue });
+      const handle = await startApprovedRestore(h.client, f.config, { backupId, scope: { kind: 'resource', resourceId: missing }, taskQueue: h.taskQueue });
       workflowId = handle.workflowId;
       failure = await handle.result().then(
         () => undefined,

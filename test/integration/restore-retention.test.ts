@@ -9,6 +9,7 @@ import { parseConfig } from '../../src/config/load';
 import type { Config } from '../../src/config/schema';
 import { backupResult, startBackup } from '../../src/operations/backup';
 import { restoreReport, startRestore } from '../../src/operations/restore';
+import { TEST_REQUESTER, startApprovedRestore } from '../support/approved-restore';
 import { createDependencies } from '../../src/runtime/dependencies';
 import { backupKey, pinsPrefix } from '../../src/storage';
 import type { RestoreReport } from '../../workflows/restore-types';
@@ -55,7 +56,7 @@ describe('retention and restores', () => {
 
     // Production restore of the older one: its safety snapshot is a full backup whose prune runs while it waits.
     const report = await h.withWorker(async () => {
-      const handle = await startRestore(h.client, config, { backupId: oldest.backupId, confirmed: true, taskQueue: h.taskQueue });
+      const handle = await startApprovedRestore(h.client, config, { backupId: oldest.backupId, taskQueue: h.taskQueue });
       return (await handle.result()) as RestoreReport;
     }, {}, config);
     expect(report.status).toBe('completed');
@@ -91,7 +92,7 @@ describe('retention and restores', () => {
     await h.withWorker(async () => {
       const newest = (await listBackups(deps.locations(), deployment))[0]!.backupId;
       // A restore into staging holds staging's lock, not production's: production backups and prunes go on.
-      const handle = await startRestore(h.client, config, { backupId: newest, target: 'staging', taskQueue: h.taskQueue });
+      const handle = await startRestore(h.client, config, { backupId: newest, target: 'staging', taskQueue: h.taskQueue, principal: TEST_REQUESTER });
       await until(async () => ((await restoreReport(h.client, handle.workflowId)).status === 'awaiting-confirmation' ? true : undefined), 'the staging restore to wait for confirmation');
 
       const next = await backupResult(await startBackup(h.client, config, { taskQueue: h.taskQueue }));

@@ -4,7 +4,8 @@ import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { backupResult, startBackup } from '../../src/operations/backup';
-import { restoreReport, startRestore } from '../../src/operations/restore';
+import { restoreReport } from '../../src/operations/restore';
+import { startApprovedRestore } from '../support/approved-restore';
 import { dropDatabase, withClient } from '../../src/postgres';
 import type { RestoreReport } from '../../workflows/restore-types';
 import { restoreFixture, type RestoreFixture } from '../support/restore-fixture';
@@ -95,7 +96,7 @@ describe('restore workflow after a worker crash during pg_restore', () => {
       await f.seed({ organisations: 0, resources: 2, connectors: 1, auditEntries: 20, recordings: 3, recordingBytes: 4_000 });
       const before = await f.fingerprint();
       const first = await worker('restore-crash-first-worker');
-      const handle = await startRestore(h.client, f.config, { backupId, confirmed: true, reason: 'worker crash test', requestedBy: 'vitest', taskQueue: h.taskQueue });
+      const handle = await startApprovedRestore(h.client, f.config, { backupId, reason: 'worker crash test', taskQueue: h.taskQueue });
 
       // Wait until pg_restore has been fed (a heartbeat with its bytes), then a little longer, and kill the worker.
       const startedAt = Date.now();

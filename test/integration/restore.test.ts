@@ -3,6 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backupResult, startBackup } from '../../src/operations/backup';
 import { confirmRestore, restoreReport, startRestore } from '../../src/operations/restore';
+import { TEST_APPROVER, TEST_REQUESTER, startApprovedRestore } from '../support/approved-restore';
 import { databaseExists } from '../../src/postgres';
 import type { RestoreReport } from '../../workflows/restore-types';
 import { restoreFixture, type RestoreFixture } from '../support/restore-fixture';
@@ -41,7 +42,7 @@ describe('restore workflow', () => {
     expect(afterAccident.counts.resources).toBe(resources.length - 12);
 
     await h.withWorker(async () => {
-      const handle = await startRestore(h.client, f.config, { backupId, reason: 'bulk deletion', requestedBy: 'vitest', taskQueue: h.taskQueue });
+      const handle = await startRestore(h.client, f.config, { backupId, reason: 'bulk deletion', taskQueue: h.taskQueue, principal: TEST_REQUESTER });
       const waiting = await until(async () => {
         const r = await restoreReport(h.client, handle.workflowId);
         return r.status === 'awaiting-confirmation' ? r : undefined;
@@ -49,13 +50,13 @@ describe('restore workflow', () => {
       expect(waiting.lossReport!.auditEntries).toBeGreaterThanOrEqual(12);
       expect(waiting.backup!.backupId).toBe(backupId);
 
-      await expect(confirmRestore(h.client, handle.workflowId, { backupId: '20990101T000000Z-000000', lossReportDigest: waiting.lossReportDigest! })).rejects.toThrow(/wrong backup id/);
-      await expect(confirmRestore(h.client, handle.workflowId, { backupId, lossReportDigest: 'f'.repeat(64) })).rejects.toThrow(/digest does not match/);
+      await expect(confirmRestore(h.client, f.config, handle.workflowId, { backupId: '20990101T000000Z-000000', lossReportDigest: waiting.lossReportDigest!, principal: TEST_APPROVER })).rejects.toThrow(/wrong backup id/);
+      await expect(confirmRestore(h.client, f.config, handle.workflowId, { backupId, lossReportDigest: 'f'.repeat(64), principal: TEST_APPROVER })).rejects.toThrow(/digest does not match/);
       // Refused answers changed nothing.
       expect((await restoreReport(h.client, handle.workflowId)).status).toBe('awaiting-confirmation');
       expect(await f.fingerprint()).toEqual(afterAccident);
 
-      await confirmRestore(h.client, handle.workflowId, { backupId, lossReportDigest: waiting.lossReportDigest!, confirmedBy: 'vitest' });
+      await confirmRestore(h.client, f.config, handle.workflowId, { backupId, lossReportDigest: waiting.lossReportDigest!, principal: TEST_APPROVER });
       const report = (await handle.result()) as RestoreReport;
       expect(report.status).toBe('completed');
       expect(report.verify!.found).toEqual(report.verify!.expected);
@@ -71,7 +72,7 @@ describe('restore workflow', () => {
   it('ends an unconfirmed restore with nothing changed', async () => {
     const before = await f.fingerprint();
     await h.withWorker(async () => {
-      const handle = await startRestore(h.client, f.config, { backupId, confirmTimeout: '3 seconds', taskQueue: h.taskQueue });
+      const handle = await startRestore(h.client, f.config, { backupId, confirmTimeout: '3 seconds', taskQueue: h.taskQueue, principal: TEST_REQUESTER });
       await expect(handle.result()).rejects.toThrow();
       const report = await restoreReport(h.client, handle.workflowId).catch(() => undefined);
       expect(report?.status ?? 'not-confirmed').toBe('not-confirmed');
@@ -86,7 +87,7 @@ describe('restore workflow', () => {
     const broken = { ...f.config, deployment: { ...f.config.deployment, controlPlane: { ...f.config.deployment.controlPlane, smokeTestResourceId: 'res_does_not_exist' } } };
     await h.withWorker(
       async () => {
-        const handle = await startRestore(h.client, broken, { backupId, confirmed: true, taskQueue: h.taskQueue });
+        const handle = await startApprovedRestore(h.client, broken, { backupId, taskQueue: h.taskQueue });
         const failure = await handle.result().then(
           () => undefined,
           (err: Error) => err,

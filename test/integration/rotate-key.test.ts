@@ -10,7 +10,7 @@ import { hashStored, openArtifact, readAll } from '../../src/catalog/artifacts';
 import type { Artifact } from '../../src/catalog/manifest';
 import { unwrapKey, wrappedKeySchema } from '../../src/crypto';
 import { backupResult, startBackup } from '../../src/operations/backup';
-import { startRestore } from '../../src/operations/restore';
+import { startApprovedRestore } from '../support/approved-restore';
 import { runKeyRotation } from '../../src/operations/rotate-keys';
 import { runVerify } from '../../src/operations/verify';
 import { createDependencies } from '../../src/runtime/dependencies';
@@ -49,7 +49,7 @@ describe('master-key rotation', () => {
       async () => {
         backupId = (await backupResult(await startBackup(h.client, before, { taskQueue: h.taskQueue }))).backupId;
         // A restore leaves its journal (the connectors it replaced), under a data key of its own wrapped by the master key.
-        const handle = await startRestore(h.client, before, { backupId, confirmed: true, safetySnapshot: false, taskQueue: h.taskQueue });
+        const handle = await startApprovedRestore(h.client, before, { backupId, safetySnapshot: false, taskQueue: h.taskQueue });
         restore = (await handle.result()) as RestoreReport;
       },
       {},

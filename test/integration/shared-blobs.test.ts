@@ -10,7 +10,7 @@ import { unwrapKey } from '../../src/crypto';
 import { backupResult, startBackup } from '../../src/operations/backup';
 import { checkResult, startCheck } from '../../src/operations/check';
 import { runVerify } from '../../src/operations/verify';
-import { startRestore } from '../../src/operations/restore';
+import { startApprovedRestore } from '../support/approved-restore';
 import { dropDatabase } from '../../src/postgres';
 import { createDependencies } from '../../src/runtime/dependencies';
 import { hashStored } from '../../src/catalog/artifacts';
@@ -71,7 +71,7 @@ describe('shared recording blobs across a deletion, a restore and the next backu
 
     // 3. The first backup restored, confirmed: its safety snapshot lacks the thirty; the restore puts them back.
     const report = await h.withWorker(async () => {
-      const handle = await startRestore(h.client, f.config, { backupId: first.backupId, confirmed: true, reason: 'undo the deletion', requestedBy: 'vitest', taskQueue: h.taskQueue });
+      const handle = await startApprovedRestore(h.client, f.config, { backupId: first.backupId, reason: 'undo the deletion', taskQueue: h.taskQueue });
       return (await handle.result()) as RestoreReport;
     });
     if (report.previousDatabase) setAside.push(report.previousDatabase);
@@ -127,7 +127,7 @@ describe('shared recording blobs across a deletion, a restore and the next backu
       const alone = parseConfig({ ...f.config, locations: [location] });
       const report = await h.withWorker(
         async () => {
-          const handle = await startRestore(h.client, alone, { backupId: oldest, confirmed: true, safetySnapshot: false, reason: `from ${location.name} alone`, requestedBy: 'vitest', taskQueue: h.taskQueue });
+          const handle = await startApprovedRestore(h.client, alone, { backupId: oldest, safetySnapshot: false, reason: `from ${location.name} alone`, taskQueue: h.taskQueue });
           return (await handle.result()) as RestoreReport;
         },
         {},

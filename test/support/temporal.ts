@@ -5,6 +5,7 @@ import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { inject } from 'vitest';
 import { loadConfig } from '../../src/config/load';
 import type { Config } from '../../src/config/schema';
+import type { ActivityMetrics } from '../../src/metrics/activity-metrics';
 import { createDependencies, type DependencyOverrides } from '../../src/runtime/dependencies';
 import { connectClient } from '../../src/temporal/connect';
 import { createWorker } from '../../src/temporal/worker';
@@ -14,7 +15,7 @@ export interface TemporalHarness {
   client: Client;
   taskQueue: string;
   /** Runs fn while a worker polls this harness's task queue. */
-  withWorker<T>(fn: () => Promise<T>, overrides?: DependencyOverrides, config?: Config): Promise<T>;
+  withWorker<T>(fn: () => Promise<T>, overrides?: DependencyOverrides, config?: Config, metrics?: ActivityMetrics): Promise<T>;
   close(): Promise<void>;
 }
 
@@ -31,13 +32,14 @@ export async function temporalHarness(config: Config = loadConfig({ env: { ...pr
     config,
     client,
     taskQueue,
-    async withWorker(fn, overrides = {}, workerConfig = config) {
+    async withWorker(fn, overrides = {}, workerConfig = config, metrics) {
       const { worker, connection } = await createWorker({
         config: workerConfig,
         deps: createDependencies(workerConfig, overrides),
         taskQueue,
         workflowBundlePath: inject('workflowBundlePath'),
         options: { shutdownGraceTime: '2 seconds' },
+        ...(metrics ? { metrics } : {}),
       });
       try {
         return await worker.runUntil(fn());
