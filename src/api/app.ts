@@ -15,6 +15,7 @@ import { confirmRestore, describeRestore, parseScope, restoreReport, startDrill,
 import { requireWorker } from '../operations/worker-presence';
 import { runKeyRotation } from '../operations/rotate-keys';
 import { runVerify } from '../operations/verify';
+import { parseSince, runAuditCheck } from '../operations/audit';
 import { checkStatus, parseReadDataSubset, startCheck } from '../operations/check';
 import { createDependencies } from '../runtime/dependencies';
 import type { BackupLocation } from '../storage';
@@ -103,6 +104,7 @@ function openApiDocument() {
       '/v1/key-rotations': { post: op('rewrap every data key under encryption.activeKeyId, under the deployment lock (409 while locked); waits for the end') },
       '/v1/checks': { post: op('start a repository check (409 when one runs)', { requestBody: body(bodies.check()) }) },
       '/v1/checks/{workflowId}': { get: op('the state of a check, with its report once finished') },
+      '/v1/audit': { get: op('the audit trail and its check (query: location, since); 409 when it is not intact, naming each problem') },
     },
   };
 }
@@ -223,6 +225,13 @@ export function buildApi(options: ApiOptions): FastifyInstance {
   app.get('/v1/backups', async () => {
     const entries = await listBackups(locations(), config.deployment.name);
     return { backups: entries.map((e) => ({ backupId: e.backupId, locations: e.locations, problems: e.problems, manifest: e.manifest })) };
+  });
+
+  // The audit trail and its check, read from the locations: 200 when intact, 409 naming each problem otherwise.
+  app.get<{ Querystring: { location?: string; since?: string } }>('/v1/audit', async (request, reply) => {
+    const { location, since } = request.query;
+    const report = await runAuditCheck(config, { ...(location ? { location } : {}), ...(since ? { since: parseSince(since) } : {}) }, { locations, keyRing: () => deps().keyRing() });
+    return reply.code(report.ok ? 200 : 409).send(report);
   });
 
   app.post<{ Params: { backupId: string } }>('/v1/backups/:backupId/verify', async (request, reply) => {
