@@ -49,6 +49,8 @@ export function createAuditActivities(deps: Dependencies) {
         if (cause instanceof Error && 'type' in cause && cause.type === 'AuditConflict') {
           throw ApplicationFailure.create({ type: 'AuditConflict', nonRetryable: true, message: cause.message });
         }
+        // The writer could not write for now (a location down, the writer starting afresh): this activity's retry asks again.
+        if (cause instanceof Error) throw ApplicationFailure.create({ type: 'AuditUnavailable', message: cause.message });
         throw err;
       }
     },
@@ -57,6 +59,8 @@ export function createAuditActivities(deps: Dependencies) {
     async readAuditHead(input: { deployment: string }): Promise<{ head: AuditHead; recent: [string, AuditHead][] }> {
       const ctx = Context.current();
       try {
+        // The trail may be the first thing a deployment writes (its first backup's "started"): bucket or folder made here.
+        for (const location of deps.locations()) await location.ensureReady();
         const found = await readAuditHead(deps.locations(), input.deployment, { onProgress: (copied) => ctx.heartbeat({ copied }) });
         return { head: found.head, recent: found.recent };
       } catch (err) {

@@ -10,11 +10,14 @@ import { STATUS } from './search-attributes';
 export const appendUpdate = defineUpdate<AuditHead, [AppendRequest]>(APPEND_UPDATE);
 export const headQuery = defineQuery<AuditHead | undefined>(HEAD_QUERY);
 
-/** Retried without end: an entry that cannot be written yet (a location down) must wait, never be skipped. */
+/**
+ * Retried a few minutes: an entry that cannot be written then (a location down) fails this run and its waiting
+ * callers, whose own retries start a new run that reads the head again. Nothing is ever skipped.
+ */
 const storage = proxyActivities<Activities>({
   startToCloseTimeout: '2 minutes',
   heartbeatTimeout: '30 seconds',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', nonRetryableErrorTypes: ['AuditConflict'] },
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 8, nonRetryableErrorTypes: ['AuditConflict'] },
 });
 
 /** Entries after which the writer starts afresh (continue-as-new), carrying the head and the latest event keys. */
@@ -64,9 +67,15 @@ export async function auditLogWorkflow(input: AuditLogInput): Promise<void> {
       head = next;
     } catch (err) {
       // Another entry where the next one goes (or locations that disagree on the head): nothing more is written until
-      // an operator has looked; every waiting caller is told why.
+      // an operator has looked. Anything else (a location down past the retries): the callers ask again later. Either
+      // way every waiting caller is told why, and this run ends.
       const cause = err instanceof ActivityFailure && err.cause ? err.cause : (err as Error);
-      failure = ApplicationFailure.create({ type: 'AuditConflict', nonRetryable: true, message: `the audit trail of ${input.deployment} cannot grow: ${cause.message}` });
+      const conflict = cause instanceof ApplicationFailure && cause.type === 'AuditConflict';
+      failure = ApplicationFailure.create({
+        type: conflict ? 'AuditConflict' : 'AuditUnavailable',
+        nonRetryable: conflict,
+        message: `the audit trail of ${input.deployment} ${conflict ? 'cannot grow' : 'cannot be written now'}: ${cause.message}`,
+      });
       await condition(allHandlersFinished);
       throw failure;
     }

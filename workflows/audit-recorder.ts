@@ -6,8 +6,8 @@ import type { AuditEvent, AuditHead } from './audit-log-types';
 
 const auditCalls = proxyActivities<Pick<Activities, 'recordAuditEvent'>>({
   // An append waits for the entry to reach every location; a writer busy with others' entries takes a while.
-  startToCloseTimeout: '2 minutes',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 20, nonRetryableErrorTypes: ['AuditConflict'] },
+  startToCloseTimeout: '5 minutes',
+  retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 6, nonRetryableErrorTypes: ['AuditConflict'] },
 });
 
 export type AuditKind = AuditEvent['kind'];
