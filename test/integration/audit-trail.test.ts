@@ -114,6 +114,12 @@ describe('audit trail', () => {
     expect(rows[0]!.details.backupId).toBe(backupId);
     expect(rows[0]!.details.approvedBy).toEqual(['bob']);
     expect(rows[0]!.details.message).toMatch(new RegExp(`^restored backup ${backupId}, requested by alice, approved by bob, at \\d{4}-`));
+    // The route is idempotent (a retried post leaves one line) and refuses a body that does not fit, changing nothing.
+    const again = await f.api('POST', '/admin/audit-events', { actor: rows[0]!.actor, action: rows[0]!.action, details: rows[0]!.details });
+    expect(again).toEqual({ status: 201, json: { id: report.audit!.vaultpamLog!.id } });
+    expect((await f.api('POST', '/admin/audit-events', { actor: '', action: 'x', details: {} })).status).toBe(400);
+    const count = await withClient(pg, f.deps.postgresPassword('production'), async (c) => (await c.query<{ n: string }>(`SELECT count(*) AS n FROM audit_log WHERE action = 'backup.restore'`)).rows[0]!.n);
+    expect(count).toBe('1');
   });
 
   it('passes through the command line on the intact trail, and exits 1 naming a removed entry', async () => {
