@@ -9,6 +9,9 @@ import type { Dependencies } from '../src/runtime/dependencies';
 import { APPEND_UPDATE, auditWorkflowId, type AppendRequest, type AuditLogInput } from '../workflows/audit-log-types';
 import { DEPLOYMENT, OPERATION } from '../workflows/search-attributes';
 
+/** How long one run of the writer may last; a run ends by itself as soon as it has nothing queued. */
+const WRITER_RUN_TIMEOUT = '2 minutes';
+
 function conflict(err: unknown): never {
   if (err instanceof AuditConflictError) throw ApplicationFailure.create({ type: 'AuditConflict', nonRetryable: true, message: err.message });
   throw err;
@@ -36,6 +39,10 @@ export function createAuditActivities(deps: Dependencies) {
             taskQueue: info.taskQueue,
             args: [{ deployment: input.deployment }],
             workflowIdConflictPolicy: 'USE_EXISTING',
+            // A writer left on a task queue nobody polls any more (workers moved, a crashed test's queue) must not hold
+            // the deployment's trail: its run ends within this, and the next append starts one where the caller runs.
+            // Safe at any line: entries are written idempotently and a new run reads the head from the locations.
+            workflowRunTimeout: WRITER_RUN_TIMEOUT,
             typedSearchAttributes: [
               { key: DEPLOYMENT, value: input.deployment },
               { key: OPERATION, value: 'audit' },
@@ -61,6 +68,7 @@ export function createAuditActivities(deps: Dependencies) {
       try {
         // The trail may be the first thing a deployment writes (its first backup's "started"): bucket or folder made here.
         for (const location of deps.locations()) await location.ensureReady();
+        ctx.heartbeat({ copied: 0 });
         const found = await readAuditHead(deps.locations(), input.deployment, { onProgress: (copied) => ctx.heartbeat({ copied }) });
         return { head: found.head, recent: found.recent };
       } catch (err) {

@@ -11,14 +11,17 @@ export const appendUpdate = defineUpdate<AuditHead, [AppendRequest]>(APPEND_UPDA
 export const headQuery = defineQuery<AuditHead | undefined>(HEAD_QUERY);
 
 /**
- * Retried a few minutes: an entry that cannot be written then (a location down) fails this run and its waiting
+ * Retried a little under a minute: an entry that cannot be written then (a location down) fails this run and its waiting
  * callers, whose own retries start a new run that reads the head again. Nothing is ever skipped.
  */
-const storage = proxyActivities<Activities>({
-  startToCloseTimeout: '2 minutes',
-  heartbeatTimeout: '30 seconds',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 8, nonRetryableErrorTypes: ['AuditConflict'] },
-});
+const retry = { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '10 seconds', maximumAttempts: 5, nonRetryableErrorTypes: ['AuditConflict'] };
+/** One small entry to every location. */
+const storage = proxyActivities<Activities>({ startToCloseTimeout: '30 seconds', retry });
+/**
+ * The head, after copying what a location lacks (a whole trail, for a location just added): heartbeating, and resumed
+ * by the next run if this one's time runs out, since what was copied stays copied.
+ */
+const headReading = proxyActivities<Activities>({ startToCloseTimeout: '10 minutes', heartbeatTimeout: '30 seconds', retry });
 
 /** Entries after which the writer starts afresh (continue-as-new), carrying the head and the latest event keys. */
 const ENTRIES_PER_RUN = 300;
@@ -58,7 +61,7 @@ export async function auditLogWorkflow(input: AuditLogInput): Promise<void> {
     }
     try {
       if (!head) {
-        const found = await storage.readAuditHead({ deployment: input.deployment });
+        const found = await headReading.readAuditHead({ deployment: input.deployment });
         head = found.head;
         for (const [key, at] of found.recent) recent.set(key, at);
         continue;

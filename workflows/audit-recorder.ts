@@ -5,9 +5,10 @@ import type { Activities } from '../activities';
 import type { AuditEvent, AuditHead } from './audit-log-types';
 
 const auditCalls = proxyActivities<Pick<Activities, 'recordAuditEvent'>>({
-  // An append waits for the entry to reach every location; a writer busy with others' entries takes a while.
-  startToCloseTimeout: '5 minutes',
-  retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 6, nonRetryableErrorTypes: ['AuditConflict'] },
+  // An append waits for the entry to reach every location; past this the writer is stuck (a queue nobody polls, whose
+  // run times out) and a retry reaches a new one.
+  startToCloseTimeout: '90 seconds',
+  retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 10, nonRetryableErrorTypes: ['AuditConflict'] },
 });
 
 export type AuditKind = AuditEvent['kind'];
