@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WithStartWorkflowOperation } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildApi } from '../../src/api/app';
 import { auditEntryHash, sealAuditEntry, type AuditEntry } from '../../src/audit/audit-entry';
 import { listAuditSeqs, readAuditEntry } from '../../src/audit/audit-store';
 import { readManifest } from '../../src/catalog/catalog';
@@ -20,6 +21,11 @@ import { APPEND_UPDATE, auditWorkflowId, type AppendRequest, type AuditHead, typ
 import type { RestoreReport } from '../../workflows/restore-types';
 import { restoreFixture, type RestoreFixture } from '../support/restore-fixture';
 import { temporalHarness, type TemporalHarness } from '../support/temporal';
+
+/** The entry count the text report's summary line states. */
+function intactEntries(stdout: string): number {
+  return Number(/: (\d+) entries checked/.exec(stdout)?.[1]);
+}
 
 async function until<T>(probe: () => Promise<T | undefined>, what: string, timeoutMs = 90_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -129,17 +135,30 @@ describe('audit trail', () => {
     const intact = cli();
     expect(intact.stdout).toMatch(/INTACT/);
     expect(intact.status).toBe(0);
-    await withDamage(
-      async () => {
-        for (const l of locations) await l.delete([auditEntryKey(deployment, 3)]);
-      },
-      async () => {
-        const damaged = cli('--json');
-        expect(damaged.status).toBe(1);
-        const json = JSON.parse(damaged.stdout) as { ok: boolean; problems: { kind: string; seq: number }[] };
-        expect(json.problems.map((p) => `${p.kind} ${p.seq}`)).toEqual(['gap 3']);
-      },
-    );
+    const api = buildApi({ config: f.config, client: h.client, token: 'audit-test-token', taskQueue: h.taskQueue });
+    const auth = { authorization: 'Bearer audit-test-token' };
+    try {
+      const served = await api.inject({ method: 'GET', url: '/v1/audit?since=2000-01-01T00:00:00Z', headers: auth });
+      expect(served.statusCode).toBe(200);
+      expect(served.json()).toMatchObject({ ok: true, checked: intactEntries(intact.stdout) });
+      await withDamage(
+        async () => {
+          for (const l of locations) await l.delete([auditEntryKey(deployment, 3)]);
+        },
+        async () => {
+          const damaged = cli('--json');
+          expect(damaged.status).toBe(1);
+          const json = JSON.parse(damaged.stdout) as { ok: boolean; problems: { kind: string; seq: number }[] };
+          expect(json.problems.map((p) => `${p.kind} ${p.seq}`)).toEqual(['gap 3']);
+          const refused = await api.inject({ method: 'GET', url: '/v1/audit', headers: auth });
+          expect(refused.statusCode).toBe(409);
+          expect((refused.json() as { problems: { kind: string }[] }).problems.map((p) => p.kind)).toEqual(['gap']);
+        },
+      );
+      expect((await api.inject({ method: 'GET', url: '/v1/audit?location=nowhere', headers: auth })).statusCode).toBe(400);
+    } finally {
+      await api.close();
+    }
   }, 240_000);
 
   it('names an edited entry (its MAC), a cut tail (a manifest\'s anchor) and a divergent location', async () => {
