@@ -19,6 +19,8 @@ export interface AuditLogInput {
   head?: AuditHead;
   /** Carried over continue-as-new: the latest event keys and what they were answered with. */
   recent?: [string, AuditHead][];
+  /** Entries after which a run continues as new. @default 300 */
+  entriesPerRun?: number;
 }
 
 /** The audit writer's workflow id: one per deployment, so entries are written strictly one at a time. */

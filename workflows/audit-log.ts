@@ -52,7 +52,7 @@ export async function auditLogWorkflow(input: AuditLogInput): Promise<void> {
   for (;;) {
     await condition(() => queue.length > 0 || (served && allHandlersFinished()));
     if (queue.length === 0) return;
-    if (written >= ENTRIES_PER_RUN || workflowInfo().continueAsNewSuggested) break;
+    if (written >= (input.entriesPerRun ?? ENTRIES_PER_RUN) || workflowInfo().continueAsNewSuggested) break;
     const request = queue[0]!;
     if (recent.has(request.eventKey)) {
       // Written already (by an earlier run, before its caller's retry): answered from `recent`, not written again.
@@ -92,5 +92,5 @@ export async function auditLogWorkflow(input: AuditLogInput): Promise<void> {
   // event keys) writes each once.
   failure = ApplicationFailure.create({ type: 'AuditWriterRestarted', message: 'the audit writer started afresh; ask again' });
   await condition(allHandlersFinished);
-  await continueAsNew<typeof auditLogWorkflow>({ deployment: input.deployment, ...(head ? { head } : {}), recent: [...recent.entries()] });
+  await continueAsNew<typeof auditLogWorkflow>({ ...input, ...(head ? { head } : {}), recent: [...recent.entries()] });
 }

@@ -204,6 +204,40 @@ describe('audit trail', () => {
     expect((await runAuditCheck(f.config)).ok).toBe(true);
   });
 
+  it('continues as new every few entries, keeping the chain, and every append asked while it restarts is written once', async () => {
+    const before = (await runAuditCheck(f.config)).head.seq;
+    const append = async (eventKey: string): Promise<AuditHead> => {
+      // What recordAuditEvent's retry does when the writer answers "started afresh": ask again with the same key.
+      for (let attempt = 1; ; attempt += 1) {
+        try {
+          return await h.client.workflow.executeUpdateWithStart<(i: AuditLogInput) => Promise<void>, AuditHead, [AppendRequest]>(APPEND_UPDATE, {
+            args: [{ eventKey, event: { kind: 'check.completed', principal: 'schedule', subject: {}, details: { ok: true } } }],
+            startWorkflowOperation: new WithStartWorkflowOperation('auditLogWorkflow', {
+              workflowId: auditWorkflowId(deployment),
+              taskQueue: h.taskQueue,
+              args: [{ deployment, entriesPerRun: 2 }],
+              workflowIdConflictPolicy: 'USE_EXISTING',
+            }),
+          });
+        } catch (err) {
+          if (attempt >= 20) throw err;
+          await new Promise((r) => setTimeout(r, 300));
+        }
+      }
+    };
+    const answers = await h.withWorker(() => Promise.all(Array.from({ length: 7 }, (_, i) => append(`cas-test/${i}`))));
+    expect(answers.map((a) => a.seq).sort((a, b) => a - b)).toEqual(Array.from({ length: 7 }, (_, i) => before + 1 + i));
+    const audit = await runAuditCheck(f.config);
+    expect(audit.problems).toEqual([]);
+    expect(audit.head.seq).toBe(before + 7);
+    const runs = await until(async () => {
+      let n = 0;
+      for await (const _ of h.client.workflow.list({ query: `WorkflowId = '${auditWorkflowId(deployment)}' AND ExecutionStatus = 'ContinuedAsNew'` })) n += 1;
+      return n >= 3 ? n : undefined;
+    }, 'the writer runs that continued as new', 30_000);
+    expect(runs).toBeGreaterThanOrEqual(3);
+  });
+
   it('writes an append asked twice (a retried activity) once, even when the writer ended in between', async () => {
     const before = await listAuditSeqs(locations[0]!, deployment);
     const append = (eventKey: string) =>
