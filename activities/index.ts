@@ -1,6 +1,7 @@
 // Every activity, built from the process's dependencies (one factory; tests hand it other dependencies).
 import type { Dependencies } from '../src/runtime/dependencies';
 import { createApprovalActivities } from './approvals';
+import { createAuditActivities } from './audit';
 import { createCheckActivities } from './check';
 import { createCommitActivities } from './commit';
 import { createDeploymentLockActivities } from './deployment-lock';
@@ -36,6 +37,7 @@ export function createActivities(deps: Dependencies) {
     ...createDeploymentLockActivities(deps),
     ...createRotateKeyActivities(deps),
     ...createCheckActivities(deps),
+    ...createAuditActivities(deps),
   };
 }
 

@@ -94,3 +94,13 @@ export const statsSchema = z.object({
   connectors: z.number().int(),
 });
 export type Stats = z.infer<typeof statsSchema>;
+
+/** POST /admin/audit-events: a line the backup orchestrator writes in this deployment's audit log. */
+export const auditEventSchema = z
+  .object({
+    actor: z.string().min(1).max(200),
+    action: z.string().min(1).max(200),
+    details: z.record(z.string(), z.unknown()).default({}),
+  })
+  .strict();
+export type AuditEventRequest = z.infer<typeof auditEventSchema>;

@@ -5,6 +5,7 @@ import type * as Minio from 'minio';
 import type pg from 'pg';
 import type { z } from 'zod';
 import {
+  auditEventSchema,
   connectorInventorySchema,
   createResourceSchema,
   idParamsSchema,
@@ -277,6 +278,26 @@ export async function buildControlPlane(config: SandboxConfig, deps: ControlPlan
       connectors: Number(row.connectors),
     };
   });
+
+  // ------------------------------------------------------------------ audit log
+
+  // A line from the backup orchestrator (a restore, say) in this deployment's own audit log. Idempotent: the same
+  // actor, action and details already logged answer that row, so a retried request leaves one line.
+  app.post(
+    '/admin/audit-events',
+    write(async (request, reply) => {
+      const body = parse(auditEventSchema, request.body, 'body');
+      const id = await inTransaction(db, async (client) => {
+        // Serialises identical requests, so two retries racing each other still leave one row.
+        await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`${body.actor}\n${body.action}\n${JSON.stringify(body.details)}`]);
+        const existing = await client.query<{ id: string }>('SELECT id FROM audit_log WHERE actor = $1 AND action = $2 AND details = $3::jsonb ORDER BY id LIMIT 1', [body.actor, body.action, JSON.stringify(body.details)]);
+        if (existing.rows[0]) return existing.rows[0].id;
+        const inserted = await client.query<{ id: string }>('INSERT INTO audit_log (actor, action, resource_id, details) VALUES ($1, $2, NULL, $3) RETURNING id', [body.actor, body.action, JSON.stringify(body.details)]);
+        return inserted.rows[0]!.id;
+      });
+      return reply.code(201).send({ id: String(id) });
+    }),
+  );
 
   // ------------------------------------------------------------------ sessions
 

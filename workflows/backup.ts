@@ -13,6 +13,7 @@ import type { Activities } from '../activities';
 import { explainFailure } from '../src/errors/failure-explanation';
 import { configuredActivities } from './activity-policies';
 import type { BackupInput, BackupProgress, BackupResult, BackupStep, SyncResult } from './backup-types';
+import { auditPrincipal, recordAudit, recordAuditQuietly } from './audit-recorder';
 import { releaseDeploymentLock, takeDeploymentLock } from './deployment-lock-holder';
 import { BACKUP_ID, STATUS, STEP } from './search-attributes';
 
@@ -73,8 +74,10 @@ async function backupSteps(input: BackupInput): Promise<BackupResult> {
   let previousBackupId: string | undefined;
   const base = { deployment: input.deployment, backupId };
 
+  const principal = auditPrincipal(input.requestedBy);
   try {
     enter('prepare');
+    await recordAudit(input.deployment, 'backup.started', principal, { backupId }, { target, ...(input.reason ? { reason: input.reason } : {}), ...(input.deep ? { deep: true } : {}) });
     const prepared = await quick.prepareBackup(base);
     previousBackupId = prepared.previousBackupId;
     undo.push({ name: 'discard partial artifacts', run: () => transfer.discardBackup({ ...base, ...(listing ? { listing } : {}) }) });
@@ -126,6 +129,9 @@ async function backupSteps(input: BackupInput): Promise<BackupResult> {
     if (failedCopy) throw failedCopy.reason;
 
     enter('commit');
+    // Recorded before the manifest is written, and anchored in it: no committed backup exists without its entry, and a
+    // trail cut after this point no longer holds what the manifest names. (A commit that then fails records its failure.)
+    const auditHead = await recordAudit(input.deployment, 'backup.committed', principal, { backupId }, { locations: prepared.locations.map((l) => l.name), recordings: sync.objects, dumpBytes: capture.db.plaintextBytes });
     await quick.commitBackup({
       draft: {
         backupId,
@@ -149,6 +155,7 @@ async function backupSteps(input: BackupInput): Promise<BackupResult> {
         },
         verify: { level: verify.level, verifiedAt: verify.verifiedAt, dumpEntries: verify.dumpEntries, ...(verify.deepRowCounts ? { deepRowCounts: verify.deepRowCounts } : {}) },
         locations: prepared.locations,
+        ...(auditHead ? { auditHead } : {}),
       },
     });
 
@@ -161,6 +168,7 @@ async function backupSteps(input: BackupInput): Promise<BackupResult> {
     try {
       const result = await transfer.prune({ deployment: input.deployment });
       pruned = { removed: result.removed, blobsRemoved: result.blobsRemoved, ...(result.keptForPins.length ? { keptForPins: result.keptForPins } : {}) };
+      if (result.removed.length) await recordAuditQuietly(input.deployment, 'backup.pruned', principal, { backupId }, { removed: result.removed, blobsRemoved: result.blobsRemoved, keptForPins: result.keptForPins });
     } catch (err) {
       log.warn('pruning old backups failed; the next backup tries again', { error: (err as Error).message });
     }
@@ -195,6 +203,7 @@ async function backupSteps(input: BackupInput): Promise<BackupResult> {
         }
       }
     });
+    await recordAuditQuietly(input.deployment, 'backup.failed', principal, { backupId }, { step: failedStep, error: progress.error.slice(0, 500) });
     throw ApplicationFailure.create({
       type: 'BackupFailed',
       message: `backup ${backupId} of ${input.deployment} failed at step "${failedStep}": ${progress.error}. Maintenance mode was left and no partial backup remains.`,

@@ -3,6 +3,7 @@
 import { log, proxyActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import { PROBLEMS_KEPT, describeReadData, type BackupCheckResult, type CheckInput, type CheckProblem, type CheckReport, type OrphanCheckResult } from './check-types';
+import { auditPrincipal, recordAuditQuietly } from './audit-recorder';
 import { pinBackup, unpinBackups } from './backup-pins';
 import { releaseDeploymentLock, takeDeploymentLock } from './deployment-lock-holder';
 import { STATUS, STEP } from './search-attributes';
@@ -122,6 +123,14 @@ async function checkSteps(input: CheckInput, pinned: string[]): Promise<CheckRep
   };
   upsertSearchAttributes([{ key: STEP, value: 'record' }]);
   await quick.recordCheckResult({ deployment: input.deployment, report });
+  await recordAuditQuietly(input.deployment, 'check.completed', auditPrincipal(input.requestedBy, input.scheduled), {}, {
+    ok: report.ok,
+    readData: report.readData,
+    repair: report.repair,
+    backups: report.backups,
+    problems: report.problemCount,
+    repaired: report.repairedCount,
+  });
   upsertSearchAttributes([{ key: STEP, value: 'done' }, { key: STATUS, value: report.ok ? 'clean' : 'problems' }]);
   return report;
 }

@@ -9,3 +9,4 @@ export { deploymentLockWorkflow } from './deployment-lock';
 export { rotateKeyWorkflow } from './rotate-key';
 export { checkWorkflow } from './check';
 export { scheduledCheckWorkflow } from './scheduled-check';
+export { auditLogWorkflow } from './audit-log';

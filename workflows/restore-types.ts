@@ -161,4 +161,12 @@ export interface RestoreReport {
   rtoMs?: number;
   error?: string;
   rollback?: { step: string; ok: boolean; error?: string }[];
+  /** Whether the outcome reached the audit trail and, for a completed full restore, the restored VaultPAM's own audit log. */
+  audit?: { trail: AuditRecording; vaultpamLog?: AuditRecording & { id?: string } };
+}
+
+/** A recording that failed is reported, never undoes what it describes. */
+export interface AuditRecording {
+  recorded: boolean;
+  error?: string;
 }

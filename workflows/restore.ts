@@ -24,6 +24,7 @@ import type { BackupInput } from './backup-types';
 import type { ConfirmArgs, RecordingsCheck, RestoreApproval, RestoreInput, RestoreReport, RestoreStep, UnrecoverableAcceptance } from './restore-types';
 import { pinBackup, unpinBackups } from './backup-pins';
 import { releaseDeploymentLock, takeDeploymentLock } from './deployment-lock-holder';
+import { auditRestoreConfirmed, auditRestoreOutcome, auditRestoreRequested } from './restore-audit';
 import { BACKUP_ID, DEPLOYMENT, OPERATION, STATUS, STEP } from './search-attributes';
 
 export const reportQuery = defineQuery<RestoreReport>('report');
@@ -192,10 +193,12 @@ async function restoreSteps(input: RestoreInput, held: Held): Promise<RestoreRep
     try {
       return await prepare();
     } catch (err) {
+      if (report.status === 'not-confirmed') await auditRestoreOutcome(input, report);
       if (report.status === 'not-confirmed') throw err;
       report.status = 'refused';
       report.error = explainFailure(err, { timeouts });
       upsertSearchAttributes([{ key: STATUS, value: 'refused' }]);
+      await auditRestoreOutcome(input, report);
       throw ApplicationFailure.create({
         type: 'RestoreRefused',
         nonRetryable: true,
@@ -212,6 +215,7 @@ async function restoreSteps(input: RestoreInput, held: Held): Promise<RestoreRep
     // 0. The target deployment's lock, held to the end (through the wait for confirmation): no backup, other
     // restore or key rotation of it runs meanwhile; the safety snapshot runs under it.
     enter('lock');
+    await auditRestoreRequested(input, report);
     held.lock = input.targetDeployment ?? input.deployment;
     await takeDeploymentLock(held.lock, 'restore');
 
@@ -261,6 +265,7 @@ async function restoreSteps(input: RestoreInput, held: Held): Promise<RestoreRep
         });
       }
     }
+    await auditRestoreConfirmed(input, report);
     report.status = 'running';
     upsertSearchAttributes([{ key: STATUS, value: 'running' }]);
     if (signedApprovals && report.breakGlass) {
@@ -372,6 +377,7 @@ async function restoreSteps(input: RestoreInput, held: Held): Promise<RestoreRep
     enter('done');
     report.status = 'completed';
     upsertSearchAttributes([{ key: STATUS, value: 'completed' }]);
+    await auditRestoreOutcome(input, report);
     return report;
   } catch (err) {
     const failedStep = report.step;
@@ -394,6 +400,7 @@ async function restoreSteps(input: RestoreInput, held: Held): Promise<RestoreRep
     const clean = report.rollback.every((r) => r.ok);
     report.status = clean ? 'rolled-back' : 'failed';
     upsertSearchAttributes([{ key: STATUS, value: report.status }]);
+    await auditRestoreOutcome(input, report);
     throw ApplicationFailure.create({
       type: clean ? 'RestoreRolledBack' : 'RestoreRollbackIncomplete',
       nonRetryable: true,

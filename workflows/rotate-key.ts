@@ -3,6 +3,7 @@
 import { proxyActivities, upsertSearchAttributes } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { RotationResult } from '../src/catalog/rewrap-data-keys';
+import { auditPrincipal, recordAuditQuietly } from './audit-recorder';
 import { releaseDeploymentLock, takeDeploymentLock } from './deployment-lock-holder';
 import { STATUS } from './search-attributes';
 
@@ -14,7 +15,7 @@ const transfer = proxyActivities<Activities>({
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 3, nonRetryableErrorTypes: ['KeyRingInvalid'] },
 });
 
-export async function rotateKeyWorkflow(input: { deployment: string }): Promise<RotationResult> {
+export async function rotateKeyWorkflow(input: { deployment: string; requestedBy?: string }): Promise<RotationResult> {
   upsertSearchAttributes([{ key: STATUS, value: 'running' }]);
   try {
     await takeDeploymentLock(input.deployment, 'rotate-key');
@@ -23,7 +24,14 @@ export async function rotateKeyWorkflow(input: { deployment: string }): Promise<
     throw err;
   }
   try {
-    const result = await transfer.rewrapDataKeys(input);
+    const result = await transfer.rewrapDataKeys({ deployment: input.deployment });
+    // After the rewrap: from here on entries are sealed under the new key, and older ones verify while the old key stays in the ring.
+    await recordAuditQuietly(input.deployment, 'key.rotated', auditPrincipal(input.requestedBy), {}, {
+      activeKeyId: result.activeKeyId,
+      rewrapped: result.rewrappedCount,
+      alreadyCurrent: result.alreadyCurrent,
+      journalsRewrapped: result.journalsRewrapped,
+    });
     upsertSearchAttributes([{ key: STATUS, value: 'completed' }]);
     return result;
   } catch (err) {

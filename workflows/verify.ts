@@ -2,6 +2,7 @@
 import { upsertSearchAttributes } from '@temporalio/workflow';
 import { explainFailure } from '../src/errors/failure-explanation';
 import { configuredActivities } from './activity-policies';
+import { auditPrincipal, recordAuditQuietly } from './audit-recorder';
 import { pinBackup, unpinBackups } from './backup-pins';
 import { BACKUP_ID, STATUS } from './search-attributes';
 
@@ -14,7 +15,7 @@ export interface VerifyReport {
   locations: { name: string; ok: boolean; level?: 'standard' | 'deep'; blobsChecked?: number; blobsRead?: number; problem?: string }[];
 }
 
-export async function verifyWorkflow(input: { deployment: string; backupId: string; deep?: boolean }): Promise<VerifyReport> {
+export async function verifyWorkflow(input: { deployment: string; backupId: string; deep?: boolean; requestedBy?: string }): Promise<VerifyReport> {
   upsertSearchAttributes([{ key: BACKUP_ID, value: input.backupId }, { key: STATUS, value: 'running' }]);
   // Pinned before it is read, so retention keeps it until this verify ends.
   await pinBackup(input.deployment, 'verify', { backupId: input.backupId });
@@ -25,7 +26,7 @@ export async function verifyWorkflow(input: { deployment: string; backupId: stri
   }
 }
 
-async function verifyPinned(input: { deployment: string; backupId: string; deep?: boolean }): Promise<VerifyReport> {
+async function verifyPinned(input: { deployment: string; backupId: string; deep?: boolean; requestedBy?: string }): Promise<VerifyReport> {
   const { quick, transfer, timeouts } = await configuredActivities(nonRetryableErrorTypes);
   const backup = await quick.describeBackup(input);
   const holders = backup.locations.filter((l) => !l.problem);
@@ -54,5 +55,10 @@ async function verifyPinned(input: { deployment: string; backupId: string; deep?
   );
   const ok = results.every((r) => r.ok);
   upsertSearchAttributes([{ key: STATUS, value: ok ? 'verified' : 'corrupt' }]);
+  await recordAuditQuietly(input.deployment, 'verify.completed', auditPrincipal(input.requestedBy), { backupId: input.backupId }, {
+    ok,
+    deep: input.deep ?? false,
+    failedAt: results.filter((r) => !r.ok).map((r) => r.name),
+  });
   return { backupId: input.backupId, deployment: input.deployment, ok, locations: results };
 }

@@ -14,6 +14,7 @@ import { confirmRestore, describeRestore, parseScope, restoreReport, startDrill,
 import { requireWorker } from '../operations/worker-presence';
 import { runKeyRotation } from '../operations/rotate-keys';
 import { runVerify } from '../operations/verify';
+import { parseSince, runAuditCheck } from '../operations/audit';
 import { checkStatus, parseReadDataSubset, startCheck } from '../operations/check';
 import { createDependencies } from '../runtime/dependencies';
 import type { BackupLocation } from '../storage';
@@ -128,6 +129,7 @@ function openApiDocument(roleOf: (method: string, url: string) => Role | undefin
       '/v1/key-rotations': { post: op('POST', '/v1/key-rotations', 'rewrap every data key under encryption.activeKeyId, under the deployment lock (409 while locked); waits for the end') },
       '/v1/checks': { post: op('POST', '/v1/checks', 'start a repository check (409 when one runs)', { requestBody: body(bodies.check()) }) },
       '/v1/checks/{workflowId}': { get: op('GET', '/v1/checks/{workflowId}', 'the state of a check, with its report once finished') },
+      '/v1/audit': { get: op('GET', '/v1/audit', 'the audit trail and its check (query: location, since); 409 when it is not intact, naming each problem') },
     },
   };
 }
@@ -261,6 +263,13 @@ export function buildApi(options: ApiOptions): FastifyInstance {
   app.get('/v1/backups', { config: { role: 'viewer' } }, async () => {
     const entries = await listBackups(locations(), config.deployment.name);
     return { backups: entries.map((e) => ({ backupId: e.backupId, locations: e.locations, problems: e.problems, manifest: e.manifest })) };
+  });
+
+  // The audit trail and its check, read from the locations: 200 when intact, 409 naming each problem otherwise.
+  app.get<{ Querystring: { location?: string; since?: string } }>('/v1/audit', { config: { role: 'viewer' } }, async (request, reply) => {
+    const { location, since } = request.query;
+    const report = await runAuditCheck(config, { ...(location ? { location } : {}), ...(since ? { since: parseSince(since) } : {}) }, { locations, keyRing: () => deps().keyRing() });
+    return reply.code(report.ok ? 200 : 409).send(report);
   });
 
   app.post<{ Params: { backupId: string } }>('/v1/backups/:backupId/verify', { config: { role: 'operator' } }, async (request, reply) => {

@@ -73,6 +73,11 @@ export const manifestSchema = z.object({
   }),
   locations: z.array(z.object({ name: z.string(), region: z.string() })).min(1),
   /**
+   * The audit trail's newest entry when the backup committed (its own "backup.committed" entry): a trail that later
+   * lacks it, or holds another entry there, was cut or edited. Absent in manifests written before the audit trail.
+   */
+  auditHead: z.object({ seq: z.number().int().positive(), hash: z.string().regex(/^[0-9a-f]{64}$/) }).optional(),
+  /**
    * HMAC-SHA256 over the rest of the manifest (canonical JSON), under a key derived from the master key `keyId`
    * (src/catalog/manifest-mac.ts). Required from format 2 on; rotation computes it again under the new key.
    */

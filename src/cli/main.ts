@@ -1,4 +1,4 @@
-// The vaultpam-backup command line: stack, worker, api, tokens, preflight, backup, backups, check, schedule, demo.
+// The vaultpam-backup command line: stack, worker, api, tokens, preflight, backup, backups, check, audit, schedule, demo.
 //
 // Only light modules are imported here; each action imports what it needs (the Temporal SDK, minio, pg, fastify
 // take a second or more to load), so `--help` and a mistyped option answer at once.
@@ -261,6 +261,22 @@ program
       process.stdout.write(`master key ${result.activeKeyId}: ${result.rewrappedCount} backup(s) rewrapped, ${result.alreadyCurrent} already under it, ${result.journalsRewrapped} restore journal(s) rewrapped\n`);
       for (const r of result.rewrapped) process.stdout.write(`  ${r.backupId}  from ${r.from}  in ${r.locations.join(', ')}\n`);
     }
+  });
+
+program
+  .command('audit')
+  .description('list the audit trail and check it: every MAC, no gap, every link, the same entry in every location, every manifest\'s anchor (reads the locations directly)')
+  .option('--location <name>', 'list and check one location only')
+  .option('--since <time>', 'list entries from this time (ISO time, or 30m / 24h / 7d back from now); every entry is still checked')
+  .option('--json', 'print as JSON')
+  .action(async (opts: { location?: string; since?: string; json?: boolean }) => {
+    const { parseSince, runAuditCheck } = await import('../operations/audit');
+    const { formatAuditReport } = await import('./audit-output');
+    const { printJson } = await import('./output');
+    const report = await runAuditCheck(config(), { ...(opts.location ? { location: opts.location } : {}), ...(opts.since ? { since: parseSince(opts.since) } : {}) });
+    if (opts.json) printJson(report);
+    else process.stdout.write(`${formatAuditReport(report)}\n`);
+    process.exitCode = report.ok ? 0 : 1;
   });
 
 const schedule = program.command('schedule').description('the daily backup (or the repository check) as a Temporal Schedule');

@@ -3,6 +3,8 @@ export type { BackupLocation, ListedObject, LocationKind, ObjectStat, PutResult 
 export { createLocation, type LocationSecrets } from './create-location';
 export { FilesystemLocation, type FilesystemLocationConfig } from './filesystem-location';
 export {
+  auditEntryKey,
+  auditPrefix,
   backupKey,
   backupPrefix,
   backupsPrefix,
@@ -10,6 +12,7 @@ export {
   blobsPrefix,
   lastCheckKey,
   manifestKey,
+  parseAuditEntryKey,
   parseBlobKey,
   parseManifestKey,
   parsePinKey,

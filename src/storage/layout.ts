@@ -7,6 +7,9 @@ const PINS = 'pins';
 const RESTORES = 'restores';
 const MANIFEST = 'manifest.json';
 const CHECKS = 'checks';
+const AUDIT = 'audit';
+/** An audit entry's sequence number, zero-padded so listing order is sequence order. */
+const AUDIT_ENTRY = /^(\d{12})\.json$/;
 /** A blob name: `xx/<sha256>` in its shard folder (format 2), or a bare `<sha256>` (format 1, read only). */
 const BLOB_NAME = /^(?:([0-9a-f]{2})\/)?([0-9a-f]{64})$/;
 
@@ -105,4 +108,23 @@ export function restoreJournalKey(deployment: string, restoreId: string, name: s
 /** `<deployment>/checks/last.json`: the last repository check's summary, for whatever reports on it (metrics, preflight). */
 export function lastCheckKey(deployment: string): string {
   return `${segment(deployment, 'deployment')}/${CHECKS}/last.json`;
+}
+
+/** `audit/<deployment>/`: the deployment's audit trail, one object per entry. */
+export function auditPrefix(deployment: string): string {
+  return `${AUDIT}/${segment(deployment, 'deployment')}/`;
+}
+
+/** `audit/<deployment>/<seq, 12 digits>.json`: one audit entry, written once. */
+export function auditEntryKey(deployment: string, seq: number): string {
+  if (!Number.isSafeInteger(seq) || seq < 1 || seq > 999_999_999_999) throw new TypeError(`an audit sequence number must be an integer from 1 to 999999999999, got ${seq}`);
+  return `${auditPrefix(deployment)}${String(seq).padStart(12, '0')}.json`;
+}
+
+/** Inverse of auditEntryKey for keys found by listing auditPrefix(); undefined for any other key. */
+export function parseAuditEntryKey(deployment: string, key: string): { seq: number } | undefined {
+  const prefix = auditPrefix(deployment);
+  if (!key.startsWith(prefix)) return undefined;
+  const match = AUDIT_ENTRY.exec(key.slice(prefix.length));
+  return match ? { seq: Number(match[1]) } : undefined;
 }

@@ -24,3 +24,13 @@ export type ConnectorInventory = z.infer<typeof connectorInventorySchema>;
 
 export const sessionLaunchSchema = z.object({ sessionId: z.string(), recordingKey: z.string() }).loose();
 export type SessionLaunch = z.infer<typeof sessionLaunchSchema>;
+
+/** POST /admin/audit-events: one line in the deployment's own audit log, written by the orchestrator. */
+export const auditEventRequestSchema = z.object({
+  actor: z.string().min(1).max(200),
+  action: z.string().min(1).max(200),
+  details: z.record(z.string(), z.unknown()),
+});
+export type AuditEventRequest = z.infer<typeof auditEventRequestSchema>;
+export const auditEventRecordedSchema = z.object({ id: z.string() }).loose();
+export type AuditEventRecorded = z.infer<typeof auditEventRecordedSchema>;

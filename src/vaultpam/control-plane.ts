@@ -1,5 +1,5 @@
 // The one way the orchestrator speaks to a VaultPAM control plane; adapters fill it (HTTP admin API here).
-import type { ConnectorInventory, Health, MaintenanceState, SessionLaunch, Stats } from './admin-api-schema';
+import type { AuditEventRecorded, AuditEventRequest, ConnectorInventory, Health, MaintenanceState, SessionLaunch, Stats } from './admin-api-schema';
 
 export interface ControlPlane {
   readonly url: string;
@@ -10,6 +10,8 @@ export interface ControlPlane {
   importConnectors(inventory: ConnectorInventory, signal?: AbortSignal): Promise<void>;
   stats(signal?: AbortSignal): Promise<Stats>;
   launchSession(resourceId: string, signal?: AbortSignal): Promise<SessionLaunch>;
+  /** Writes a line in the deployment's own audit log (e.g. "restored backup ..."); the same line asked twice is written once. */
+  recordAuditEvent(event: AuditEventRequest, signal?: AbortSignal): Promise<AuditEventRecorded>;
 }
 
 /** Stops and starts the control-plane services (systemctl, kubectl, the sandbox's script...). */

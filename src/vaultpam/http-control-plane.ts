@@ -2,6 +2,7 @@
 import type { z } from 'zod';
 import { VaultpamBackupError } from '../errors/catalogue';
 import {
+  auditEventRecordedSchema,
   connectorInventorySchema,
   healthSchema,
   maintenanceSchema,
@@ -75,5 +76,6 @@ export function createHttpControlPlane(options: HttpControlPlaneOptions): Contro
     },
     stats: (signal) => call('GET', '/admin/stats', statsSchema, undefined, signal),
     launchSession: (resourceId, signal) => call('POST', '/sessions', sessionLaunchSchema, { resourceId }, signal),
+    recordAuditEvent: (event, signal) => call('POST', '/admin/audit-events', auditEventRecordedSchema, event, signal),
   };
 }

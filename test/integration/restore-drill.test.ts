@@ -85,7 +85,7 @@ describe('restore drill into a staging deployment', () => {
     expect(restore.safetySnapshotId).toBeUndefined();
     expect((await listBackups(production.deps.locations(), config.deployment.name)).map((e) => e.backupId)).toEqual(catalogBefore);
 
-    // Staging holds the backup's rows, plus the smoke test's session and its audit entry.
+    // Staging holds the backup's rows, plus the smoke test's session and its audit entry, and the line saying it was restored.
     const stats = await staging.deps.controlPlane('production').stats();
     expect(stats).toEqual({
       resources: rowCounts.resources,
@@ -93,8 +93,9 @@ describe('restore drill into a staging deployment', () => {
       credentials: rowCounts.credentials,
       connectors: rowCounts.connectors,
       sessions: rowCounts.sessions! + 1,
-      audit_log: rowCounts.audit_log! + 1,
+      audit_log: rowCounts.audit_log! + 2,
     });
+    expect(restore.audit?.vaultpamLog?.recorded).toBe(true);
     const stagingAfter = await staging.fingerprint();
     for (const table of EQUAL_TO_PRODUCTION) expect(stagingAfter.checksums[table], table).toBe(productionBefore.checksums[table]);
     expect(stagingAfter.connectors).toEqual(productionBefore.connectors);

@@ -2,6 +2,7 @@
 // back to exactly the state before it (tables, recordings with ETags, connectors).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backupResult, startBackup } from '../../src/operations/backup';
+import { runAuditCheck } from '../../src/operations/audit';
 import { confirmRestore, restoreReport, startRestore } from '../../src/operations/restore';
 import { TEST_APPROVER, TEST_REQUESTER, startApprovedRestore } from '../support/approved-restore';
 import { databaseExists } from '../../src/postgres';
@@ -104,6 +105,11 @@ describe('restore workflow', () => {
           'start the control plane',
         ]);
         expect(report.error).toMatch(/res_does_not_exist/);
+        // The rollback is in the audit trail; the restored VaultPAM's own log is written only for a completed restore.
+        expect(report.audit).toEqual({ trail: { recorded: true } });
+        const audit = await runAuditCheck(broken);
+        expect(audit.ok).toBe(true);
+        expect(audit.entries.filter((e) => e.details.restoreId === report.restoreId).map((e) => e.kind)).toEqual(['restore.requested', 'restore.confirmed', 'restore.rolled-back']);
       },
       {},
       broken,

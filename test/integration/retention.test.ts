@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listBackups } from '../../src/catalog/catalog';
 import { backupResult, startBackup } from '../../src/operations/backup';
 import { runVerify } from '../../src/operations/verify';
+import { runAuditCheck } from '../../src/operations/audit';
 import { createDependencies } from '../../src/runtime/dependencies';
 import { blobsPrefix, backupPrefix } from '../../src/storage';
 import { isolatedConfig } from '../support/backup-fixture';
@@ -63,6 +64,14 @@ describe('retention', () => {
     }
     const report = await h.withWorker(() => runVerify(h.client, config, third.backupId, false, h.taskQueue), {}, config);
     expect(report.ok).toBe(true);
+
+    // The audit trail says which backups retention removed, after which backup, and the verify that followed.
+    const audit = await runAuditCheck(config);
+    expect(audit.problems).toEqual([]);
+    const pruned = audit.entries.filter((e) => e.kind === 'backup.pruned');
+    expect(pruned.map((e) => e.subject.backupId)).toEqual([third.backupId]);
+    expect([...(pruned[0]!.details.removed as string[])].sort()).toEqual([first.backupId, second.backupId].sort());
+    expect(audit.entries.filter((e) => e.kind === 'verify.completed').map((e) => `${e.subject.backupId} ${String(e.details.ok)}`)).toEqual([`${third.backupId} true`]);
   });
 
   it('rejects a retention policy that would keep nothing', () => {
