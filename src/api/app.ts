@@ -275,7 +275,7 @@ export function buildApi(options: ApiOptions): FastifyInstance {
   app.post<{ Params: { backupId: string } }>('/v1/backups/:backupId/verify', { config: { role: 'operator' } }, async (request, reply) => {
     const body = verifyBody.safeParse(request.body === undefined ? {} : request.body);
     if (!body.success) return sendError(reply, 400, 'VPB_ERR_INPUT_INVALID', formatIssues(body.error));
-    const report = await runVerify(client, config, request.params.backupId, body.data.deep, taskQueue);
+    const report = await runVerify(client, config, request.params.backupId, body.data.deep, taskQueue, { requestedBy: principalOf(request).id });
     return reply.code(report.ok ? 200 : 422).send(report);
   });
 
@@ -298,8 +298,8 @@ export function buildApi(options: ApiOptions): FastifyInstance {
     return reply.send(await confirmRestore(client, config, request.params.workflowId, { ...body.data, principal: principalOf(request) }));
   });
 
-  app.post('/v1/key-rotations', { config: { role: 'admin' } }, async (_request, reply) => {
-    const result = await runKeyRotation(client, config, taskQueue);
+  app.post('/v1/key-rotations', { config: { role: 'admin' } }, async (request, reply) => {
+    const result = await runKeyRotation(client, config, taskQueue, principalOf(request).id);
     return reply.code(200).send(result);
   });
 

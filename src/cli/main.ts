@@ -232,6 +232,7 @@ backups
       let following: Awaited<ReturnType<typeof followProgress>> | undefined;
       try {
         return await runVerify(client, cfg, backupId, opts.deep ?? false, cfg.temporal.taskQueue, {
+          requestedBy: localPrincipal().id,
           onStarted: async (workflowId) => {
             following = await followProgress(client, workflowId, { label: `verify ${backupId}`, json: opts.json ?? false, plainIntervalMs: progressIntervalMs() });
           },
@@ -255,7 +256,7 @@ program
     const cfg = config();
     const api = await viaApi(cfg);
     if (api) return (await import('./api-commands')).rotateKeysViaApi(api, opts);
-    const result = await withClient(cfg, (client) => runKeyRotation(client, cfg));
+    const result = await withClient(cfg, (client) => runKeyRotation(client, cfg, cfg.temporal.taskQueue, localPrincipal().id));
     if (opts.json) printJson(result);
     else {
       process.stdout.write(`master key ${result.activeKeyId}: ${result.rewrappedCount} backup(s) rewrapped, ${result.alreadyCurrent} already under it, ${result.journalsRewrapped} restore journal(s) rewrapped\n`);

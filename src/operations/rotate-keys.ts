@@ -16,7 +16,7 @@ export function rotateKeyWorkflowId(deployment: string): string {
 }
 
 /** Rewraps every data key of the configured deployment under encryption.activeKeyId; refused while the deployment is locked. */
-export async function runKeyRotation(client: Client, config: Config, taskQueue = config.temporal.taskQueue): Promise<RotationResult & { workflowId: string; runId: string }> {
+export async function runKeyRotation(client: Client, config: Config, taskQueue = config.temporal.taskQueue, requestedBy?: string): Promise<RotationResult & { workflowId: string; runId: string }> {
   const deployment = config.deployment.name;
   await assertDeploymentUnlocked(client, deployment);
   await requireWorker(client, taskQueue);
@@ -26,7 +26,7 @@ export async function runKeyRotation(client: Client, config: Config, taskQueue =
     handle = await client.workflow.start('rotateKeyWorkflow', {
       taskQueue,
       workflowId,
-      args: [{ deployment }],
+      args: [{ deployment, ...(requestedBy ? { requestedBy } : {}) }],
       typedSearchAttributes: [
         { key: DEPLOYMENT, value: deployment },
         { key: OPERATION, value: 'rotate-key' },

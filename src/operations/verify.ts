@@ -16,6 +16,8 @@ export type VerifyRun = VerifyReport & { workflowId: string; runId: string };
 export interface VerifyRunOptions {
   /** Called once the workflow is started, before waiting for it (the command line follows its progress). */
   onStarted?(workflowId: string): void | Promise<void>;
+  /** Who asked (from the caller's credential): the audit trail's principal. */
+  requestedBy?: string;
 }
 
 export async function runVerify(client: Client, config: Config, backupId: string, deep: boolean, taskQueue = config.temporal.taskQueue, options: VerifyRunOptions = {}): Promise<VerifyRun> {
@@ -27,7 +29,7 @@ export async function runVerify(client: Client, config: Config, backupId: string
   const handle = await client.workflow.start('verifyWorkflow', {
     taskQueue,
     workflowId: `verify-${deployment}-${backupId}-${Date.now().toString(36)}`,
-    args: [{ deployment, backupId, deep }],
+    args: [{ deployment, backupId, deep, ...(options.requestedBy ? { requestedBy: options.requestedBy } : {}) }],
     typedSearchAttributes: [
       { key: DEPLOYMENT, value: deployment },
       { key: OPERATION, value: 'verify' },
