@@ -78,7 +78,8 @@ describe('restore recordings after a worker crash', () => {
     const key = [...planned].sort(compareKeys).at(-1)!;
     const client = f.deps.recordingsClient('production');
     const bucket = f.config.deployment.recordings.bucket;
-    const content = Buffer.from(`changed after the restore plan: ${key}\n`.repeat(30));
+    // Content of its own each time (a new ETag), even for a key an earlier test changed the same way.
+    const content = Buffer.from(`changed after the restore plan at ${new Date().toISOString()}: ${key}\n`.repeat(30));
     await client.putObject(bucket, key, content, content.length);
     return { key, etag: (await client.statObject(bucket, key)).etag.replace(/"/g, '') };
   }
