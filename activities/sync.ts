@@ -1,5 +1,6 @@
 // Seed steps 3 and 5a: list the recordings at the consistent point, then copy only what the previous backup does not
-// hold, concurrently, encrypted per blob, resumable after a crash without copying a finished object again.
+// hold, concurrently, encrypted once per blob and written to every location in the same pass, resumable after a crash
+// without copying a finished object again.
 import { Readable } from 'node:stream';
 import { ApplicationFailure, Context, activityInfo } from '@temporalio/activity';
 import type { TargetName } from '../src/config/load';
@@ -133,7 +134,8 @@ export function createSyncActivities(deps: Dependencies) {
     },
 
     /**
-     * Each recording of the listing ends up in a blob at the primary location, and the index names it:
+     * Each recording of the listing ends up in a blob at the primary location (and, written in the same pass, at every
+     * other location that takes the write), and the index names it:
      * - held by the previous backup and its blob is there: shared (the previous index's blob and key);
      * - otherwise: sealed under a key derived from this backup's data key, in a blob whose name binds that key, so
      *   no blob that a committed backup reads is ever written again.
