@@ -8,7 +8,7 @@ import { MANIFEST_FORMAT } from '../src/catalog/manifest';
 import { ownBlobOf } from '../src/catalog/recording-blobs';
 import { readRecordingsListing } from '../src/catalog/recordings-index';
 import type { Dependencies } from '../src/runtime/dependencies';
-import { backupPrefix, blobKey, manifestKey } from '../src/storage';
+import { backupPrefix, blobKey, manifestKey, type BackupLocation } from '../src/storage';
 import type { PrepareResult } from '../workflows/backup-types';
 import { backupDataKey, primaryLocation } from './backup-context';
 
@@ -64,7 +64,18 @@ export function createCommitActivities(deps: Dependencies) {
     async discardBackup(input: { deployment: string; backupId: string; listing?: Artifact }): Promise<{ deletedObjects: number }> {
       const ctx = Context.current();
       const locations = deps.locations();
-      for (const location of locations) await location.delete([manifestKey(input.deployment, input.backupId)]);
+      // A location that cannot be cleaned (unreachable, read-only) does not stop the others from being cleaned; the
+      // activity fails at the end naming it, so a retry finishes the job there.
+      const problems = new Map<string, string>();
+      const at = async (location: BackupLocation, work: () => Promise<void>) => {
+        if (problems.has(location.name)) return;
+        try {
+          await work();
+        } catch (err) {
+          problems.set(location.name, (err as Error).message);
+        }
+      };
+      for (const location of locations) await at(location, () => location.delete([manifestKey(input.deployment, input.backupId)]));
       let deleted = 0;
       const beat = (phase: string) => ctx.heartbeat({ phase, deleted });
 
@@ -79,7 +90,8 @@ export function createCommitActivities(deps: Dependencies) {
         if (dataKey && listingReadable) {
           let batch: string[] = [];
           const flush = async () => {
-            for (const location of locations) await location.delete(batch);
+            // The copy writes this backup's own blobs to every location at once: each may hold some.
+            for (const location of locations) await at(location, () => location.delete(batch));
             deleted += batch.length;
             batch = [];
             beat('blobs');
@@ -93,11 +105,16 @@ export function createCommitActivities(deps: Dependencies) {
       }
 
       for (const location of locations) {
-        const keys: string[] = [];
-        for await (const item of location.list(backupPrefix(input.deployment, input.backupId))) keys.push(item.key);
-        if (keys.length) await location.delete(keys);
-        deleted += keys.length;
+        await at(location, async () => {
+          const keys: string[] = [];
+          for await (const item of location.list(backupPrefix(input.deployment, input.backupId))) keys.push(item.key);
+          if (keys.length) await location.delete(keys);
+          deleted += keys.length;
+        });
         beat('artifacts');
+      }
+      if (problems.size) {
+        throw new Error(`backup ${input.backupId} was discarded except at ${[...problems].map(([name, problem]) => `location "${name}" (${problem})`).join('; ')}; a retry finishes there`);
       }
       return { deletedObjects: deleted };
     },

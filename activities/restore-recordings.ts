@@ -35,6 +35,7 @@ export const UNRECOVERABLE_JOURNAL = 'recordings-unrecoverable';
 export const LISTED_AT_MOST = 20;
 
 export const RESTORE_FAULT_POINTS = {
+  afterPlan: 'plan-recordings:after-plan',
   afterQuarantineAndRestore: 'restore-recordings:after-quarantine-and-restore',
   revertStart: 'revert-recordings:start',
   afterRemoveRestored: 'revert-recordings:after-remove-restored',
@@ -134,38 +135,76 @@ export function createRecordingsRestoreActivities(deps: Dependencies) {
     return () => readJsonLines<PlanEntry>(journal, artifact, key);
   }
 
+  /**
+   * The plan journalled once: the backup's index merged with the bucket as listed now. A plan already there is kept,
+   * so every key the restore later touches is one listed at that moment; objects written afterwards are never in it.
+   */
+  async function writePlanOnce(
+    input: { target: TargetName; deployment: string; restoreId: string; backup: ResolvedBackup; journal?: string },
+    onProgress: (seen: number) => void,
+  ): Promise<PlanCounts | undefined> {
+    const journal = journalLocation(input.journal);
+    if (await journalArtifact(journal, PLAN_JOURNAL, input.deployment, input.restoreId)) return undefined;
+    const r = recordings(input.target);
+    const source = locationByName(deps, input.backup.location);
+    const dataKey = await backupDataKey(deps, input.deployment, input.backup.backupId);
+    const journalDataKey = await journalKey(journal, deps, input.deployment, input.restoreId);
+    const unrecoverableArtifact = await journalArtifact(journal, UNRECOVERABLE_JOURNAL, input.deployment, input.restoreId);
+    const unrecoverable = () => (unrecoverableArtifact ? readJsonLines<{ key: string }>(journal, unrecoverableArtifact, journalDataKey) : noKeys());
+    const streams = () => [readRecordingsIndex(source, input.backup.artifacts.recordingsIndex, dataKey), liveObjects(r), unrecoverable()] as const;
+    const counts: PlanCounts = { entries: 0, unchanged: 0 };
+    try {
+      await writeJournal(journal, deps, input.deployment, input.restoreId, PLAN_JOURNAL, planBody(mergePlan(...streams(), counts, onProgress)));
+    } catch (err) {
+      if (!(err instanceof KeyOrderError)) throw err;
+      Context.current().log.warn(`the recordings plan is built in memory: ${err.message}`);
+      Object.assign(counts, { entries: 0, unchanged: 0 });
+      await writeJournal(journal, deps, input.deployment, input.restoreId, PLAN_JOURNAL, planBody(planInMemory(...streams(), counts, onProgress)));
+    }
+    return counts;
+  }
+
   return {
+    /**
+     * The recordings plan made while the control plane is stopped, so that the restore of the recordings can run
+     * behind a serving control plane and leave alone every object written after this (a smoke test's recording,
+     * users' new sessions). Idempotent: a plan already journalled is kept.
+     */
+    async planRecordingsRestore(input: { target: TargetName; deployment: string; restoreId: string; backup: ResolvedBackup; journal?: string }): Promise<{ planned: number; unchanged: number; alreadyPlanned: boolean }> {
+      const ctx = Context.current();
+      const counts = await writePlanOnce(input, (n) => ctx.heartbeat({ phase: 'plan', done: n }));
+      faultPoint(RESTORE_FAULT_POINTS.afterPlan);
+      if (counts) return { planned: counts.entries, unchanged: counts.unchanged, alreadyPlanned: false };
+      // Planned by an attempt that died before answering: counted again from the journal.
+      const plan = (await readPlan(journalLocation(input.journal), input.deployment, input.restoreId))!;
+      let planned = 0;
+      for await (const _ of plan()) planned += 1;
+      return { planned, unchanged: 0, alreadyPlanned: true };
+    },
+
     /**
      * Restore step 3: the bucket made equal to the backup's index. Objects the backup lacks (or holds otherwise) move
      * to the quarantine prefix; missing ones are decrypted back, each from the first location where it verifies. The
      * plan is journalled before anything moves.
      */
-    async restoreRecordings(input: { target: TargetName; deployment: string; restoreId: string; backup: ResolvedBackup; journal?: string }): Promise<RecordingsResult> {
+    async restoreRecordings(input: {
+      target: TargetName;
+      deployment: string;
+      restoreId: string;
+      backup: ResolvedBackup;
+      journal?: string;
+      /** The objects the plan found equal to the backup's, when planRecordingsRestore counted them (the bucket may hold newer ones by now). */
+      unchanged?: number;
+    }): Promise<RecordingsResult> {
       const ctx = Context.current();
       const r = recordings(input.target);
       const journal = journalLocation(input.journal);
-      const source = locationByName(deps, input.backup.location);
       const sources = locationsInOrder(deps, input.backup.location);
-      const dataKey = await backupDataKey(deps, input.deployment, input.backup.backupId);
       const resumed = activityInfo().heartbeatDetails as RestoreProgress | undefined;
       const servedElsewhere: ServedElsewhere = resumed?.servedElsewhere ?? { count: 0, examples: [] };
       const beat = (phase: RestoreProgress['phase'], done: number) => ctx.heartbeat({ phase, done, servedElsewhere } satisfies RestoreProgress);
 
-      if (!(await journalArtifact(journal, PLAN_JOURNAL, input.deployment, input.restoreId))) {
-        const journalDataKey = await journalKey(journal, deps, input.deployment, input.restoreId);
-        const unrecoverableArtifact = await journalArtifact(journal, UNRECOVERABLE_JOURNAL, input.deployment, input.restoreId);
-        const unrecoverable = () => (unrecoverableArtifact ? readJsonLines<{ key: string }>(journal, unrecoverableArtifact, journalDataKey) : noKeys());
-        const streams = () => [readRecordingsIndex(source, input.backup.artifacts.recordingsIndex, dataKey), liveObjects(r), unrecoverable()] as const;
-        const counts: PlanCounts = { entries: 0, unchanged: 0 };
-        try {
-          await writeJournal(journal, deps, input.deployment, input.restoreId, PLAN_JOURNAL, planBody(mergePlan(...streams(), counts, (n) => beat('plan', n))));
-        } catch (err) {
-          if (!(err instanceof KeyOrderError)) throw err;
-          ctx.log.warn(`the recordings plan is built in memory: ${err.message}`);
-          Object.assign(counts, { entries: 0, unchanged: 0 });
-          await writeJournal(journal, deps, input.deployment, input.restoreId, PLAN_JOURNAL, planBody(planInMemory(...streams(), counts, (n) => beat('plan', n))));
-        }
-      }
+      await writePlanOnce(input, (n) => beat('plan', n));
       const plan = (await readPlan(journal, input.deployment, input.restoreId))!;
 
       /** The live version moved aside: copied once (an existing quarantine copy is never overwritten), then removed. */
@@ -243,8 +282,8 @@ export function createRecordingsRestoreActivities(deps: Dependencies) {
         });
       }
       await pool.drain();
-      const present = await countObjects(r.client, r.bucket, (n) => beat('count', n));
-      return { restored, quarantined, unchanged: Math.max(0, present - restored), unrecoverable, servedElsewhere };
+      const unchanged = input.unchanged ?? Math.max(0, (await countObjects(r.client, r.bucket, (n) => beat('count', n))) - restored);
+      return { restored, quarantined, unchanged, unrecoverable, servedElsewhere };
     },
 
     /**

@@ -1,5 +1,6 @@
 // Seed steps 3 and 5a: list the recordings at the consistent point, then copy only what the previous backup does not
-// hold, concurrently, encrypted per blob, resumable after a crash without copying a finished object again.
+// hold, concurrently, encrypted once per blob and written to every location in the same pass, resumable after a crash
+// without copying a finished object again.
 import { Readable } from 'node:stream';
 import { ApplicationFailure, Context, activityInfo } from '@temporalio/activity';
 import type { TargetName } from '../src/config/load';
@@ -12,8 +13,10 @@ import { readRecordingsIndex, readRecordingsListing, type IndexEntry, type Recor
 import { createEncryptStream, unwrapKey } from '../src/crypto';
 import { encryptedSize } from '../src/crypto/frame-format';
 import type { Dependencies } from '../src/runtime/dependencies';
-import { backupKey, blobKey } from '../src/storage';
+import { backupKey, blobKey, type BackupLocation } from '../src/storage';
+import { putToEach } from '../src/storage/fan-out-put';
 import { throttle } from '../src/storage/rate-limiter';
+import { faultPoint } from '../src/runtime/fault-points';
 import type { RecordingsSnapshot, SyncResult } from '../workflows/backup-types';
 import { TaskPool, backupDataKey, primaryLocation } from './backup-context';
 import { CLOCK_MARKER } from './dump';
@@ -21,6 +24,14 @@ import { OrderedWindow } from '../src/streams/ordered-window';
 import { SortedCursor } from '../src/streams/sorted-cursor';
 
 export { readJsonLines };
+
+/** Crash points of the recordings copy, for the crash tests. */
+export const SYNC_FAULT_POINTS = {
+  /** A chunk of a recording has been read: its blob is part-written at every location lacking it. */
+  midBlobWrite: 'sync-recordings:mid-blob-write',
+  /** A blob has just been written to every location lacking it, before its index line is. */
+  afterBlobWritten: 'sync-recordings:after-blob-written',
+} as const;
 
 export const LISTING_ARTIFACT = 'recordings.listing.enc';
 export const INDEX_ARTIFACT = 'recordings.index.enc';
@@ -123,7 +134,8 @@ export function createSyncActivities(deps: Dependencies) {
     },
 
     /**
-     * Each recording of the listing ends up in a blob at the primary location, and the index names it:
+     * Each recording of the listing ends up in a blob at the primary location (and, written in the same pass, at every
+     * other location that takes the write), and the index names it:
      * - held by the previous backup and its blob is there: shared (the previous index's blob and key);
      * - otherwise: sealed under a key derived from this backup's data key, in a blob whose name binds that key, so
      *   no blob that a committed backup reads is ever written again.
@@ -175,24 +187,56 @@ export function createSyncActivities(deps: Dependencies) {
         beat();
       };
 
-      /** The recording sealed under this backup's own key: copied, or found whole from a killed attempt. */
+      // Every location is written in the same pass. A location other than the primary whose write fails drops out
+      // for the rest of this attempt: replicate copies what it lacks, and fails the backup if it still cannot.
+      const others = deps.locations().filter((l) => l.name !== location.name);
+      const dropped = new Map<string, string>();
+      const drop = (name: string, err: unknown) => {
+        if (dropped.has(name)) return;
+        dropped.set(name, (err as Error).message);
+        ctx.log.warn(`location "${name}" left the recordings copy; replicate copies what it lacks`, { error: (err as Error).message });
+      };
+      /** Whether `at` holds this very blob whole: right size and sealed under its key (names bind keys, so the rest follows). */
+      const holds = async (at: BackupLocation, key: string, entry: RecordingEntry, sealKey: Buffer) => {
+        const stat = await at.stat(key);
+        return !!stat && stat.size === encryptedSize(entry.size) && (await blobSealedWith(at, key, sealKey));
+      };
+
+      /** The recording sealed under this backup's own key: copied to every location lacking it, or found whole from a killed attempt. */
       async function copyOwn(entry: RecordingEntry, alreadyDone: boolean): Promise<{ line: IndexEntry; outcome: 'copied' | 'resumed' }> {
         const own = ownBlobOf(dataKey, entry);
         const line: IndexEntry = { ...entry, blob: own.blob, blobKey: own.blobKey.toString('base64') };
         if (alreadyDone) return { line, outcome: 'resumed' };
         const key = blobKey(input.deployment, own.blob);
-        const stat = await location.stat(key);
-        if (stat && stat.size === encryptedSize(entry.size) && (await blobSealedWith(location, key, own.blobKey))) return { line, outcome: 'resumed' };
+        const primaryHolds = await holds(location, key, entry, own.blobKey);
+        const lacking: BackupLocation[] = primaryHolds ? [] : [location];
+        for (const other of others) {
+          if (dropped.has(other.name)) continue;
+          try {
+            if (!(await holds(other, key, entry, own.blobKey))) lacking.push(other);
+          } catch (err) {
+            drop(other.name, err);
+          }
+        }
+        if (lacking.length === 0) return { line, outcome: 'resumed' };
         const source = await client.getObject(bucket, entry.key);
         // A single large recording may take longer than the heartbeat timeout: its bytes keep the heartbeat going.
-        const meter = new Meter(() => beat(), false);
+        const meter = new Meter(() => {
+          beat();
+          faultPoint(SYNC_FAULT_POINTS.midBlobWrite);
+        }, false);
         const limiter = deps.recordingsLimiter(input.target);
         const read = limiter ? source.pipe(throttle(limiter)) : source;
         const body = read.pipe(meter).pipe(createEncryptStream(own.blobKey));
         for (const stage of new Set([source, read])) stage.on('error', (err) => body.destroy(err));
-        await location.put(key, body, encryptedSize(entry.size));
+        const result = await putToEach(lacking, key, body, encryptedSize(entry.size));
+        faultPoint(SYNC_FAULT_POINTS.afterBlobWritten);
+        for (const failed of result.failed) {
+          if (failed.location === location.name) throw failed.error;
+          drop(failed.location, failed.error);
+        }
         if (meter.bytes !== entry.size) throw new Error(`recording ${entry.key} changed while it was copied (${meter.bytes} bytes read, ${entry.size} listed)`);
-        return { line, outcome: 'copied' };
+        return { line, outcome: primaryHolds ? 'resumed' : 'copied' };
       }
 
       async function place(entry: RecordingEntry, held: IndexEntry | undefined, alreadyDone: boolean): Promise<{ line: IndexEntry; outcome: Outcome }> {

@@ -739,6 +739,8 @@ async function compare(o: CompareOptions, keep: boolean, bundlePath: string, wor
       line(`  of which the recordings steps`, recordingSteps(large.runs), largeS3 + largeFs, 'same', '-');
       line(`database dump (${o.audit} audit rows)`, productDumpMs, baseDump.ms, `pg_dump -Fc --compress=${DUMP_COMPRESS_LEVEL}`, '≤ 1.00×');
       line('RTO, full restore', rtoMs, pgRestoreMs + backMs, `pg_restore -j ${PG_RESTORE_JOBS} ${seconds(pgRestoreMs)} + rclone back ${seconds(backMs)}`, '≤ 1.20×');
+      const recordingsCompleteMs = restore.report.recordingsCompleteMs;
+      if (recordingsCompleteMs !== undefined) line('  recordings complete (stop → every recording back)', recordingsCompleteMs, pgRestoreMs + backMs, 'same', '-');
 
       const targets: Target[] = [
         { name: `recordings, small (${o.smallCount} × ${size(o.smallBytes)})`, value: ratio(small.ms, smallS3 + smallFs), limit: 0.8, unit: 'ratio', where: topPhases(small.runs) },
@@ -778,7 +780,7 @@ async function compare(o: CompareOptions, keep: boolean, bundlePath: string, wor
           [...worker.peaks].filter(([phase]) => phase !== 'idle').map(([phase, v]) => `${phase} ${mib(v)}`).join(', ') +
           `; VmHWM since start ${hwm === undefined ? '?' : mib(hwm)}; ${worker.readyRss === undefined ? '?' : mib(worker.readyRss)} once ready, before any task.`,
       );
-      out.push(`Restore: RTO ${seconds(rtoMs)} (stop → smoke test), workflow ${seconds(restore.ms)}; ${restore.report.recordings?.restored ?? 0} recordings restored; steps: ${topPhases(restore.runs, 5)}.`);
+      out.push(`Restore: RTO ${seconds(rtoMs)} (stop → control plane serving and smoke-tested)${restore.report.recordingsCompleteMs !== undefined ? `, recordings complete ${seconds(restore.report.recordingsCompleteMs)} after the stop` : ''}, workflow ${seconds(restore.ms)}; ${restore.report.recordings?.restored ?? 0} recordings restored; steps: ${topPhases(restore.runs, 5)}.`);
       out.push(`Backup steps (started → completed), small: ${topPhases(small.runs, 6)}; large: ${topPhases(large.runs, 6)}.\n`);
       out.push(formatTargets(targets));
     } finally {

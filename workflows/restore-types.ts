@@ -115,6 +115,7 @@ export type RestoreStep =
   | 'safety-snapshot'
   | 'stop'
   | 'restore-database'
+  | 'plan-recordings'
   | 'restore-recordings'
   | 'restart'
   | 'import-connectors'
@@ -157,8 +158,15 @@ export interface RestoreReport {
   recordings?: Partial<RecordingsResult> & { restored: number; quarantined: number; unchanged: number };
   verify?: { expected: Record<string, number>; found: Record<string, number> };
   smokeTest?: { resourceId: string; sessionId: string };
-  /** Stop to smoke test passed, in ms. */
+  /** Stop to smoke test passed, in ms: the control plane serves again (full restores restore recordings after it). */
   rtoMs?: number;
+  /** Full restores: stop to every recording restored, in ms (after rtoMs: the recordings are restored behind the serving control plane). */
+  recordingsCompleteMs?: number;
+  /**
+   * Full restores: where the recordings stand. `planned` is the number of keys the restore changes (quarantined and/or
+   * put back); the object count of the step in flight is in its heartbeat (`done`).
+   */
+  recordingsProgress?: { state: 'planned' | 'restoring' | 'complete'; planned: number };
   error?: string;
   rollback?: { step: string; ok: boolean; error?: string }[];
   /** Whether the outcome reached the audit trail and, for a completed full restore, the restored VaultPAM's own audit log. */

@@ -44,9 +44,11 @@ export function ownBlobOf(dataKey: Buffer, entry: RecordingEntry): { blob: strin
 export async function blobSealedWith(location: BackupLocation, key: string, blobKey: Buffer): Promise<boolean> {
   let stream;
   try {
-    stream = await location.get(key);
+    // The header only: the key check of a blob costs a ranged read of its first bytes, whatever the blob's size.
+    stream = await location.get(key, { start: 0, length: HEADER_LENGTH });
   } catch (err) {
-    if (isNotFound(err)) return false;
+    // An empty object cannot satisfy a range: it has no header either.
+    if (isNotFound(err) || (err as { code?: unknown }).code === 'InvalidRange') return false;
     throw err;
   }
   const parts: Buffer[] = [];

@@ -77,6 +77,8 @@ export function formatRestoreReport(r: RestoreReport): string {
   if (r.verify) lines.push(`  verified         ${Object.entries(r.verify.found).map(([k, v]) => `${k}=${v}`).join(' ')}`);
   if (r.smokeTest) lines.push(`  smoke test       session ${r.smokeTest.sessionId} on resource ${r.smokeTest.resourceId}`);
   if (r.rtoMs !== undefined) lines.push(`  RTO              ${(r.rtoMs / 1000).toFixed(1)} s (stop to smoke test passed)`);
+  if (r.recordingsCompleteMs !== undefined) lines.push(`  recordings done  ${(r.recordingsCompleteMs / 1000).toFixed(1)} s after the stop (restored behind the serving control plane)`);
+  else if (r.recordingsProgress && r.status === 'running') lines.push(`  recordings       ${r.recordingsProgress.state}: ${r.recordingsProgress.planned} key(s) to change`);
   if (r.previousDatabase) lines.push(`  previous database kept as ${r.previousDatabase} (drop it once you are satisfied)`);
   if (r.error) lines.push(`  error            ${r.error}`);
   for (const step of r.rollback ?? []) lines.push(`  rollback         ${step.ok ? 'ok  ' : 'FAIL'} ${step.step}${step.error ? `: ${step.error}` : ''}`);

@@ -374,7 +374,8 @@ export const configSchema = z
         maxShards: z.number().int().min(1).max(256).default(16),
         /**
          * Memory for transfer buffers, in MiB: S3 uploads use parts of budget / (2 × concurrency), between 5 and
-         * 32 MiB, so peak memory follows this setting, not the size of the largest recording.
+         * 32 MiB, so peak memory follows this setting, not the size of the largest recording. Uploads to backup
+         * locations divide it again by the number of S3 locations, since each recording is written to all at once.
          * @default 256
          */
         memoryBudgetMiB: z.number().int().min(64).max(65_536).default(256),

@@ -46,7 +46,11 @@ export function createDependencies(config: Config, overrides: DependencyOverride
   const secret = (ref: SecretRef) => resolveSecret(ref);
   const MIB = 1024 * 1024;
   // Two parts in flight per upload, `concurrency` uploads at once: parts sized so that they fit the memory budget.
-  const partSize = Math.max(5 * MIB, Math.min(DEFAULT_PART_SIZE, Math.floor((config.backup.memoryBudgetMiB * MIB) / (2 * config.backup.concurrency) / MIB) * MIB));
+  const fitted = (uploadsPerTransfer: number) =>
+    Math.max(5 * MIB, Math.min(DEFAULT_PART_SIZE, Math.floor((config.backup.memoryBudgetMiB * MIB) / (2 * config.backup.concurrency * uploadsPerTransfer) / MIB) * MIB));
+  const partSize = fitted(1);
+  // The recordings copy writes each blob to every S3 location at once: one upload each, sharing the same budget.
+  const locationPartSize = fitted(Math.max(1, config.locations.filter((l) => l.kind === 's3').length));
   const deployment = (target: TargetName) => targetDeployment(config, target);
 
   return {
@@ -78,7 +82,7 @@ export function createDependencies(config: Config, overrides: DependencyOverride
       (() =>
         once('locations', () =>
           config.locations.map((location) => {
-            const made = createLocation(location, { secretKey: location.kind === 's3' ? secret(location.secretKey) : undefined }, { partSize });
+            const made = createLocation(location, { secretKey: location.kind === 's3' ? secret(location.secretKey) : undefined }, { partSize: locationPartSize });
             return location.maxBytesPerSecond ? new ThrottledLocation(made, new RateLimiter(location.maxBytesPerSecond)) : made;
           }),
         )),

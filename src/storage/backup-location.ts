@@ -13,6 +13,12 @@ export interface ObjectStat {
   etag?: string;
 }
 
+/** `length` bytes from `start` (0-based). */
+export interface ByteRange {
+  start: number;
+  length: number;
+}
+
 export interface ListedObject {
   /** Relative to the location root, so it can be passed back to get/stat/delete as is. */
   key: string;
@@ -36,8 +42,11 @@ export interface BackupLocation {
    * an error and nothing is left under `key`.
    */
   put(key: string, body: Readable | Buffer, size?: number): Promise<PutResult>;
-  /** Throws NotFoundError (see isNotFound) when there is no object under `key`. */
-  get(key: string): Promise<Readable>;
+  /**
+   * Throws NotFoundError (see isNotFound) when there is no object under `key`. With `range`, only those bytes are
+   * read (fewer when the object ends first): a header check costs a header, not the object.
+   */
+  get(key: string, range?: ByteRange): Promise<Readable>;
   stat(key: string): Promise<ObjectStat | undefined>;
   exists(key: string): Promise<boolean>;
   /** Every object whose key starts with `prefix` (recursive), in ascending key order. */

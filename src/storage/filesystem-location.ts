@@ -6,7 +6,7 @@ import { dirname, join, resolve } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { LocationConfig } from '../config/schema';
-import type { BackupLocation, ListedObject, ObjectStat, PutResult } from './backup-location';
+import type { BackupLocation, ByteRange, ListedObject, ObjectStat, PutResult } from './backup-location';
 import { TEMP_FILE_MARKER, assertValidKey, assertValidPrefix, normaliseRootPrefix } from './object-key';
 import { LocationUnavailableError, NotFoundError, SizeMismatchError } from './storage-errors';
 
@@ -118,7 +118,7 @@ export class FilesystemLocation implements BackupLocation {
     }
   }
 
-  async get(key: string): Promise<Readable> {
+  async get(key: string, range?: ByteRange): Promise<Readable> {
     const path = this.pathOf(key);
     let handle: FileHandle;
     try {
@@ -132,7 +132,11 @@ export class FilesystemLocation implements BackupLocation {
       await handle.close();
       throw new NotFoundError(this.name, key);
     }
-    return handle.createReadStream({ autoClose: true });
+    if (range && range.length <= 0) {
+      await handle.close();
+      return Readable.from([]);
+    }
+    return handle.createReadStream({ autoClose: true, ...(range ? { start: range.start, end: range.start + range.length - 1 } : {}) });
   }
 
   async stat(key: string): Promise<ObjectStat | undefined> {

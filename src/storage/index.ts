@@ -1,5 +1,5 @@
 // Public surface of the storage layer.
-export type { BackupLocation, ListedObject, LocationKind, ObjectStat, PutResult } from './backup-location';
+export type { BackupLocation, ByteRange, ListedObject, LocationKind, ObjectStat, PutResult } from './backup-location';
 export { createLocation, type LocationSecrets } from './create-location';
 export { FilesystemLocation, type FilesystemLocationConfig } from './filesystem-location';
 export {

@@ -4,7 +4,7 @@ import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { LocationConfig } from '../config/schema';
-import type { BackupLocation, ListedObject, ObjectStat, PutResult } from './backup-location';
+import type { BackupLocation, ByteRange, ListedObject, ObjectStat, PutResult } from './backup-location';
 import { assertValidKey, assertValidPrefix, normaliseRootPrefix } from './object-key';
 import { MAX_PARTS } from './s3-client';
 import { LocationUnavailableError, NotFoundError, SizeMismatchError, StorageError } from './storage-errors';
@@ -192,9 +192,10 @@ export class S3Location implements BackupLocation {
     }
   }
 
-  async get(key: string): Promise<Readable> {
+  async get(key: string, range?: ByteRange): Promise<Readable> {
     const objectName = this.objectName(key);
     try {
+      if (range) return await this.client.getPartialObject(this.bucket, objectName, range.start, range.length);
       return await this.client.getObject(this.bucket, objectName);
     } catch (err) {
       if (MISSING_OBJECT_CODES.has(errorCode(err) ?? '')) throw new NotFoundError(this.name, key, { cause: err });

@@ -1,6 +1,6 @@
 // A backup location whose reads and writes share one bandwidth limit (locations[].maxBytesPerSecond).
 import { Readable } from 'node:stream';
-import type { BackupLocation, ListedObject, ObjectStat, PutResult } from './backup-location';
+import type { BackupLocation, ByteRange, ListedObject, ObjectStat, PutResult } from './backup-location';
 import { throttle, type RateLimiter } from './rate-limiter';
 
 export class ThrottledLocation implements BackupLocation {
@@ -29,8 +29,8 @@ export class ThrottledLocation implements BackupLocation {
     return this.inner.put(key, limited, size);
   }
 
-  async get(key: string): Promise<Readable> {
-    const source = await this.inner.get(key);
+  async get(key: string, range?: ByteRange): Promise<Readable> {
+    const source = await this.inner.get(key, range);
     const limited = source.pipe(throttle(this.limiter));
     source.on('error', (err) => limited.destroy(err));
     // Whoever stops reading early destroys `limited`: the source goes with it.

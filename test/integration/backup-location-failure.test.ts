@@ -10,6 +10,7 @@ import { backupResult, startBackup } from '../../src/operations/backup';
 import { createDependencies, type Dependencies } from '../../src/runtime/dependencies';
 import { backupPrefix, blobsPrefix, type BackupLocation } from '../../src/storage';
 import type { ControlPlane } from '../../src/vaultpam/control-plane';
+import type { ReplicateResult } from '../../workflows/backup-types';
 import { BACKUP_ID, STATUS } from '../../workflows/search-attributes';
 import { ensureRecordings, isolatedConfig } from '../support/backup-fixture';
 import { FailingLocation } from '../support/failing-location';
@@ -116,8 +117,9 @@ describe('backup workflow when a location fails', () => {
     const config = threeRegionConfig();
     const deps = createDependencies(config);
     const [primary, secondary, tertiary] = deps.locations();
-    // Replication is the first writer there: the first three blob copies land, every later put is refused. The audit
-    // trail's entries are written there too, before and after; they are not what this fault is about.
+    // The recordings copy writes there first (every location in one pass): the first three blobs land, every later
+    // put is refused; the copy goes on without it, and replication, which must fill the gap, fails. The audit trail's
+    // entries are written there too, before and after; they are not what this fault is about.
     const failing = new FailingLocation(tertiary!, { failAfterPuts: 3, keys: (key) => !key.startsWith('audit/') });
     const changes: boolean[] = [];
 
@@ -161,6 +163,39 @@ describe('backup workflow when a location fails', () => {
     expect(held).toBeDefined();
     expect(slow.stored).toContain(held);
     await expectFailedWithoutTrace(handle, deps, changes);
+  }, 180_000);
+
+  it('commits when a location that failed its writes during the copy takes them at replicate: every blob everywhere', async () => {
+    const config = threeRegionConfig();
+    const deps = createDependencies(config);
+    const [primary, secondary, tertiary] = deps.locations();
+    // Refuses the first blob written to it, then takes every write: the copy drops it, replication fills it in.
+    const flaky = new FailingLocation(tertiary!, { failAfterPuts: Infinity, refuseFirstPuts: 1, keys: (key) => key.startsWith(blobsPrefix(config.deployment.name)) });
+    const changes: boolean[] = [];
+
+    const handle = await backupWith(config, [primary!, secondary!, flaky], observedControlPlane(deps.controlPlane('production'), changes));
+    const result = await backupResult(handle);
+    expect(flaky.refused).toHaveLength(1);
+
+    // Replication copied only to the location that lacked blobs, and there every blob the copy could not write.
+    const events = (await handle.fetchHistory()).events ?? [];
+    const replicateIds = new Set(events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'replicate').map((e) => String(e.eventId)));
+    const replicated = events
+      .filter((e) => e.activityTaskCompletedEventAttributes && replicateIds.has(String(e.activityTaskCompletedEventAttributes.scheduledEventId)))
+      .map((e) => h.client.options.loadedDataConverter.payloadConverter.fromPayload<ReplicateResult>(e.activityTaskCompletedEventAttributes!.result!.payloads![0]!));
+    const by = new Map(replicated.map((r) => [r.location, r]));
+    expect(by.get(secondary!.name)?.blobsCopied).toBe(0);
+    expect(by.get('tertiary')!.blobsCopied).toBeGreaterThan(0);
+    expect(by.get('tertiary')!.blobsCopied + by.get('tertiary')!.blobsPresent).toBe(result.recordings.objects);
+
+    // Committed: the manifest and every blob, at every location.
+    const deployment = config.deployment.name;
+    const blobs = await keysUnder(primary!, blobsPrefix(deployment));
+    expect(blobs).toHaveLength(result.recordings.objects);
+    for (const location of deps.locations()) {
+      expect(await readManifest(location, deployment, result.backupId), `manifest at ${location.name}`).toBeDefined();
+      expect((await keysUnder(location, blobsPrefix(deployment))).sort(), `blobs at ${location.name}`).toEqual(blobs.sort());
+    }
   }, 180_000);
 
   it('refuses a configuration with locations in one region before entering maintenance mode', async () => {

@@ -1,5 +1,7 @@
 // A worker SIGKILLed inside the recordings step of a restore, and inside its undo: the retries on a new worker keep
 // the quarantine copy of every live version, restore the backup's versions, and a rollback puts every live version back.
+// The recordings are restored after the control plane serves again; the rollback is forced by a planned recording
+// that changes after the plan (the restore refuses to touch it), the last key of the plan so every other one is done.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,7 +9,7 @@ import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { QUARANTINE_PREFIX, RESTORE_FAULT_POINTS } from '../../activities/restore-recordings';
-import type { Config } from '../../src/config/schema';
+import { compareKeys } from '../../src/streams/sorted-cursor';
 import { backupResult, startBackup } from '../../src/operations/backup';
 import { restoreReport } from '../../src/operations/restore';
 import { startApprovedRestore } from '../support/approved-restore';
@@ -29,8 +31,6 @@ describe('restore recordings after a worker crash', () => {
   let f: RestoreFixture;
   let h: TemporalHarness;
   let backupId: string;
-  /** The smoke test fails with this configuration: every restore rolls back after its recordings step. */
-  let failingSmokeTest: Config;
   /** Key -> ETag of the bucket as the backup holds it. */
   let atBackup: Map<string, string>;
   let rewritten: string[];
@@ -45,7 +45,9 @@ describe('restore recordings after a worker crash', () => {
       faultDirs.push(dir);
       Object.assign(env, { [FAULT_POINT_ENV]: faultPoint, [FAULT_POINT_DIR_ENV]: dir });
     }
-    return startWorkerProcess({ taskQueue: h.taskQueue, config: failingSmokeTest, workflowBundlePath: inject('workflowBundlePath'), identity }, 60_000, env).then((w) => {
+    // One key at a time: the kill after the first pair lands before the plan's last key is touched.
+    const config = { ...f.config, backup: { ...f.config.backup, concurrency: 1 } };
+    return startWorkerProcess({ taskQueue: h.taskQueue, config, workflowBundlePath: inject('workflowBundlePath'), identity }, 60_000, env).then((w) => {
       workers.push(w);
       return w;
     });
@@ -69,6 +71,27 @@ describe('restore recordings after a worker crash', () => {
     return [...ids];
   }
 
+  /**
+   * The plan's last key, changed behind the restore's back (while no worker runs): the recordings step finishes every
+   * other key, then fails on this one with RestoreStateInvalid, and the restore rolls back. Returns its new ETag.
+   */
+  async function changeLastPlannedKey(planned: string[]): Promise<{ key: string; etag: string }> {
+    const key = [...planned].sort(compareKeys).at(-1)!;
+    const client = f.deps.recordingsClient('production');
+    const bucket = f.config.deployment.recordings.bucket;
+    // Content of its own each time (a new ETag), even for a key an earlier test changed the same way.
+    const content = Buffer.from(`changed after the restore plan at ${new Date().toISOString()}: ${key}\n`.repeat(30));
+    await client.putObject(bucket, key, content, content.length);
+    return { key, etag: (await client.statObject(bucket, key)).etag.replace(/"/g, '') };
+  }
+
+  /** Key -> ETag without the keys a test leaves aside (the changed key, the smoke test's recording). */
+  function without(map: Map<string, string>, ...keys: (string | undefined)[]): Map<string, string> {
+    const out = new Map(map);
+    for (const key of keys) if (key) out.delete(key);
+    return out;
+  }
+
   async function killedWithin(w: WorkerProcess, ms: number, what: string): Promise<void> {
     const timer = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), ms));
     const outcome = await Promise.race([w.exited, timer]);
@@ -89,7 +112,6 @@ describe('restore recordings after a worker crash', () => {
   beforeAll(async () => {
     f = await restoreFixture();
     h = await temporalHarness(f.config);
-    failingSmokeTest = { ...f.config, deployment: { ...f.config.deployment, controlPlane: { ...f.config.deployment.controlPlane, smokeTestResourceId: 'res_does_not_exist' } } };
     await f.seed({ resources: 10, auditEntries: 100, recordings: 24, recordingBytes: 6_000 });
     backupId = (await h.withWorker(async () => backupResult(await startBackup(h.client, f.config, { taskQueue: h.taskQueue, reason: 'before the recordings change' })))).backupId;
     atBackup = await listing();
@@ -117,6 +139,22 @@ describe('restore recordings after a worker crash', () => {
     await f?.destroy();
   });
 
+  /** Every key the restore changes: what differs between the bucket now and the backup. */
+  async function plannedKeys(): Promise<string[]> {
+    const live = await listing();
+    const keys = new Set<string>();
+    for (const [key, etag] of live) if (atBackup.get(key) !== etag) keys.add(key);
+    for (const key of atBackup.keys()) if (!live.has(key)) keys.add(key);
+    return [...keys];
+  }
+
+  /** The smoke test's recording: written once the control plane serves again, after the plan, so never the restore's. */
+  function smokeKeyOf(report: RestoreReport, live: Map<string, string>): string {
+    const key = [...live.keys()].find((k) => k.includes(report.smokeTest!.sessionId));
+    expect(key, "the smoke test's recording").toBeDefined();
+    return key!;
+  }
+
   it(
     'killed just after a quarantine-and-restore pair: the retry keeps the live version in quarantine, and the rollback puts it back',
     async () => {
@@ -124,14 +162,18 @@ describe('restore recordings after a worker crash', () => {
       for (const key of rewritten) expect(before.get(key)).not.toBe(atBackup.get(key));
       const added = [...before.keys()].filter((k) => !atBackup.has(k));
       expect(added.length).toBe(3);
+      const planned = await plannedKeys();
 
       const first = await worker('recordings-crash-first', `${RESTORE_FAULT_POINTS.afterQuarantineAndRestore}@1`);
       const handle = await startApprovedRestore(h.client, f.config, { backupId, safetySnapshot: false, reason: 'recordings crash test', taskQueue: h.taskQueue });
-      await killedWithin(first, 180_000, 'the first quarantine-and-restore pair');
+      await killedWithin(first, 240_000, 'the first quarantine-and-restore pair');
       const [restoreId] = await quarantinedRestoreIds();
       expect(restoreId).toBeTruthy();
       const atKill = await listing(`${QUARANTINE_PREFIX}${restoreId}/`);
       expect(atKill.size).toBeGreaterThanOrEqual(1);
+      // Killed after the first pair: the last key of the plan is not reached yet (up to `concurrency` pairs run at once).
+      const changed = await changeLastPlannedKey(planned);
+      expect(atKill.has(changed.key)).toBe(false);
 
       // The retry runs on a worker that dies when the rollback reaches the recordings: the state between is inspected.
       const second = await worker('recordings-crash-second', RESTORE_FAULT_POINTS.revertStart);
@@ -140,32 +182,37 @@ describe('restore recordings after a worker crash', () => {
       expect(retried.attempt).toBeGreaterThanOrEqual(2);
       expect(retried.identity).toBe('recordings-crash-second');
       expect(retried.lastFailure?.timeoutFailureInfo?.timeoutType).toBe(TimeoutType.TIMEOUT_TYPE_HEARTBEAT);
-      expect(retried.completed).toBe(true);
 
       const live = await listing();
       const aside = await listing(`${QUARANTINE_PREFIX}${restoreId}/`);
-      for (const key of rewritten) {
+      for (const key of rewritten.filter((k) => k !== changed.key)) {
         // The quarantine copy holds the live version from before the restore; the key holds the backup's version.
         expect(aside.get(key), key).toBe(before.get(key));
         expect(live.get(key), key).toBe(atBackup.get(key));
       }
-      for (const key of deleted) expect(live.get(key), key).toBe(atBackup.get(key));
-      for (const key of added) {
+      for (const key of deleted.filter((k) => k !== changed.key)) expect(live.get(key), key).toBe(atBackup.get(key));
+      for (const key of added.filter((k) => k !== changed.key)) {
         expect(aside.get(key), key).toBe(before.get(key));
         expect(live.has(key), key).toBe(false);
       }
-      expect(live).toEqual(atBackup);
+      // The changed key was left as the test wrote it, and never copied aside.
+      expect(live.get(changed.key)).toBe(changed.etag);
+      expect(aside.has(changed.key)).toBe(false);
       console.info(`recordings crash: killed after the first pair with ${atKill.size} quarantine copies; the retry (attempt ${retried.attempt}) ended with ${aside.size}`);
 
       await worker('recordings-crash-third');
       await expect(handle.result()).rejects.toBeInstanceOf(WorkflowFailedError);
       const report: RestoreReport = await restoreReport(h.client, handle.workflowId);
       expect(report.status).toBe('rolled-back');
-      expect(report.error).toMatch(/res_does_not_exist/);
-      // The retried step's own count: every change of the plan, whichever attempt made it.
-      expect(report.recordings).toMatchObject({ restored: REWRITTEN + DELETED, quarantined: REWRITTEN + added.length, unrecoverable: 0 });
+      expect(report.error).toMatch(/changed after the restore plan was made|did not expect/);
+      // The control plane served and was smoke-tested before the recordings step.
+      expect(report.rtoMs).toBeGreaterThan(0);
+      const smokeKey = smokeKeyOf(report, live);
+      expect(without(live, changed.key, smokeKey)).toEqual(without(atBackup, changed.key));
       expect(report.rollback!.every((r) => r.ok)).toBe(true);
-      expect(await listing()).toEqual(before);
+      const after = await listing();
+      expect(without(after, changed.key, smokeKey)).toEqual(without(before, changed.key));
+      expect(after.get(changed.key)).toBe(changed.etag);
       expect((await listing(`${QUARANTINE_PREFIX}${restoreId}/`)).size).toBe(0);
     },
     600_000,
@@ -174,10 +221,16 @@ describe('restore recordings after a worker crash', () => {
   it(
     'killed inside the rollback of the recordings: the retried rollback keeps every live version from before the restore',
     async () => {
-      const before = await listing();
-      const first = await worker('revert-crash-first', `${RESTORE_FAULT_POINTS.afterPutBack}@2`);
+      const planned = await plannedKeys();
+      // Killed once the plan is journalled, so that a planned key can change before the recordings step.
+      const first = await worker('revert-crash-plan', `${RESTORE_FAULT_POINTS.afterPlan}@1`);
       const handle = await startApprovedRestore(h.client, f.config, { backupId, safetySnapshot: false, reason: 'revert crash test', taskQueue: h.taskQueue });
-      await killedWithin(first, 240_000, 'the second put-back of the rollback');
+      await killedWithin(first, 240_000, 'the end of the recordings plan');
+      const changed = await changeLastPlannedKey(planned);
+      const before = await listing();
+
+      const second = await worker('revert-crash-first', `${RESTORE_FAULT_POINTS.afterPutBack}@2`);
+      await killedWithin(second, 300_000, 'the second put-back of the rollback');
       const [restoreId] = await quarantinedRestoreIds();
       // Killed between a put-back and the removal of its quarantine copy: some copies are still there.
       expect((await listing(`${QUARANTINE_PREFIX}${restoreId}/`)).size).toBeGreaterThanOrEqual(1);
@@ -190,9 +243,12 @@ describe('restore recordings after a worker crash', () => {
       expect(retried.completed).toBe(true);
       const report = await restoreReport(h.client, handle.workflowId);
       expect(report.status).toBe('rolled-back');
-      expect(report.error).toMatch(/res_does_not_exist/);
+      expect(report.error).toMatch(/changed after the restore plan was made|did not expect/);
       expect(report.rollback!.every((r) => r.ok)).toBe(true);
-      expect(await listing()).toEqual(before);
+      const after = await listing();
+      const smokeKey = smokeKeyOf(report, after);
+      expect(without(after, smokeKey)).toEqual(before);
+      expect(after.get(changed.key)).toBe(changed.etag);
       expect((await listing(`${QUARANTINE_PREFIX}${restoreId}/`)).size).toBe(0);
     },
     600_000,

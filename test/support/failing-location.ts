@@ -1,11 +1,13 @@
 // Fault injection over a real backup location: puts refused after the first N, or held back; the rest is the real driver.
 import type { Readable } from 'node:stream';
 import { ApplicationFailure } from '@temporalio/common';
-import type { BackupLocation, ListedObject, ObjectStat, PutResult } from '../../src/storage';
+import type { BackupLocation, ByteRange, ListedObject, ObjectStat, PutResult } from '../../src/storage';
 
 export interface FailingLocationOptions {
   /** Puts that reach the real driver before the first refusal; Infinity for a location that never refuses. @default 0 */
   failAfterPuts?: number;
+  /** Counted puts refused before any goes through: a location that fails for a while, then comes back. @default 0 */
+  refuseFirstPuts?: number;
   /** Only puts whose key matches count, wait and fail; others pass straight through. @default every key */
   keys?: (key: string) => boolean;
   /** Awaited before a counted put reaches the real driver: a slow link, or a gate the test opens. */
@@ -43,13 +45,13 @@ export class FailingLocation implements BackupLocation {
 
   async put(key: string, body: Readable | Buffer, size?: number): Promise<PutResult> {
     if (this.options.keys && !this.options.keys(key)) return this.real.put(key, body, size);
-    if (this.stored.length >= this.limit) {
+    if (this.stored.length >= this.limit || this.refused.length < (this.options.refuseFirstPuts ?? 0)) {
       this.refused.push(key);
       // A real driver consumes or destroys the body it is handed; an abandoned source stream would hold its socket.
       if (!Buffer.isBuffer(body)) body.destroy();
       throw ApplicationFailure.create({
         type: 'InjectedLocationFailure',
-        message: `injected failure: location "${this.name}" refuses "${key}" (fault injection after ${this.limit} put(s))`,
+        message: `injected failure: location "${this.name}" refuses "${key}" (fault injection after ${this.stored.length} put(s))`,
         nonRetryable: true,
       });
     }
@@ -59,9 +61,9 @@ export class FailingLocation implements BackupLocation {
     return this.real.put(key, body, size);
   }
 
-  get(key: string): Promise<Readable> {
+  get(key: string, range?: ByteRange): Promise<Readable> {
     this.options.onGet?.(key);
-    return this.real.get(key);
+    return this.real.get(key, range);
   }
 
   stat(key: string): Promise<ObjectStat | undefined> {
