@@ -29,7 +29,7 @@ function shortId(restoreId: string): string {
 /** Names of the databases a full restore works with: the restored copy, and the live one set aside. */
 export function restoreDatabaseNames(live: string, restoreId: string) {
   const s = shortId(restoreId);
-  return { restored: `${live}_r_${s}`.slice(0, 63), previous: `${live}_pre_${s}`.slice(0, 63), scratch: `vpb_scratch_${s}` };
+  return { restored: `${live}_r_${s}`.slice(0, 63), previous: `${live}_pre_${s}`.slice(0, 63), rolledBack: `${live}_rb_${s}`.slice(0, 63), scratch: `vpb_scratch_${s}` };
 }
 
 export { QUARANTINE_PREFIX } from './restore-recordings';
@@ -177,17 +177,30 @@ export function createRestoreActivities(deps: Dependencies) {
       return { previousDatabase: names.previous };
     },
 
-    /** Undo of restoreDatabase: the set-aside database back under the live name; the restored copy dropped. */
-    async swapBackDatabase(input: { target: TargetName; restoreId: string }): Promise<void> {
+    /**
+     * Undo of restoreDatabase: the set-aside database back under the live name. The restored database is kept aside,
+     * not dropped: since the control plane restarts before the recordings are back, it may have taken writes (new
+     * sessions, audit entries) by the time a later step fails, and those are the operator's to look at. Safe to
+     * repeat: each rename happens only while its source exists.
+     */
+    async swapBackDatabase(input: { target: TargetName; restoreId: string }): Promise<{ note?: string }> {
       const pgConfig = deps.deployment(input.target).postgres;
       const password = deps.postgresPassword(input.target);
       const live = pgConfig.database;
       const names = restoreDatabaseNames(live, input.restoreId);
+      let keptAside = false;
       if (await databaseExists(pgConfig, password, names.previous)) {
-        if (await databaseExists(pgConfig, password, live)) await dropDatabase(pgConfig, password, live, { force: true });
+        if (await databaseExists(pgConfig, password, live)) {
+          if (await databaseExists(pgConfig, password, names.rolledBack)) await dropDatabase(pgConfig, password, live, { force: true });
+          else await renameDatabase(pgConfig, password, live, names.rolledBack);
+        }
         await renameDatabase(pgConfig, password, names.previous, live);
       }
       await dropDatabase(pgConfig, password, names.restored, { ifExists: true, force: true });
+      keptAside = await databaseExists(pgConfig, password, names.rolledBack);
+      return keptAside
+        ? { note: `the restored database, with whatever was written to it before the rollback, is kept as "${names.rolledBack}"; drop it once nothing in it is needed (DROP DATABASE "${names.rolledBack}")` }
+        : {};
     },
 
     async importConnectors(input: { target: TargetName; deployment: string; backup: ResolvedBackup }): Promise<{ count: number }> {

@@ -168,7 +168,8 @@ export interface RestoreReport {
    */
   recordingsProgress?: { state: 'planned' | 'restoring' | 'complete'; planned: number };
   error?: string;
-  rollback?: { step: string; ok: boolean; error?: string }[];
+  /** `note`: what an undo kept for the operator (e.g. the database as it served between restart and rollback). */
+  rollback?: { step: string; ok: boolean; error?: string; note?: string }[];
   /** Whether the outcome reached the audit trail and, for a completed full restore, the restored VaultPAM's own audit log. */
   audit?: { trail: AuditRecording; vaultpamLog?: AuditRecording & { id?: string } };
 }

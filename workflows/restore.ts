@@ -415,8 +415,9 @@ async function restoreSteps(input: RestoreInput, held: Held): Promise<RestoreRep
     await CancellationScope.nonCancellable(async () => {
       for (const step of undo.reverse()) {
         try {
-          await step.run();
-          report.rollback!.push({ step: step.name, ok: true });
+          const done = await step.run();
+          const note = (done as { note?: string } | undefined)?.note;
+          report.rollback!.push({ step: step.name, ok: true, ...(note ? { note } : {}) });
         } catch (undoErr) {
           const error = explainFailure(undoErr, { timeouts, heartbeat: 'undoHeartbeatMs' });
           log.error(`rollback step "${step.name}" failed`, { error });

@@ -5,7 +5,7 @@ import { backupResult, startBackup } from '../../src/operations/backup';
 import { runAuditCheck } from '../../src/operations/audit';
 import { confirmRestore, restoreReport, startRestore } from '../../src/operations/restore';
 import { TEST_APPROVER, TEST_REQUESTER, startApprovedRestore } from '../support/approved-restore';
-import { databaseExists } from '../../src/postgres';
+import { databaseExists, dropDatabase } from '../../src/postgres';
 import type { RestoreReport } from '../../workflows/restore-types';
 import { restoreFixture, type RestoreFixture } from '../support/restore-fixture';
 import { temporalHarness, type TemporalHarness } from '../support/temporal';
@@ -124,6 +124,10 @@ describe('restore workflow', () => {
     const names = restoreDatabaseNames(pg.database, report.restoreId);
     expect(await databaseExists(pg, f.deps.postgresPassword('production'), names.previous)).toBe(false);
     expect(await databaseExists(pg, f.deps.postgresPassword('production'), names.restored)).toBe(false);
+    // The restored database served between the restart and the failed smoke test: it is kept aside, and the report says so.
+    expect(await databaseExists(pg, f.deps.postgresPassword('production'), names.rolledBack)).toBe(true);
+    expect(report.rollback!.find((r) => r.step === 'swap the previous database back')?.note).toContain(names.rolledBack);
+    await dropDatabase(pg, f.deps.postgresPassword('production'), names.rolledBack, { force: true });
     expect((await f.deps.controlPlane('production').health()).status).toBe('ok');
   });
 });
