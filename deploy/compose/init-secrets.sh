@@ -28,6 +28,15 @@ if [ ! -s "/secrets/$API_TOKENS_FILE" ]; then
   } >"/secrets/$API_TOKENS_FILE.tmp"
   mv "/secrets/$API_TOKENS_FILE.tmp" "/secrets/$API_TOKENS_FILE"
 fi
+# Restore requests and approvals are signed by the API and verified by the worker: one Ed25519 pair, made once.
+set -- $APPROVAL_KEYS
+if [ ! -s "/secrets/$1" ]; then
+  command -v openssl >/dev/null || apk add --no-cache openssl >/dev/null
+  openssl genpkey -algorithm ed25519 -out "/secrets/$1.tmp"
+  mv "/secrets/$1.tmp" "/secrets/$1"
+  rm -f "/secrets/$2"
+fi
+[ -s "/secrets/$2" ] || openssl pkey -in "/secrets/$1" -pubout -out "/secrets/$2"
 chmod 0444 /secrets/*
 # The image runs as node (uid 1000): the filesystem backup location and the sandbox's state are its to write.
 chown 1000:1000 /backups /state

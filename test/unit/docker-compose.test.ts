@@ -61,7 +61,10 @@ function repoFile(service: Service, path: string): string {
 }
 
 /** The names the init service creates in the `secrets` volume. */
-const generated = new Set(environment(compose.services['init-secrets']!).SECRET_NAMES!.split(/\s+/));
+const generated = new Set([
+  ...environment(compose.services['init-secrets']!).SECRET_NAMES!.split(/\s+/),
+  ...environment(compose.services['init-secrets']!).APPROVAL_KEYS!.split(/\s+/),
+]);
 
 /** Asserts the container can read the secret file `path`: a generated secret in the secrets volume, or a repository file. */
 function expectSecretFile(name: string, service: Service, path: string) {
@@ -134,6 +137,9 @@ describe('docker-compose.yml', () => {
         expect(mountOf(service, tokensFile)?.volume, `${name}: ${tokensFile}`).toBe('secrets');
         expect(basename(tokensFile), `${name}: ${tokensFile} is written by init-secrets`).toBe(environment(compose.services['init-secrets']!).API_TOKENS_FILE);
       }
+      // The keys that verify restore approvals are files too, generated with the signing key.
+      expect(config.approvals.publicKeys.length, `${name}: approvals.publicKeys`).toBeGreaterThan(0);
+      for (const key of config.approvals.publicKeys) if ('file' in key) expectSecretFile(name, service, key.file);
       // A filesystem location must be the same volume in every container that reads the catalog.
       for (const location of config.locations) {
         if (location.kind !== 'filesystem') continue;
