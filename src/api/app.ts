@@ -11,7 +11,7 @@ import { backupWorkflowId, startBackup } from '../operations/backup';
 import { runPreflight } from '../operations/preflight';
 import { readBackupProgress } from '../operations/progress';
 import { confirmRestore, describeRestore, parseScope, restoreReport, startDrill, startRestore } from '../operations/restore';
-import { requireWorker } from '../operations/worker-presence';
+import { livePollers, requireWorker } from '../operations/worker-presence';
 import { runKeyRotation } from '../operations/rotate-keys';
 import { runVerify } from '../operations/verify';
 import { parseSince, runAuditCheck } from '../operations/audit';
@@ -120,6 +120,7 @@ function openApiDocument(roleOf: (method: string, url: string) => Role | undefin
       '/metrics': { get: op('GET', '/metrics', 'Prometheus metrics: recovery point per location, newest backup, last drill, last check') },
       '/v1/preflight': { post: op('POST', '/v1/preflight', 'run the preflight checks', { requestBody: body(bodies.preflight()) }) },
       '/v1/backups': { post: op('POST', '/v1/backups', 'start a backup (409 when one runs)', { requestBody: body(bodies.backup()) }), get: op('GET', '/v1/backups', 'the catalog of committed backups') },
+      '/v1/workers': { get: op('GET', '/v1/workers', 'whether a worker polls the task queue (the waiting commands stop when none does)') },
       '/v1/backups/status': { get: op('GET', '/v1/backups/status', 'progress of the running or last backup') },
       '/v1/backups/{backupId}/verify': { post: op('POST', '/v1/backups/{backupId}/verify', 'verify a backup at every location', { requestBody: body(bodies.verify()) }) },
       '/v1/restores': { post: op('POST', '/v1/restores', 'start a restore (it waits for confirmation unless confirmed)', { requestBody: body(bodies.restore()) }) },
@@ -251,6 +252,12 @@ export function buildApi(options: ApiOptions): FastifyInstance {
       taskQueue,
     });
     return reply.code(202).send({ workflowId: handle.workflowId, runId: handle.firstExecutionRunId, status: '/v1/backups/status' });
+  });
+
+  // Whether a worker polls the task queue: the command line, waiting through this API, stops when none does.
+  app.get('/v1/workers', { config: { role: 'viewer' } }, async () => {
+    const pollers = await livePollers(client, taskQueue);
+    return { taskQueue, namespace: client.options.namespace, polling: pollers.length > 0, pollers };
   });
 
   app.get('/v1/backups/status', { config: { role: 'viewer' } }, async () => {

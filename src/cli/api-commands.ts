@@ -13,12 +13,39 @@ import { workflowUrl } from './workflow-url';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Polls until `done` says the answer is final; the API answers each poll, so a dead worker shows as no progress, not a hang of this process. */
-async function pollUntil<T>(read: () => Promise<T>, done: (value: T) => boolean, onEach: (value: T) => void = () => undefined): Promise<T> {
+/** What the API says of the workers polling its task queue (GET /v1/workers). */
+interface WorkerPresence {
+  taskQueue: string;
+  namespace: string;
+  polling: boolean;
+}
+
+/** Between two looks at whether a worker still polls: a long poll lasts up to a minute, so more often says nothing new. */
+const WORKER_CHECK_MS = 15_000;
+
+/**
+ * Polls until `done` says the answer is final. The API answers each poll, so a dead worker shows as no progress, not
+ * a hang; and every WORKER_CHECK_MS the API is asked whether a worker still polls, so a wait with none ends at once
+ * with VPB_ERR_NO_WORKER naming the task queue (the workflow stays, and goes on once a worker runs).
+ */
+async function pollUntil<T>(target: ApiTarget, workflowId: string, read: () => Promise<T>, done: (value: T) => boolean, onEach: (value: T) => void = () => undefined): Promise<T> {
+  let nextWorkerCheck = 0;
   for (;;) {
     const value = await read();
     if (done(value)) return value;
     onEach(value);
+    if (Date.now() >= nextWorkerCheck) {
+      const { body: workers } = await callApi<WorkerPresence>(target, 'GET', '/v1/workers');
+      if (!workers.polling) {
+        throw new VaultpamBackupError(
+          'VPB_ERR_NO_WORKER',
+          workers.taskQueue,
+          workers.namespace,
+          `workflow ${workflowId} waits for one (it goes on once a worker runs). Start one with the API's configuration (temporal.address, temporal.namespace, temporal.taskQueue): vaultpam-backup worker`,
+        );
+      }
+      nextWorkerCheck = Date.now() + WORKER_CHECK_MS;
+    }
     await sleep(1000);
   }
 }
@@ -37,6 +64,8 @@ export async function backupViaApi(target: ApiTarget, cfg: Config, opts: { wait?
   const tty = process.stderr.isTTY && !opts.json;
   let lastPrinted = 0;
   const final = await pollUntil(
+    target,
+    ids.workflowId,
     async () => (await callApi<LiveProgress & { result?: BackupResult; error?: string }>(target, 'GET', '/v1/backups/status')).body,
     (p) => p.workflowStatus !== 'RUNNING',
     (p) => {
@@ -82,7 +111,7 @@ export async function restoreViaApi(target: ApiTarget, cfg: Config, opts: Restor
   const read = restoreReportOf(target, id);
   if (!opts.yes) {
     // Show what the restore brings back and what it loses, then say exactly how to confirm.
-    const report = await pollUntil(read, (r) => Boolean(r.lossReportDigest) || r.status !== 'running');
+    const report = await pollUntil(target, id, read, (r) => Boolean(r.lossReportDigest) || r.status !== 'running');
     const confirmCommand = `vaultpam-backup restore confirm ${id} --backup ${report.backup?.backupId ?? '<id>'}`;
     if (opts.json) printJson({ workflowId: id, backupId: report.backup?.backupId, confirmCommand, ...report });
     else process.stdout.write(`${formatRestoreReport(report)}\n\nTo go ahead: ${confirmCommand}\n`);
@@ -93,7 +122,7 @@ export async function restoreViaApi(target: ApiTarget, cfg: Config, opts: Restor
     else process.stdout.write(`restore started: workflow ${id}\n  follow it: vaultpam-backup restore report ${id}   or ${workflowUrl(cfg, id)}\n`);
     return;
   }
-  const report = await pollUntil(read, finished);
+  const report = await pollUntil(target, id, read, finished);
   if (opts.json) printJson({ workflowId: id, backupId: report.backup?.backupId, ...report });
   else process.stdout.write(`${formatRestoreReport(report)}\n  workflow: ${workflowUrl(cfg, id)}\n`);
   process.exitCode = report.status === 'completed' ? 0 : 1;
@@ -121,7 +150,7 @@ export async function confirmViaApi(target: ApiTarget, workflowId: string, opts:
     );
   }
   if (opts.wait) {
-    const report = await pollUntil(read, finished);
+    const report = await pollUntil(target, workflowId, read, finished);
     if (opts.json) printJson({ workflowId, backupId: opts.backup, ...report });
     else process.stdout.write(`${formatRestoreReport(report)}\n`);
     process.exitCode = report.status === 'completed' ? 0 : 1;
@@ -149,6 +178,8 @@ export async function checkViaApi(target: ApiTarget, cfg: Config, opts: { readDa
     return;
   }
   const status = await pollUntil(
+    target,
+    started.workflowId,
     async () => (await callApi<{ status: string; report?: CheckReport; error?: string }>(target, 'GET', `/v1/checks/${encodeURIComponent(started.workflowId)}`)).body,
     (s) => s.status !== 'RUNNING',
   );

@@ -101,4 +101,28 @@ describe('command line through the API', () => {
     expect(refused.stderr).toMatch(/VPB_ERR_FORBIDDEN: Principal cli-olivia may not POST \/v1\/restores\/:workflowId\/confirm: it needs the role approver and holds viewer, operator, restorer/);
     expect((await h.client.workflow.getHandle(confirm![1]!).describe()).status.name).toBe('RUNNING');
   });
+  it('stops waiting through the API when no worker polls its task queue, naming it', async () => {
+    // An API whose task queue no worker has ever polled: the backup is started, and waits in Temporal.
+    const taskQueue = `no-worker-${Date.now().toString(36)}`;
+    // A deployment of its own: the restore the test before left awaiting approval holds the other one's lock.
+    const config = { ...h.config, deployment: { ...h.config.deployment, name: `${h.config.deployment.name}-nw` } };
+    const lonely = buildApi({ config, client: h.client, taskQueue });
+    const lonelyUrl = await lonely.listen({ host: '127.0.0.1', port: 0 });
+    try {
+      const started = Date.now();
+      const run = await new Promise<{ status: number | null; stderr: string }>((resolve) => {
+        const child = spawn(process.execPath, [bin, '--config', configPath, '--api', lonelyUrl, 'backup', '--wait'], { env: { ...process.env, VAULTPAM_API_TOKEN: operator.token } });
+        let stderr = '';
+        child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+        child.on('close', (status) => resolve({ status, stderr }));
+      });
+      expect(run.status).toBe(1);
+      expect(run.stderr).toMatch(new RegExp(`VPB_ERR_NO_WORKER: No worker polls the task queue "${taskQueue}" \\(namespace default\\): workflow backup-\\S+ waits for one`));
+      expect(run.stderr).toContain('vaultpam-backup worker');
+      console.info(`backup --wait through the API with no worker ended after ${Date.now() - started} ms`);
+    } finally {
+      await h.client.workflow.getHandle(`backup-${config.deployment.name}`).terminate('test over: no worker was meant to run it').catch(() => undefined);
+      await lonely.close();
+    }
+  });
 });
