@@ -51,5 +51,5 @@ export {
   type RestoreResult,
 } from './restore';
 export { openSnapshot, withSnapshot, type Snapshot } from './snapshot';
-export { checksumRows, countRows, quoteTableName, type TableProgress } from './table-stats';
+export { checksumRows, countRows, largeTables, quoteTableName, tablePattern, type TableProgress, type TableSize } from './table-stats';
 export { PROGRESS_INTERVAL_MS, type ToolProgress } from './tool-process';
