@@ -396,7 +396,17 @@ export interface RestoreOptions {
   onProgress?: (progress: ToolProgress) => void;
   /** Path of pg_restore; default: `findPgTool('pg_restore', config)`. */
   pgRestore?: string;
+  /** Restore only these sections (`--section`); a split restore runs pre-data, data, post-data in turn. @default all */
+  sections?: readonly RestoreSection[];
+  /**
+   * Read `stream` to its end after pg_restore exited, so upstream stages (decryption, checksum) see every byte.
+   * A pass that needs only the table of contents (pre-data, post-data) passes false: the rest is not downloaded.
+   * @default true
+   */
+  readToEnd?: boolean;
 }
+
+export type RestoreSection = 'pre-data' | 'data' | 'post-data';
 
 export interface RestoreResult {
   exitCode: 0;
@@ -407,7 +417,7 @@ export interface RestoreResult {
   warnings: string;
 }
 
-async function assertDatabaseEmpty(config: PostgresConfig, password: string | undefined, database: string): Promise<void> {
+export async function assertDatabaseEmpty(config: PostgresConfig, password: string | undefined, database: string): Promise<void> {
   const relations = await withClient(
     config,
     password,
@@ -446,6 +456,7 @@ export async function restoreDump(options: RestoreOptions): Promise<RestoreResul
   if (options.requireEmpty ?? true) await assertDatabaseEmpty(config, password, database);
 
   const args = ['--no-owner', '--no-privileges', '--exit-on-error'];
+  for (const section of options.sections ?? []) args.push(`--section=${section}`);
   if (jobs > 1) args.push(`--jobs=${jobs}`);
   args.push(...libpqArguments(config, database));
   // Absolute, so a relative name starting with "-" can never read as an option.
@@ -492,10 +503,12 @@ export async function restoreDump(options: RestoreOptions): Promise<RestoreResul
     const message = `pg_restore into database "${database}" at ${config.host}:${config.port} failed: ${describeExit('pg_restore', exit)}${exit.stderrTail ? `\n${exit.stderrTail}` : ''}`;
     throw new RestoreFailedError(message, exit.code, exit.stderrTail);
   }
-  if (feed) {
+  if (feed && (options.readToEnd ?? true)) {
     // pg_restore has all it needs; anything left (normally nothing) is read so upstream stages can finish.
     feed.stopWriting();
     await feed.ended;
+  } else if (feed) {
+    stream?.destroy();
   }
   return { exitCode: 0, bytes: feed?.bytes() ?? 0, durationMs: performance.now() - started, warnings: exit.stderrTail };
 }
