@@ -2,7 +2,7 @@
 // indexes and constraints; each pass reads its archive from a stream, so nothing of the dump touches disk.
 import type { Readable } from 'node:stream';
 import type { PostgresConfig } from '../config/schema';
-import { assertDatabaseEmpty, restoreDump, validateDatabaseName, type RestoreResult, type RestoreSection } from './restore';
+import { assertDatabaseEmpty, listSectionEntries, restoreDump, validateDatabaseName, type RestoreResult, type RestoreSection } from './restore';
 import type { ToolProgress } from './tool-process';
 
 export interface ArchiveSource {
@@ -61,8 +61,8 @@ export async function restoreParts(options: PartsRestoreOptions): Promise<PartsR
   const onCancel = () => stopAll.abort();
   signal?.addEventListener('abort', onCancel, { once: true });
 
-  const pass = async (source: ArchiveSource, sections: RestoreSection[], phase: string, readToEnd: boolean): Promise<RestoreResult> => {
-    running.set(source.label, 0);
+  const pass = async (source: ArchiveSource, sections: RestoreSection[], phase: string, readToEnd: boolean, entries?: string[], label = source.label): Promise<RestoreResult> => {
+    running.set(label, 0);
     const result = await restoreDump({
       config,
       password,
@@ -72,13 +72,14 @@ export async function restoreParts(options: PartsRestoreOptions): Promise<PartsR
       readToEnd,
       requireEmpty: false,
       signal: stopAll.signal,
+      ...(entries ? { entries } : {}),
       ...(options.pgRestore ? { pgRestore: options.pgRestore } : {}),
       onProgress: (progress) => {
-        running.set(source.label, progress.bytes);
+        running.set(label, progress.bytes);
         report({ ...progress, phase: `${phase}${progress.phase.endsWith('building indexes') && sections.includes('data') ? ' (committing)' : ''}` });
       },
     });
-    running.delete(source.label);
+    running.delete(label);
     doneBytes += result.bytes;
     return result;
   };
@@ -91,28 +92,51 @@ export async function restoreParts(options: PartsRestoreOptions): Promise<PartsR
       { source: options.main, sections: ['data'] },
       ...options.parts.map((source) => ({ source, sections: ['data'] as RestoreSection[] })),
     ];
-    let next = 0;
-    let failure: { error: unknown } | undefined;
-    const lane = async () => {
-      while (!failure && next < loads.length) {
-        const load = loads[next++]!;
-        try {
-          await pass(load.source, load.sections, `pg_restore: loading rows (${loads.length} archives)`, true);
-        } catch (error) {
-          if (!failure) {
-            failure = { error };
-            stopAll.abort();
-          }
-        }
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(jobs, loads.length) }, lane));
-    if (failure) throw failure.error;
+    await inParallel(
+      loads.map((load) => () => pass(load.source, load.sections, `pg_restore: loading rows (${loads.length} archives)`, true)),
+      jobs,
+      () => stopAll.abort(),
+    );
     const t2 = performance.now();
-    await pass(options.main, ['post-data'], 'pg_restore: indexes and constraints', false);
+    // Indexes and table constraints do not depend on one another: `jobs` pg_restores build them side by side. The
+    // rest (foreign keys, which need the unique indexes, triggers, rules, attachments) follows in one.
+    const postData = await listSectionEntries(await options.main.open(), 'post-data', { config, ...(options.pgRestore ? { pgRestore: options.pgRestore } : {}), signal: stopAll.signal });
+    const independent = postData.filter((line) => {
+      const type = /^\d+;\s+\d+\s+\d+\s+(.*)$/.exec(line)?.[1] ?? '';
+      return type.startsWith('CONSTRAINT ') || (type.startsWith('INDEX ') && !type.startsWith('INDEX ATTACH '));
+    });
+    const dependent = postData.filter((line) => !independent.includes(line));
+    const lanes = Array.from({ length: Math.min(jobs, independent.length) }, (_, lane) => independent.filter((_line, i) => i % jobs === lane));
+    await inParallel(
+      lanes.map((entries, lane) => () => pass(options.main, ['post-data'], 'pg_restore: indexes and constraints', false, entries, `indexes ${lane + 1}/${lanes.length}`)),
+      jobs,
+      () => stopAll.abort(),
+    );
+    if (dependent.length) await pass(options.main, ['post-data'], 'pg_restore: foreign keys and triggers', false, dependent, 'foreign keys and triggers');
     const t3 = performance.now();
     return { bytes: doneBytes, durationMs: t3 - started, passes: { preData: t1 - t0, data: t2 - t1, postData: t3 - t2 } };
   } finally {
     signal?.removeEventListener('abort', onCancel);
   }
+}
+
+/** Runs the tasks, at most `limit` at a time; the first failure stops new starts, calls `onFailure`, and is thrown once all ended. */
+async function inParallel(tasks: readonly (() => Promise<unknown>)[], limit: number, onFailure: () => void): Promise<void> {
+  let next = 0;
+  let failure: { error: unknown } | undefined;
+  const lane = async () => {
+    while (!failure && next < tasks.length) {
+      const task = tasks[next++]!;
+      try {
+        await task();
+      } catch (error) {
+        if (!failure) {
+          failure = { error };
+          onFailure();
+        }
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, tasks.length)) }, lane));
+  if (failure) throw failure.error;
 }
