@@ -2,7 +2,7 @@
 // indexes and constraints; each pass reads its archive from a stream, so nothing of the dump touches disk.
 import type { Readable } from 'node:stream';
 import type { PostgresConfig } from '../config/schema';
-import { assertDatabaseEmpty, listSectionEntries, restoreDump, validateDatabaseName, type RestoreResult, type RestoreSection } from './restore';
+import { assertDatabaseEmpty, listSectionEntries, postDataDependencies, restoreDump, tableOfEntry, tocEntry, validateDatabaseName, type RestoreResult, type RestoreSection } from './restore';
 import type { ToolProgress } from './tool-process';
 
 export interface ArchiveSource {
@@ -19,7 +19,7 @@ export interface PartsRestoreOptions {
   database: string;
   /** The schema and the small tables' rows (and sequences, large objects). */
   main: ArchiveSource;
-  /** Data-only archives of one table each, largest first. */
+  /** Data-only archives of one table each, largest first; their `label` is the table's "schema.table". */
   parts: readonly ArchiveSource[];
   /** pg_restore processes loading rows at once. @default 2 */
   jobs?: number;
@@ -33,7 +33,7 @@ export interface PartsRestoreResult {
   /** Decrypted bytes fed to pg_restore over all passes. */
   bytes: number;
   durationMs: number;
-  /** Milliseconds of each pass. */
+  /** Milliseconds of each pass: the schema, the rows (with the indexes of table parts), the remaining post-data. */
   passes: { preData: number; data: number; postData: number };
 }
 
@@ -88,24 +88,46 @@ export async function restoreParts(options: PartsRestoreOptions): Promise<PartsR
     const t0 = performance.now();
     await pass(options.main, ['pre-data'], 'pg_restore: schema', false);
     const t1 = performance.now();
-    const loads: { source: ArchiveSource; sections: RestoreSection[] }[] = [
-      { source: options.main, sections: ['data'] },
-      ...options.parts.map((source) => ({ source, sections: ['data'] as RestoreSection[] })),
-    ];
+    // Indexes and table constraints do not depend on one another: those of a table part are built right after its
+    // rows are in (while other parts still load, as pg_restore -j does), the others side by side once every row is
+    // in; foreign keys, which need the unique indexes, then triggers, rules and attachments come last, in one.
+    const textOptions = { config, ...(options.pgRestore ? { pgRestore: options.pgRestore } : {}), signal: stopAll.signal };
+    const tableById = new Map<number, string>();
+    for (const line of await listSectionEntries(await options.main.open(), 'all', textOptions)) {
+      const table = tableOfEntry(line);
+      if (table) tableById.set(tocEntry(line)!.id, table);
+    }
+    const dependencies = await postDataDependencies(await options.main.open(), textOptions);
+    const partTables = new Set(options.parts.map((part) => part.label));
+    const afterPart = new Map<string, string[]>();
+    const independent: string[] = [];
+    const dependent: string[] = [];
+    for (const line of await listSectionEntries(await options.main.open(), 'post-data', textOptions)) {
+      const entry = tocEntry(line)!;
+      const standalone = entry.rest.startsWith('CONSTRAINT ') || (entry.rest.startsWith('INDEX ') && !entry.rest.startsWith('INDEX ATTACH '));
+      if (!standalone) {
+        dependent.push(line);
+        continue;
+      }
+      const tables = [...new Set((dependencies.get(entry.id) ?? []).map((id) => tableById.get(id)).filter((t): t is string => t !== undefined))];
+      if (tables.length === 1 && partTables.has(tables[0]!)) afterPart.set(tables[0]!, [...(afterPart.get(tables[0]!) ?? []), line]);
+      else independent.push(line);
+    }
+
+    const loading = `pg_restore: loading rows (${options.parts.length + 1} archives)`;
     await inParallel(
-      loads.map((load) => () => pass(load.source, load.sections, `pg_restore: loading rows (${loads.length} archives)`, true)),
+      [
+        () => pass(options.main, ['data'], loading, true),
+        ...options.parts.map((part) => async () => {
+          await pass(part, ['data'], loading, true);
+          const entries = afterPart.get(part.label);
+          if (entries?.length) await pass(options.main, ['post-data'], 'pg_restore: indexes and constraints', false, entries, `indexes of ${part.label}`);
+        }),
+      ],
       jobs,
       () => stopAll.abort(),
     );
     const t2 = performance.now();
-    // Indexes and table constraints do not depend on one another: `jobs` pg_restores build them side by side. The
-    // rest (foreign keys, which need the unique indexes, triggers, rules, attachments) follows in one.
-    const postData = await listSectionEntries(await options.main.open(), 'post-data', { config, ...(options.pgRestore ? { pgRestore: options.pgRestore } : {}), signal: stopAll.signal });
-    const independent = postData.filter((line) => {
-      const type = /^\d+;\s+\d+\s+\d+\s+(.*)$/.exec(line)?.[1] ?? '';
-      return type.startsWith('CONSTRAINT ') || (type.startsWith('INDEX ') && !type.startsWith('INDEX ATTACH '));
-    });
-    const dependent = postData.filter((line) => !independent.includes(line));
     const lanes = Array.from({ length: Math.min(jobs, independent.length) }, (_, lane) => independent.filter((_line, i) => i % jobs === lane));
     await inParallel(
       lanes.map((entries, lane) => () => pass(options.main, ['post-data'], 'pg_restore: indexes and constraints', false, entries, `indexes ${lane + 1}/${lanes.length}`)),

@@ -210,9 +210,38 @@ export async function listDump(stream: Readable, options: ListDumpOptions = {}):
  * The table-of-contents lines of one section of an archive (`pg_restore --list --section=...`), for `-L` lists.
  * Only the table of contents is read: the stream is destroyed once pg_restore has printed it.
  */
-export async function listSectionEntries(stream: Readable, section: RestoreSection, options: { config?: Pick<PostgresConfig, 'binDir'>; pgRestore?: string; signal?: AbortSignal } = {}): Promise<string[]> {
+export async function listSectionEntries(stream: Readable, section: RestoreSection | 'all', options: ArchiveTextOptions = {}): Promise<string[]> {
+  const text = await archiveText(stream, ['--list', ...(section === 'all' ? [] : [`--section=${section}`])], options);
+  return text.split('\n').filter((line) => TOC_LINE.test(line));
+}
+
+/**
+ * The dependencies of each post-data entry by its dump id (`pg_restore --verbose --section=post-data -f -`, whose
+ * comments name them): the table an index or constraint belongs to is among them. The DDL text stays in memory.
+ */
+export async function postDataDependencies(stream: Readable, options: ArchiveTextOptions = {}): Promise<Map<number, number[]>> {
+  const text = await archiveText(stream, ['--verbose', '--section=post-data', '--file=-'], options);
+  const dependencies = new Map<number, number[]>();
+  let current: number | undefined;
+  for (const line of text.split('\n')) {
+    const entry = /^-- TOC entry (\d+) /.exec(line);
+    if (entry) current = Number(entry[1]);
+    const deps = /^-- Dependencies: ([\d ]+)$/.exec(line);
+    if (deps && current !== undefined) dependencies.set(current, deps[1]!.trim().split(/\s+/).map(Number));
+  }
+  return dependencies;
+}
+
+export interface ArchiveTextOptions {
+  config?: Pick<PostgresConfig, 'binDir'>;
+  pgRestore?: string;
+  signal?: AbortSignal;
+}
+
+/** What pg_restore prints for `args` from the archive's table of contents; the stream is destroyed once it exits. */
+async function archiveText(stream: Readable, args: string[], options: ArchiveTextOptions): Promise<string> {
   const bin = options.pgRestore ?? findPgTool('pg_restore', options.config);
-  const tool = spawnPgTool({ tool: 'pg_restore --list', bin, args: ['--list', `--section=${section}`], password: undefined, stdin: 'pipe', stdout: 'pipe', ...(options.signal ? { signal: options.signal } : {}) });
+  const tool = spawnPgTool({ tool: 'pg_restore --list', bin, args, password: undefined, stdin: 'pipe', stdout: 'pipe', ...(options.signal ? { signal: options.signal } : {}) });
   const { stdin, stdout } = tool.child;
   if (!stdin || !stdout) throw new Error('pg_restore was spawned without pipes');
   let text = '';
@@ -232,7 +261,19 @@ export async function listSectionEntries(stream: Readable, section: RestoreSecti
   if (exit.aborted) throw new PgToolAbortedError('pg_restore --list');
   if (failed) throw failed;
   if (exit.code !== 0) throw new InvalidDumpError(exit.stderrTail || describeExit('pg_restore', exit));
-  return text.split('\n').filter((line) => TOC_LINE.test(line));
+  return text;
+}
+
+/** "3280; 1259 16494 INDEX public audit_log_at_idx owner" -> { id: 3280, type: "INDEX public audit_log_at_idx owner" }. */
+export function tocEntry(line: string): { id: number; rest: string } | undefined {
+  const m = TOC_LINE.exec(line);
+  return m ? { id: Number(m[1]), rest: m[2] ?? '' } : undefined;
+}
+
+/** The "schema.table" of a TABLE entry's line, else undefined. */
+export function tableOfEntry(line: string): string | undefined {
+  const entry = tocEntry(line);
+  return entry?.rest.startsWith('TABLE ') && !entry.rest.startsWith('TABLE DATA ') ? entryObjectName(entry.rest.slice('TABLE '.length)) : undefined;
 }
 
 // ---------------------------------------------------------------------------------------------------------------

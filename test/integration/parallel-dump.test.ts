@@ -189,6 +189,8 @@ describe('parallel dump and restore', () => {
     const second = await startWorkerProcess({ taskQueue: h.taskQueue, config, workflowBundlePath: inject('workflowBundlePath'), identity: 'dump-crash-second' });
     workers.push(second);
     const result = await backupResult(handle);
+    // Its settings must not take the next test's tasks from the shared queue.
+    await second.stop();
     const deps = createDependencies(config);
     const manifest = (await readManifest(deps.locations()[0]!, config.deployment.name, result.backupId))!;
 
