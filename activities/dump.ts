@@ -97,9 +97,8 @@ export function createDumpActivities(deps: Dependencies) {
         const recordingsPoint = await bucketClock(deps, input.target);
         await unquiesce();
         const pauseEnded = deps.now();
-        // Counted after the pause: the snapshot still sees exactly the consistent point, and counting a large
-        // audit log would otherwise lengthen the write pause.
-        const rowCounts = await snapshot.rowCounts([...KEY_TABLES], (progress) => ctx.heartbeat(progress));
+        // Rows are counted after the pause (below): the snapshot still sees exactly the consistent point, and
+        // counting a large audit log would otherwise lengthen the write pause.
         const connectors = await storeConnectors(location, input.deployment, input.backupId, inventory, dataKey);
 
         // The split into parts is kept from an earlier attempt only when its snapshot saw exactly what this one sees:
@@ -162,8 +161,16 @@ export function createDumpActivities(deps: Dependencies) {
           beat('pg_dump');
           faultPoint(DUMP_FAULT_POINTS.partStored);
         };
+        // The row counts run on the snapshot's own connection beside the pg_dumps: a count of a large table takes
+        // as long as a scan, which the dump need not wait for.
+        const counting = snapshot.rowCounts([...KEY_TABLES], (progress) => beat(progress.phase));
+        let rowCounts: Record<string, number>;
         try {
-          await runConcurrently(jobs, settings.jobs, dumpOne, () => stopAll.abort());
+          const [, counts] = await Promise.all([runConcurrently(jobs, settings.jobs, dumpOne, () => stopAll.abort()), counting.catch((err: unknown) => {
+            stopAll.abort();
+            throw err;
+          })]);
+          rowCounts = counts;
         } finally {
           signal.removeEventListener('abort', stopOnCancel);
         }
