@@ -115,13 +115,18 @@ export async function restoreParts(options: PartsRestoreOptions): Promise<PartsR
     }
 
     const loading = `pg_restore: loading rows (${options.parts.length + 1} archives)`;
-    await inParallel(
+    // Each index or constraint of a part is a task of its own, queued first once the part's rows are in: as with
+    // pg_restore -j, a process that finishes early takes the next index rather than waiting for a whole table.
+    await runQueue(
       [
-        () => pass(options.main, ['data'], loading, true),
+        async () => {
+          await pass(options.main, ['data'], loading, true);
+        },
         ...options.parts.map((part) => async () => {
           await pass(part, ['data'], loading, true);
-          const entries = afterPart.get(part.label);
-          if (entries?.length) await pass(options.main, ['post-data'], 'pg_restore: indexes and constraints', false, entries, `indexes of ${part.label}`);
+          return (afterPart.get(part.label) ?? []).map((entry, i) => async () => {
+            await pass(options.main, ['post-data'], 'pg_restore: indexes and constraints', false, [entry], `index ${i + 1} of ${part.label}`);
+          });
         }),
       ],
       jobs,
@@ -161,4 +166,49 @@ async function inParallel(tasks: readonly (() => Promise<unknown>)[], limit: num
   };
   await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, tasks.length)) }, lane));
   if (failure) throw failure.error;
+}
+
+type QueuedTask = () => Promise<QueuedTask[] | void>;
+
+/**
+ * Runs the tasks `limit` at a time; the tasks a finished task returns go to the front of the queue. The first
+ * failure stops new starts, calls `onFailure`, and is thrown once the running tasks ended.
+ */
+function runQueue(initial: readonly QueuedTask[], limit: number, onFailure: () => void): Promise<void> {
+  const queue = [...initial];
+  let active = 0;
+  let failure: { error: unknown } | undefined;
+  return new Promise<void>((resolve, reject) => {
+    const pump = (): void => {
+      if (failure) {
+        if (active === 0) reject(failure.error);
+        return;
+      }
+      if (queue.length === 0 && active === 0) {
+        resolve();
+        return;
+      }
+      while (active < limit && queue.length > 0) {
+        const task = queue.shift()!;
+        active += 1;
+        task()
+          .then(
+            (more) => {
+              if (more?.length) queue.unshift(...more);
+            },
+            (error: unknown) => {
+              if (!failure) {
+                failure = { error };
+                onFailure();
+              }
+            },
+          )
+          .finally(() => {
+            active -= 1;
+            pump();
+          });
+      }
+    };
+    pump();
+  });
 }
