@@ -4,7 +4,8 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import { listBackups, writeManifest } from '../src/catalog/catalog';
 import { ensureDataKey, loadDataKey, readWrappedKey } from '../src/catalog/data-key';
 import type { Artifact, Manifest } from '../src/catalog/manifest';
-import { MANIFEST_FORMAT } from '../src/catalog/manifest';
+import { MANIFEST_FORMAT, MANIFEST_FORMAT_PARTS } from '../src/catalog/manifest';
+import { databaseParts } from '../src/catalog/database-parts';
 import { ownBlobOf } from '../src/catalog/recording-blobs';
 import { readRecordingsListing } from '../src/catalog/recordings-index';
 import type { Dependencies } from '../src/runtime/dependencies';
@@ -46,7 +47,8 @@ export function createCommitActivities(deps: Dependencies) {
       const dataKey = await readWrappedKey(primaryLocation(deps), deployment, backupId);
       if (!dataKey) throw ApplicationFailure.create({ type: 'BackupCorrupt', message: `the data key of backup ${backupId} is missing from the primary location`, nonRetryable: true });
       const committedAt = deps.now().toISOString();
-      const manifest: Omit<Manifest, 'authentication'> = { format: MANIFEST_FORMAT, ...input.draft, committedAt, encryption: { cipher: 'AES-256-GCM', framing: 'VPB1', dataKey } };
+      const format = databaseParts(input.draft.artifacts).length ? MANIFEST_FORMAT_PARTS : MANIFEST_FORMAT;
+      const manifest: Omit<Manifest, 'authentication'> = { format, ...input.draft, committedAt, encryption: { cipher: 'AES-256-GCM', framing: 'VPB1', dataKey } };
       for (const location of deps.locations()) await writeManifest(location, manifest, deps.keyRing());
       // The copy's shards left their index parts at the primary; the assembled index replaces them.
       const primary = primaryLocation(deps);

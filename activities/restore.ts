@@ -7,7 +7,8 @@ import type { TargetName } from '../src/config/load';
 import { openArtifact, readAll } from '../src/catalog/artifacts';
 import { findBackupAt, listBackups } from '../src/catalog/catalog';
 import { unwrapKey } from '../src/crypto';
-import { createDatabase, databaseExists, dropDatabase, listDump, renameDatabase, restoreDump, withClient } from '../src/postgres';
+import { createDatabase, databaseExists, dropDatabase, listDump, renameDatabase, withClient } from '../src/postgres';
+import { restoreBackupDatabase } from './database-restore';
 import { computeLossReport, lossReportDigest, type LossReport } from '../src/restore/loss-report';
 import { ResourceRestoreError, resourceRecordingKeys, restoreResource } from '../src/restore/resource-restore';
 import type { Dependencies } from '../src/runtime/dependencies';
@@ -163,11 +164,14 @@ export function createRestoreActivities(deps: Dependencies) {
         await createDatabase(pgConfig, password, names.restored);
         const location = dumpSource(input.backup.location);
         const dataKey = await backupDataKey(deps, input.deployment, input.backup.backupId);
-        await restoreDump({
+        await restoreBackupDatabase({
+          location,
+          artifacts: input.backup.artifacts,
+          dataKey,
           config: pgConfig,
           password,
           database: names.restored,
-          stream: await openArtifact(location, input.backup.artifacts.db, dataKey),
+          jobs: deps.config.backup.parallelDump.jobs,
           signal: ctx.cancellationSignal,
           onProgress: (progress) => ctx.heartbeat({ ...progress, attempt: activityInfo().attempt }),
         });
@@ -285,11 +289,14 @@ export function createRestoreActivities(deps: Dependencies) {
       await dropDatabase(pgConfig, password, scratch, { ifExists: true, force: true });
       await createDatabase(pgConfig, password, scratch);
       try {
-        await restoreDump({
+        await restoreBackupDatabase({
+          location: dumpLocation,
+          artifacts: input.backup.artifacts,
+          dataKey,
           config: pgConfig,
           password,
           database: scratch,
-          stream: await openArtifact(dumpLocation, input.backup.artifacts.db, dataKey),
+          jobs: deps.config.backup.parallelDump.jobs,
           signal: ctx.cancellationSignal,
           onProgress: (progress) => ctx.heartbeat(progress),
         });

@@ -1,4 +1,4 @@
-// Seed step 5: every artifact readable, non-empty and equal to its checksum; the dump passes pg_restore --list;
+// Seed step 5: every artifact readable, non-empty and equal to its checksum; the dump (each part) passes pg_restore --list;
 // every recording blob present; deep: the dump restored into a scratch database has the snapshot's row counts.
 import { createHash } from 'node:crypto';
 import { ApplicationFailure, Context } from '@temporalio/activity';
@@ -8,7 +8,9 @@ import { hashStored, openArtifact, readAll } from '../src/catalog/artifacts';
 import { readManifest } from '../src/catalog/catalog';
 import type { Artifact } from '../src/catalog/manifest';
 import { encryptedSize } from '../src/crypto/frame-format';
-import { createDatabase, dropDatabase, listDump, restoreDump, tableRowCounts } from '../src/postgres';
+import { createDatabase, dropDatabase, listDump, tableRowCounts } from '../src/postgres';
+import { databaseParts, type BackupArtifacts } from '../src/catalog/database-parts';
+import { restoreBackupDatabase } from './database-restore';
 import type { Dependencies } from '../src/runtime/dependencies';
 import { blobKey, manifestKey, type BackupLocation } from '../src/storage';
 import { checkManifestMac } from '../src/catalog/manifest-mac';
@@ -23,7 +25,8 @@ export interface VerifyInput {
   backupId: string;
   target: TargetName;
   location: string;
-  artifacts: { db: Artifact; connectors: Artifact; recordingsIndex: Artifact };
+  /** With the database's table parts when the dump was split. */
+  artifacts: BackupArtifacts;
   rowCounts: Record<string, number>;
   deep?: boolean;
   /**
@@ -96,6 +99,18 @@ export function createVerifyActivities(deps: Dependencies) {
       });
       const missingTables = KEY_TABLES.filter((t) => !listing.tables.some((name) => name === t || name.endsWith(`.${t}`)));
       if (missingTables.length) throw corrupt(location, 'the dump', `it has no table ${missingTables.join(', ')}`);
+      let dumpEntries = listing.entries;
+      // Each table part: readable by pg_restore, authentic to its last byte, and holding the rows of its table only.
+      for (const part of databaseParts(input.artifacts)) {
+        const partListing = await listDump(await openArtifact(location, part.artifact, dataKey), {
+          config: pgConfig,
+          signal: ctx.cancellationSignal,
+          onProgress: (progress) => ctx.heartbeat({ ...progress, part: part.table }),
+        });
+        if (!partListing.tablesWithData.includes(part.table)) throw corrupt(location, `the dump's part ${part.artifact.key}`, `it holds no rows of ${part.table}`);
+        if (!listing.tables.includes(part.table)) throw corrupt(location, 'the dump', `its main archive does not define ${part.table}, whose rows ${part.artifact.key} holds`);
+        dumpEntries += partListing.entries;
+      }
 
       const connectors = JSON.parse((await readAll(await openArtifact(location, input.artifacts.connectors, dataKey))).toString('utf8') || 'null') as { connectors?: unknown[] } | null;
       if (!connectors || !Array.isArray(connectors.connectors)) throw corrupt(location, 'the connector inventory', 'it is not an inventory document');
@@ -139,11 +154,14 @@ export function createVerifyActivities(deps: Dependencies) {
         await dropDatabase(pgConfig, password, scratch, { ifExists: true, force: true });
         await createDatabase(pgConfig, password, scratch);
         try {
-          await restoreDump({
+          await restoreBackupDatabase({
+            location,
+            artifacts: input.artifacts,
+            dataKey,
             config: pgConfig,
             password,
             database: scratch,
-            stream: await openArtifact(location, input.artifacts.db, dataKey),
+            jobs: deps.config.backup.parallelDump.jobs,
             signal: ctx.cancellationSignal,
             onProgress: (progress) => ctx.heartbeat({ ...progress, deep: true }),
           });
@@ -159,7 +177,7 @@ export function createVerifyActivities(deps: Dependencies) {
       return {
         level: input.deep ? 'deep' : 'standard',
         verifiedAt: deps.now().toISOString(),
-        dumpEntries: listing.entries,
+        dumpEntries,
         blobsChecked,
         blobsRead,
         ...(deepRowCounts ? { deepRowCounts } : {}),

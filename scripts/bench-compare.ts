@@ -21,6 +21,7 @@ import { bundleWorkflowCode } from '@temporalio/worker';
 import { DUMP_COMPRESS_LEVEL } from '../activities/dump';
 import { openArtifact } from '../src/catalog/artifacts';
 import { readManifest } from '../src/catalog/catalog';
+import { databaseParts } from '../src/catalog/database-parts';
 import { parseConfig } from '../src/config/load';
 import { localStackConfig, localStackDir, localStackPorts, repoRoot } from '../src/config/local-stack';
 import type { Config, ConfigInput } from '../src/config/schema';
@@ -56,6 +57,8 @@ const USAGE = `usage: npm run bench -- --compare [options]   |   npm run bench -
 --scale: sizes past the default benchmark, each piece on an instance of its own, removed before the next
   --scale-recordings N recordings of 1 KiB: a full backup with 1 worker, rclone, then 2 workers  default 1000000 (0 skips)
   --scale-audit N      audit-log rows: the dump against pg_dump, the restore against pg_restore  default 40000000 (0 skips)
+  --scale-tables N     large tables in that database: the audit log and N-1 copies of it        default 1
+  --single-dump        the dump as one archive (backup.parallelDump off): the path of earlier versions
 
   --keep               leave the sandbox instances, the backups and rclone's copies in place`;
 
@@ -73,6 +76,10 @@ interface CompareOptions {
 interface ScaleOptions {
   recordings: number;
   audit: number;
+  /** Large tables in the --scale-audit database: the audit log and tables-1 copies of it. */
+  tables: number;
+  /** One dump archive (no table parts): the dump and restore path of earlier versions, for before/after figures. */
+  singleDump: boolean;
 }
 
 interface ComparisonOptions {
@@ -106,6 +113,8 @@ function parseComparisonOptions(argv: string[]): ComparisonOptions | undefined {
         audit: { type: 'string' },
         'scale-recordings': { type: 'string' },
         'scale-audit': { type: 'string' },
+        'scale-tables': { type: 'string' },
+        'single-dump': { type: 'boolean', default: false },
         keep: { type: 'boolean', default: false },
         help: { type: 'boolean', default: false },
       },
@@ -121,7 +130,7 @@ function parseComparisonOptions(argv: string[]): ComparisonOptions | undefined {
     return n;
   };
   const compareOnly = ['base-recordings', 'small-count', 'small-kib', 'large-count', 'large-mib', 'audit'].filter((f) => (values as Record<string, unknown>)[f] !== undefined);
-  const scaleOnly = ['scale-recordings', 'scale-audit'].filter((f) => (values as Record<string, unknown>)[f] !== undefined);
+  const scaleOnly = ['scale-recordings', 'scale-audit', 'scale-tables'].filter((f) => (values as Record<string, unknown>)[f] !== undefined);
   if (!values.compare && compareOnly.length) throw new BenchSetupError(`--${compareOnly[0]} sizes the --compare run: add --compare`);
   if (!values.scale && scaleOnly.length) throw new BenchSetupError(`--${scaleOnly[0]} sizes the --scale run: add --scale`);
   const options: ComparisonOptions = { keep: values.keep === true };
@@ -140,6 +149,8 @@ function parseComparisonOptions(argv: string[]): ComparisonOptions | undefined {
     options.scale = {
       recordings: count('scale-recordings', values['scale-recordings'], 1_000_000, 0, 10_000_000),
       audit: count('scale-audit', values['scale-audit'], 40_000_000, 0, 1_000_000_000),
+      tables: count('scale-tables', values['scale-tables'], 1, 1, 16),
+      singleDump: values['single-dump'] === true,
     };
     if (options.scale.recordings === 0 && options.scale.audit === 0) throw new BenchSetupError('--scale-recordings 0 and --scale-audit 0 leave nothing to run');
   }
@@ -531,6 +542,7 @@ async function decryptDump(h: Harness, backupId: string, file: string): Promise<
   const location = h.deps.locations()[0]!;
   const manifest = await readManifest(location, h.config.deployment.name, backupId, { keyRing: h.deps.keyRing() });
   if (!manifest) throw new Error(`backup ${backupId} has no manifest at ${location.name}`);
+  if (databaseParts(manifest.artifacts).length) throw new Error(`backup ${backupId} has its dump in table parts: restore pg_dump's own file for the baseline instead`);
   const dataKey = unwrapKey(manifest.encryption.dataKey, h.deps.keyRing());
   await pipeline(await openArtifact(location, manifest.artifacts.db, dataKey), createWriteStream(file));
 }
@@ -578,10 +590,18 @@ async function bucketBytes(h: Harness): Promise<{ bytes: number; count: number }
 // ---------------------------------------------------------------------------------------------- set-up and tear-down
 
 /** Creates an instance, its configuration file for the workers and the workers themselves; `work` runs with them. */
-async function withHarness<T>(name: string, workerCount: number, keep: boolean, bundlePath: string, workDir: string, work: (h: Harness) => Promise<T>): Promise<T> {
+async function withHarness<T>(
+  name: string,
+  workerCount: number,
+  keep: boolean,
+  bundlePath: string,
+  workDir: string,
+  work: (h: Harness) => Promise<T>,
+  configure: (input: ConfigInput) => ConfigInput = (input) => input,
+): Promise<T> {
   progress(`creating sandbox instance ${name}`);
   const instance = await createSandboxInstance({ name });
-  const configInput = benchConfigInput(instance, name);
+  const configInput = configure(benchConfigInput(instance, name));
   const config = parseConfig(configInput);
   const deps = createDependencies(config);
   const configFile = join(workDir, `${name}.config.json`);
@@ -849,8 +869,12 @@ async function scaleRecordings(count: number, keep: boolean, bundlePath: string,
   });
 }
 
-async function scaleAudit(rows: number, keep: boolean, bundlePath: string, workDir: string, out: string[]): Promise<void> {
+async function scaleAudit(scale: ScaleOptions, keep: boolean, bundlePath: string, workDir: string, out: string[]): Promise<void> {
+  const rows = scale.audit;
   const name = `sca-${randomBytes(4).toString('hex')}`;
+  // --single-dump: no table is large enough for a part of its own.
+  const configure = (input: ConfigInput): ConfigInput =>
+    scale.singleDump ? { ...input, backup: { ...input.backup, parallelDump: { jobs: 2, minTableBytes: Number.MAX_SAFE_INTEGER } } } : input;
   await withHarness(name, 1, keep, bundlePath, workDir, async (h) => {
     // Five million rows per statement: one huge INSERT would hold its whole transaction's WAL at once.
     const chunk = 5_000_000;
@@ -861,19 +885,30 @@ async function scaleAudit(rows: number, keep: boolean, bundlePath: string, workD
       const first = done === 0;
       await seedInstance(h.instance, { organisations: first ? 2 : 0, resources: first ? 100 : 0, connectors: first ? 20 : 0, audit: n, recordings: first ? 100 : 0, 'recording-bytes': 16 * KIB });
     }
+    // Several large tables: copies of the audit log, each a table of its own with its own primary key.
+    await withClient(h.config.deployment.postgres, h.deps.postgresPassword('production'), async (c) => {
+      for (let i = 2; i <= scale.tables; i++) {
+        progress(`copying the audit log into audit_log_copy_${i}`);
+        await c.query(`CREATE TABLE audit_log_copy_${i} (LIKE audit_log INCLUDING ALL)`);
+        await c.query(`INSERT INTO audit_log_copy_${i} SELECT * FROM audit_log`);
+      }
+      await c.query('VACUUM ANALYZE');
+    });
     const seedMs = performance.now() - seedStarted;
     const backup = await timedBackup(h, 'full backup');
     const dumpRun = backup.runs.find((r) => r.type === 'dump');
     const productDumpMs = dumpRun ? dumpRun.completedAt - dumpRun.startedAt : backup.ms;
     const file = join(workDir, `${name}.dump`);
     try {
+      // pg_restore -j 2 restores pg_dump's own file: the same database, the same level; the product's dump may be in parts.
       const baseDump = await baselineDump(h, file);
-      await rm(file, { force: true });
-      await decryptDump(h, backup.result.backupId, file);
       const restore = await timedRestore(h, backup.result.backupId, 'full restore');
       const pgRestoreMs = await baselineRestore(h, file);
       const restoreDb = phaseSpans(restore.runs).find(([t]) => t === 'restoreDatabase')?.[1] ?? 0;
-      out.push(`\n## Scale: ${rows} audit rows\n`);
+      const manifest = await readManifest(h.deps.locations()[0]!, h.config.deployment.name, backup.result.backupId, { keyRing: h.deps.keyRing() });
+      const parts = manifest ? databaseParts(manifest.artifacts).length : 0;
+      out.push(`\n## Scale: ${rows} audit rows${scale.tables > 1 ? ` in ${scale.tables} tables (the audit log and ${scale.tables - 1} copies)` : ''}\n`);
+      out.push(`Dump: ${scale.singleDump ? 'one archive (--single-dump)' : `parallelDump jobs ${h.config.backup.parallelDump.jobs}, minTableBytes ${mib(h.config.backup.parallelDump.minTableBytes)}: ${parts} table part(s) beside the main archive`}.\n`);
       out.push(`Seeded in ${seconds(seedMs)}.\n`);
       out.push(
         markdownTable(
@@ -890,7 +925,7 @@ async function scaleAudit(rows: number, keep: boolean, bundlePath: string, workD
     } finally {
       await rm(file, { force: true });
     }
-  });
+  }, configure);
 }
 
 // ---------------------------------------------------------------------------------------------- entry
@@ -915,7 +950,7 @@ export async function runComparison(argv: string[]): Promise<void> {
     progress(`stack at ${localStackDir()}; load average at start ${loadAtStart}`);
     if (options.compare) await compare(options.compare, options.keep, bundlePath, workDir, out);
     if (options.scale?.recordings) await scaleRecordings(options.scale.recordings, options.keep, bundlePath, workDir, out);
-    if (options.scale?.audit) await scaleAudit(options.scale.audit, options.keep, bundlePath, workDir, out);
+    if (options.scale?.audit) await scaleAudit(options.scale, options.keep, bundlePath, workDir, out);
     out.push(`\nCommand: npm run bench -- ${argv.join(' ')}. Load average (1, 5, 15 min) at start ${loadAtStart}, at end ${load()}.`);
     process.stdout.write(`${out.join('\n')}\n`);
   } catch (error) {

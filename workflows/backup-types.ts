@@ -26,6 +26,8 @@ export interface CaptureResult {
   quiesce: { startedAt: string; endedAt: string; pauseMs: number; recordingsPoint: string };
   postgres: { serverVersion: string; database: string; rowCounts: Record<string, number> };
   db: Artifact;
+  /** Table parts of the dump by manifest name (`db:<schema.table>`); empty or absent when the dump is one artifact. */
+  dbParts?: Record<string, Artifact>;
   connectors: Artifact;
   connectorCount: number;
 }

@@ -89,7 +89,8 @@ async function backupSteps(input: BackupInput): Promise<BackupResult> {
     enter('dump');
     const capture = await transfer.dump({ ...base, target, quiesceStartedAt: startedAt });
     progress.pauseMs = capture.quiesce.pauseMs;
-    progress.dumpBytes = capture.db.plaintextBytes;
+    const dumpBytes = Object.values(capture.dbParts ?? {}).reduce((total, part) => total + part.plaintextBytes, capture.db.plaintextBytes);
+    progress.dumpBytes = dumpBytes;
 
     enter('snapshot-recordings');
     const snapshot = await transfer.snapshotRecordings({ ...base, target, recordingsPoint: capture.quiesce.recordingsPoint });
@@ -117,7 +118,7 @@ async function backupSteps(input: BackupInput): Promise<BackupResult> {
       index: shards === 1 ? parts[0]!.index : await transfer.assembleIndex({ ...base, parts: parts.map((p) => p.index) }),
     };
 
-    const artifacts = { db: capture.db, connectors: capture.connectors, recordingsIndex: sync.index };
+    const artifacts = { ...capture.dbParts, db: capture.db, connectors: capture.connectors, recordingsIndex: sync.index };
     enter('verify');
     const verify = await transfer.verifyBackup({ ...base, target, location: prepared.primary, artifacts, rowCounts: capture.postgres.rowCounts, deep: input.deep ?? false, blobs: 'written', readData: 'sample' });
 
@@ -178,7 +179,7 @@ async function backupSteps(input: BackupInput): Promise<BackupResult> {
       deployment: input.deployment,
       locations: prepared.locations.map((l) => l.name),
       pauseMs: capture.quiesce.pauseMs,
-      dumpBytes: capture.db.plaintextBytes,
+      dumpBytes,
       recordings: { objects: sync.objects, bytes: sync.bytes, copiedObjects: sync.copiedObjects + sync.resumedObjects, copiedBytes: sync.copiedBytes, reusedObjects: sync.reusedObjects },
       verify,
       ...(pruned ? { pruned } : {}),

@@ -1,5 +1,5 @@
 // Shapes shared by the restore workflows, their activities and callers (types only: safe in the workflow sandbox).
-import type { Artifact } from '../src/catalog/manifest';
+import type { BackupArtifacts } from '../src/catalog/database-parts';
 import type { SignedStatement } from '../src/approvals/signed-statement';
 import type { LossReport } from '../src/restore/loss-report';
 
@@ -81,7 +81,8 @@ export interface ResolvedBackup {
   location: string;
   /** Locations tried before it, with what was wrong there. */
   skipped: { location: string; problem: string }[];
-  artifacts: { db: Artifact; connectors: Artifact; recordingsIndex: Artifact };
+  /** With the database's table parts when the dump was split. */
+  artifacts: BackupArtifacts;
   rowCounts: Record<string, number>;
   /** The recordings the backup holds (the loss report's "brought back" side). */
   recordings?: { objects: number; bytes: number };

@@ -3,11 +3,14 @@ import { z } from 'zod';
 import { wrappedKeySchema } from '../crypto/envelope';
 
 /**
- * Format 2: recordings index with named fields, blobs named by identity and key in shard folders, a MAC over the
+ * Format 3: the database dump may be split into table parts (artifacts named `db:<schema.table>`); an older reader
+ * must refuse it rather than restore the main archive alone. Format 2: recordings index with named fields, blobs named by identity and key in shard folders, a MAC over the
  * manifest. Format 1 manifests stay readable (reported as unauthenticated by `check`).
  */
 export const MANIFEST_FORMAT = 2;
-export const MANIFEST_FORMATS = [1, 2] as const;
+export const MANIFEST_FORMATS = [1, 2, 3] as const;
+/** The format of a manifest whose database dump is split into table parts. */
+export const MANIFEST_FORMAT_PARTS = 3;
 
 export const artifactSchema = z.object({
   /** Key inside a location, relative to its prefix. */
@@ -19,11 +22,13 @@ export const artifactSchema = z.object({
   plaintextBytes: z.number().int().nonnegative(),
   /** SHA-256 of the decrypted content: proves end to end that what is restored is what was dumped. */
   plaintextSha256: z.string().regex(/^[0-9a-f]{64}$/),
+  /** Table parts of the database dump only: the "schema.table" whose rows the part holds. */
+  table: z.string().optional(),
 });
 export type Artifact = z.infer<typeof artifactSchema>;
 
 export const manifestSchema = z.object({
-  format: z.union([z.literal(1), z.literal(2)]),
+  format: z.union([z.literal(1), z.literal(2), z.literal(3)]),
   backupId: z.string(),
   deployment: z.string(),
   /** Workflow that wrote it, so the Web UI run can be found from the catalog. */
@@ -50,11 +55,15 @@ export const manifestSchema = z.object({
     framing: z.literal('VPB1'),
     dataKey: wrappedKeySchema,
   }),
-  artifacts: z.object({
-    db: artifactSchema,
-    connectors: artifactSchema,
-    recordingsIndex: artifactSchema,
-  }),
+  artifacts: z
+    .object({
+      /** The database dump: whole, or (format 3) the schema and the small tables when table parts follow. */
+      db: artifactSchema,
+      connectors: artifactSchema,
+      recordingsIndex: artifactSchema,
+    })
+    /** Format 3: `db:<schema.table>`, a data-only dump of one large table (src/catalog/database-parts.ts). */
+    .catchall(artifactSchema),
   connectors: z.object({ count: z.number().int().nonnegative() }),
   recordings: z.object({
     objects: z.number().int().nonnegative(),

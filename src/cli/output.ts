@@ -1,4 +1,5 @@
 // How the CLI prints: JSON for scripts, aligned text for people; errors with their code and nothing secret.
+import { databaseBytes } from '../catalog/database-parts';
 import type { PreflightReport } from '../../workflows/preflight-types';
 import type { BackupResult } from '../../workflows/backup-types';
 import type { VerifyReport } from '../../workflows/verify';
@@ -36,7 +37,7 @@ export function formatBackupList(entries: CatalogEntry[]): string {
   if (entries.length === 0) return 'no committed backup in any location';
   const rows = entries.map((e) => {
     const m = e.manifest;
-    return `${e.backupId}  ${m.committedAt.slice(0, 19)}Z  ${String(m.recordings.objects).padStart(7)} rec  ${formatBytes(m.artifacts.db.plaintextBytes).padStart(10)} db  ${m.verify.level.padEnd(8)}  ${e.locations.join(',')}${e.problems.length ? `  (problems: ${e.problems.map((p) => p.location).join(',')})` : ''}`;
+    return `${e.backupId}  ${m.committedAt.slice(0, 19)}Z  ${String(m.recordings.objects).padStart(7)} rec  ${formatBytes(databaseBytes(m.artifacts)).padStart(10)} db  ${m.verify.level.padEnd(8)}  ${e.locations.join(',')}${e.problems.length ? `  (problems: ${e.problems.map((p) => p.location).join(',')})` : ''}`;
   });
   return [`BACKUP ID                 COMMITTED             RECORDINGS       DUMP  VERIFIED  LOCATIONS`, ...rows].join('\n');
 }

@@ -383,6 +383,19 @@ export const configSchema = z
         workDir: z.string().default('/tmp'),
         /** Recovery point objective: preflight fails when the newest committed backup is older than this. */
         rpoHours: z.number().positive().max(24 * 365).default(24),
+        /**
+         * The database dump split by table: the schema and small tables in one pg_dump stream, and each table larger
+         * than `minTableBytes` in a stream and artifact of its own, up to `jobs` at a time (from the same snapshot).
+         * A restore then loads those tables in parallel. `jobs: 1` with `minTableBytes` above every table is one stream.
+         */
+        parallelDump: z
+          .object({
+            /** pg_dump processes at a time (each holds a connection and about one core). @default 2 */
+            jobs: z.number().int().min(1).max(32).default(2),
+            /** Tables whose size (pg_table_size, TOAST included) exceeds this get an artifact of their own. @default 64 MiB */
+            minTableBytes: z.number().int().min(1).default(64 * 1024 * 1024),
+          })
+          .prefault({}),
       })
       .prefault({}),
     verify: z

@@ -1,5 +1,6 @@
 // The API's Prometheus gauges: recovery point per location, the newest backup's size and duration, the last drill and
 // the last check, read from the locations themselves (and Temporal for drills), cached so scrapes stay cheap.
+import { databaseBytes } from '../catalog/database-parts';
 import type { Client } from '@temporalio/client';
 import { Gauge, Registry } from 'prom-client';
 import { listBackups, type CatalogEntry } from '../catalog/catalog';
@@ -144,7 +145,7 @@ export function createCatalogMetrics(options: CatalogMetricsOptions): Registry {
       const entry = await newest();
       this.reset();
       if (!entry) return;
-      this.set({ deployment, part: 'database' }, entry.manifest.artifacts.db.plaintextBytes);
+      this.set({ deployment, part: 'database' }, databaseBytes(entry.manifest.artifacts));
       this.set({ deployment, part: 'recordings' }, entry.manifest.recordings.bytes);
       this.set({ deployment, part: 'recordings_copied' }, entry.manifest.recordings.copiedBytes);
     },

@@ -4,6 +4,7 @@ import { PassThrough, type Readable } from 'node:stream';
 import type { PostgresConfig } from '../config/schema';
 import { assertDumpCompatibility, findPgTool, pgToolVersion } from './binaries';
 import { DumpFailedError, PgToolAbortedError } from './postgres-errors';
+import { tablePattern } from './table-stats';
 import { describeExit, libpqArguments, spawnPgTool, startProgress, type ToolExit, type ToolProgress } from './tool-process';
 
 /** `bytes`: archive produced so far. pg_dump is silent while it locks and reads the catalog of a large schema. */
@@ -37,6 +38,13 @@ export interface DumpOptions {
   compressLevel?: number;
   /** Path of pg_dump; default: `findPgTool('pg_dump', config)`. */
   pgDump?: string;
+  /**
+   * Tables ("schema.table") whose rows stay out of this archive (their definitions stay in): each is dumped by a
+   * `table` dump of its own.
+   */
+  excludeTableData?: readonly string[];
+  /** Dump only the rows of this one table ("schema.table"), `--data-only`; it must exist (`--strict-names`). */
+  table?: string;
 }
 
 export interface DumpResult {
@@ -89,6 +97,8 @@ export function dumpDatabase(options: DumpOptions): DumpHandle {
   const args = ['--format=custom'];
   if (options.compressLevel !== undefined) args.push(`--compress=${options.compressLevel}`);
   if (options.snapshotId !== undefined) args.push(`--snapshot=${options.snapshotId}`);
+  for (const table of options.excludeTableData ?? []) args.push(`--exclude-table-data=${tablePattern(table)}`);
+  if (options.table !== undefined) args.push('--data-only', '--strict-names', `--table=${tablePattern(options.table)}`);
   args.push(...libpqArguments(config, database));
 
   const stream = new PassThrough();

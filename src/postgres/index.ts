@@ -49,7 +49,9 @@ export {
   type RenameDatabaseOptions,
   type RestoreOptions,
   type RestoreResult,
+  type RestoreSection,
 } from './restore';
 export { openSnapshot, withSnapshot, type Snapshot } from './snapshot';
-export { checksumRows, countRows, quoteTableName, type TableProgress } from './table-stats';
+export { checksumRows, countRows, largeTables, quoteTableName, tablePattern, type TableProgress, type TableSize } from './table-stats';
 export { PROGRESS_INTERVAL_MS, type ToolProgress } from './tool-process';
+export { restoreParts, type ArchiveSource, type PartsRestoreOptions, type PartsRestoreResult } from './parts-restore';

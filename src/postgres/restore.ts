@@ -1,5 +1,9 @@
 // The restore step's PostgreSQL side: check a dump, restore it into a fresh database, swap databases by rename.
-import { resolve as resolvePath } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { constants } from 'node:fs';
+import { mkdtemp, open, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve as resolvePath } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import pg from 'pg';
 import type { PostgresConfig } from '../config/schema';
@@ -202,6 +206,76 @@ export async function listDump(stream: Readable, options: ListDumpOptions = {}):
   }
 }
 
+/**
+ * The table-of-contents lines of one section of an archive (`pg_restore --list --section=...`), for `-L` lists.
+ * Only the table of contents is read: the stream is destroyed once pg_restore has printed it.
+ */
+export async function listSectionEntries(stream: Readable, section: RestoreSection | 'all', options: ArchiveTextOptions = {}): Promise<string[]> {
+  const text = await archiveText(stream, ['--list', ...(section === 'all' ? [] : [`--section=${section}`])], options);
+  return text.split('\n').filter((line) => TOC_LINE.test(line));
+}
+
+/**
+ * The dependencies of each post-data entry by its dump id (`pg_restore --verbose --section=post-data -f -`, whose
+ * comments name them): the table an index or constraint belongs to is among them. The DDL text stays in memory.
+ */
+export async function postDataDependencies(stream: Readable, options: ArchiveTextOptions = {}): Promise<Map<number, number[]>> {
+  const text = await archiveText(stream, ['--verbose', '--section=post-data', '--file=-'], options);
+  const dependencies = new Map<number, number[]>();
+  let current: number | undefined;
+  for (const line of text.split('\n')) {
+    const entry = /^-- TOC entry (\d+) /.exec(line);
+    if (entry) current = Number(entry[1]);
+    const deps = /^-- Dependencies: ([\d ]+)$/.exec(line);
+    if (deps && current !== undefined) dependencies.set(current, deps[1]!.trim().split(/\s+/).map(Number));
+  }
+  return dependencies;
+}
+
+export interface ArchiveTextOptions {
+  config?: Pick<PostgresConfig, 'binDir'>;
+  pgRestore?: string;
+  signal?: AbortSignal;
+}
+
+/** What pg_restore prints for `args` from the archive's table of contents; the stream is destroyed once it exits. */
+async function archiveText(stream: Readable, args: string[], options: ArchiveTextOptions): Promise<string> {
+  const bin = options.pgRestore ?? findPgTool('pg_restore', options.config);
+  const tool = spawnPgTool({ tool: 'pg_restore --list', bin, args, password: undefined, stdin: 'pipe', stdout: 'pipe', ...(options.signal ? { signal: options.signal } : {}) });
+  const { stdin, stdout } = tool.child;
+  if (!stdin || !stdout) throw new Error('pg_restore was spawned without pipes');
+  let text = '';
+  stdout.setEncoding('utf8');
+  stdout.on('data', (chunk: string) => {
+    text += chunk;
+  });
+  const feed = feedStdin(stream, stdin);
+  let sourceError: unknown;
+  feed.ended.catch((err: unknown) => {
+    sourceError = err;
+    tool.child.kill('SIGTERM');
+  });
+  const exit = await tool.exit;
+  const failed = sourceError;
+  stream.destroy();
+  if (exit.aborted) throw new PgToolAbortedError('pg_restore --list');
+  if (failed) throw failed;
+  if (exit.code !== 0) throw new InvalidDumpError(exit.stderrTail || describeExit('pg_restore', exit));
+  return text;
+}
+
+/** "3280; 1259 16494 INDEX public audit_log_at_idx owner" -> { id: 3280, type: "INDEX public audit_log_at_idx owner" }. */
+export function tocEntry(line: string): { id: number; rest: string } | undefined {
+  const m = TOC_LINE.exec(line);
+  return m ? { id: Number(m[1]), rest: m[2] ?? '' } : undefined;
+}
+
+/** The "schema.table" of a TABLE entry's line, else undefined. */
+export function tableOfEntry(line: string): string | undefined {
+  const entry = tocEntry(line);
+  return entry?.rest.startsWith('TABLE ') && !entry.rest.startsWith('TABLE DATA ') ? entryObjectName(entry.rest.slice('TABLE '.length)) : undefined;
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // Database names and administration
 
@@ -396,7 +470,22 @@ export interface RestoreOptions {
   onProgress?: (progress: ToolProgress) => void;
   /** Path of pg_restore; default: `findPgTool('pg_restore', config)`. */
   pgRestore?: string;
+  /** Restore only these sections (`--section`); a split restore runs pre-data, data, post-data in turn. @default all */
+  sections?: readonly RestoreSection[];
+  /**
+   * Restore only these entries: lines of `pg_restore --list` (`-L`), handed to pg_restore through a pipe. Lets
+   * several pg_restores share one section (e.g. the index builds of post-data).
+   */
+  entries?: readonly string[];
+  /**
+   * Read `stream` to its end after pg_restore exited, so upstream stages (decryption, checksum) see every byte.
+   * A pass that needs only the table of contents (pre-data, post-data) passes false: the rest is not downloaded.
+   * @default true
+   */
+  readToEnd?: boolean;
 }
+
+export type RestoreSection = 'pre-data' | 'data' | 'post-data';
 
 export interface RestoreResult {
   exitCode: 0;
@@ -407,7 +496,7 @@ export interface RestoreResult {
   warnings: string;
 }
 
-async function assertDatabaseEmpty(config: PostgresConfig, password: string | undefined, database: string): Promise<void> {
+export async function assertDatabaseEmpty(config: PostgresConfig, password: string | undefined, database: string): Promise<void> {
   const relations = await withClient(
     config,
     password,
@@ -434,7 +523,7 @@ async function assertDatabaseEmpty(config: PostgresConfig, password: string | un
  * the same role the control plane connects as, and a role missing on this server would fail the restore.
  */
 export async function restoreDump(options: RestoreOptions): Promise<RestoreResult> {
-  const { config, password, database, stream, file, signal } = options;
+  const { config, password, database, stream, file } = options;
   validateDatabaseName(database);
   if ((stream === undefined) === (file === undefined)) throw new Error('restoreDump: give exactly one of stream and file');
   const jobs = options.jobs ?? 1;
@@ -446,11 +535,55 @@ export async function restoreDump(options: RestoreOptions): Promise<RestoreResul
   if (options.requireEmpty ?? true) await assertDatabaseEmpty(config, password, database);
 
   const args = ['--no-owner', '--no-privileges', '--exit-on-error'];
+  for (const section of options.sections ?? []) args.push(`--section=${section}`);
+
   if (jobs > 1) args.push(`--jobs=${jobs}`);
   args.push(...libpqArguments(config, database));
   // Absolute, so a relative name starting with "-" can never read as an option.
   if (file !== undefined) args.push(resolvePath(file));
 
+  if (options.entries) {
+    return withListPipe(options.entries, (list) => runRestore(options, [...args, `--use-list=${list}`], bin));
+  }
+  return runRestore(options, args, bin);
+}
+
+/**
+ * A pg_restore `-L` list handed over through a named pipe in a private directory: pg_restore reads it like a file,
+ * and nothing of it is ever stored on disk.
+ */
+async function withListPipe<T>(entries: readonly string[], fn: (path: string) => Promise<T>): Promise<T> {
+  const dir = await mkdtemp(join(tmpdir(), 'vaultpam-list-'));
+  try {
+    const fifo = join(dir, 'entries.list');
+    const made = spawnSync('mkfifo', ['-m', '600', fifo], { encoding: 'utf8' });
+    if (made.status !== 0) throw new Error(`mkfifo ${fifo} failed: ${made.error?.message ?? made.stderr}`);
+    let written = false;
+    // Opening a pipe for writing waits for its reader: pg_restore, once it has read the archive's table of contents.
+    const writing = writeFile(fifo, `${entries.join('\n')}\n`).finally(() => (written = true));
+    writing.catch(() => undefined);
+    try {
+      return await fn(fifo);
+    } finally {
+      if (!written) {
+        // pg_restore ended without reading the whole list: read it here, so the writer is never left waiting.
+        const reader = await open(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+        const buffer = Buffer.alloc(64 * 1024);
+        while (!written) {
+          const { bytesRead } = await reader.read(buffer, 0, buffer.length, null).catch(() => ({ bytesRead: 0 }));
+          if (bytesRead === 0) await new Promise((r) => setTimeout(r, 10));
+        }
+        await reader.close();
+      }
+      await writing.catch(() => undefined);
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+async function runRestore(options: RestoreOptions, args: string[], bin: string): Promise<RestoreResult> {
+  const { config, database, stream, password, signal } = options;
   const started = performance.now();
   const tool = spawnPgTool({
     tool: 'pg_restore',
@@ -492,10 +625,12 @@ export async function restoreDump(options: RestoreOptions): Promise<RestoreResul
     const message = `pg_restore into database "${database}" at ${config.host}:${config.port} failed: ${describeExit('pg_restore', exit)}${exit.stderrTail ? `\n${exit.stderrTail}` : ''}`;
     throw new RestoreFailedError(message, exit.code, exit.stderrTail);
   }
-  if (feed) {
+  if (feed && (options.readToEnd ?? true)) {
     // pg_restore has all it needs; anything left (normally nothing) is read so upstream stages can finish.
     feed.stopWriting();
     await feed.ended;
+  } else if (feed) {
+    stream?.destroy();
   }
   return { exitCode: 0, bytes: feed?.bytes() ?? 0, durationMs: performance.now() - started, warnings: exit.stderrTail };
 }

@@ -12,7 +12,7 @@
 import type pg from 'pg';
 import type { PostgresConfig } from '../config/schema';
 import { connectClient, serverVersion, type ConnectionOverrides } from './connection';
-import { countRows, type TableProgress } from './table-stats';
+import { countRows, largeTables, type TableProgress, type TableSize } from './table-stats';
 
 export interface Snapshot {
   /** The id to pass as `pg_dump --snapshot=<id>`; valid until `close()`. */
@@ -25,6 +25,13 @@ export interface Snapshot {
   readonly exportMs: number;
   /** Row counts as of the snapshot, counted inside the exporting transaction. */
   rowCounts(tables: readonly string[], onProgress?: TableProgress): Promise<Record<string, number>>;
+  /** Tables above `minBytes`, largest first (see largeTables). */
+  largeTables(minBytes: number): Promise<TableSize[]>;
+  /**
+   * The snapshot's visibility as `xmin:xmax:xip` (txid_current_snapshot). Two snapshots with the same text see
+   * exactly the same committed rows: no transaction id was assigned or ended between them, so nothing was written.
+   */
+  readonly visibility: string;
   /** Milliseconds the snapshot has been held open so far (or was, once closed). */
   heldMs(): number;
   /** Ends the transaction and the connection; safe to call twice. After it, the id can no longer be imported. */
@@ -43,7 +50,9 @@ export async function openSnapshot(config: PostgresConfig, password: string | un
     // A server-wide idle_in_transaction_session_timeout would otherwise kill the holder mid-dump.
     await client.query('SET idle_in_transaction_session_timeout = 0');
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-    const { rows } = await client.query<{ id: string; taken_at: Date }>('SELECT pg_export_snapshot() AS id, now() AS taken_at');
+    const { rows } = await client.query<{ id: string; taken_at: Date; visibility: string }>(
+      'SELECT pg_export_snapshot() AS id, now() AS taken_at, txid_current_snapshot()::text AS visibility',
+    );
     const row = rows[0];
     if (!row) throw new Error('pg_export_snapshot() returned no row');
     const exported = performance.now();
@@ -56,6 +65,8 @@ export async function openSnapshot(config: PostgresConfig, password: string | un
       serverVersionNum: versionNum,
       takenAt: row.taken_at,
       exportMs: exported - started,
+      visibility: row.visibility,
+      largeTables: (minBytes) => largeTables(client, minBytes),
       rowCounts: (tables, onProgress) => countRows(client, tables, onProgress),
       heldMs: () => (closedAt ?? performance.now()) - exported,
       close: () => {

@@ -76,3 +76,38 @@ export function checksumRows(client: pg.ClientBase, tables: readonly string[], o
     onProgress,
   );
 }
+
+/** A table named "schema.table" (unquoted, as quoteTableName reads it) and its size in bytes. */
+export interface TableSize {
+  table: string;
+  bytes: number;
+}
+
+/**
+ * Ordinary tables larger than `minBytes` (pg_table_size: heap and TOAST, not indexes), largest first. Sizes are the
+ * files' sizes now, not the snapshot's; that only decides how a dump is split, never what it holds.
+ */
+export async function largeTables(client: pg.ClientBase, minBytes: number): Promise<TableSize[]> {
+  const { rows } = await client.query<{ schema: string; name: string; bytes: string }>(
+    `SELECT n.nspname AS schema, c.relname AS name, pg_table_size(c.oid) AS bytes
+       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'
+        AND pg_table_size(c.oid) > $1
+        AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+      ORDER BY 3 DESC, 1, 2`,
+    [minBytes],
+  );
+  // A dot inside a schema name would make "schema.table" ambiguous: such a table stays in the main stream.
+  return rows.filter((r) => !r.schema.includes('.')).map((r) => ({ table: `${r.schema}.${r.name}`, bytes: Number(r.bytes) }));
+}
+
+/**
+ * A "schema.table" name as a pg_dump/pg_restore `-t` pattern that matches that table only: inside double quotes
+ * the pattern characters (* ? .) are literal, and a double quote is doubled.
+ */
+export function tablePattern(name: string): string {
+  const dot = name.indexOf('.');
+  const [schema, table] = dot === -1 ? ['public', name] : [name.slice(0, dot), name.slice(dot + 1)];
+  const quote = (part: string) => `"${part.replace(/"/g, '""')}"`;
+  return `${quote(schema)}.${quote(table)}`;
+}

@@ -12,10 +12,13 @@ import {
   parsePgToolVersion,
   quoteTableName,
   scrubSecret,
+  tablePattern,
   serverMajorVersion,
   validateDatabaseName,
 } from '../../src/postgres';
 import { dbnameArgument, libpqArguments, toolEnvironment } from '../../src/postgres/tool-process';
+import { tableOfEntry, tocEntry } from '../../src/postgres/restore';
+import { databaseParts, partArtifactName } from '../../src/catalog/database-parts';
 
 function executable(path: string): void {
   writeFileSync(path, '#!/bin/sh\n');
@@ -91,6 +94,38 @@ describe('pg_restore --list output', () => {
       dumpedFromVersion: '15.18 (Debian 15.18-0+deb12u1)',
       dumpedByVersion: '15.18 (Debian 15.18-0+deb12u1)',
     });
+  });
+});
+
+describe('a dump in table parts', () => {
+  it('writes -t patterns that match one table only, whatever its name holds', () => {
+    expect(tablePattern('public.audit_log')).toBe('"public"."audit_log"');
+    expect(tablePattern('audit_log')).toBe('"public"."audit_log"');
+    // Pattern characters and quotes are literal inside double quotes; a quote is doubled.
+    expect(tablePattern('app.we*ird."t"?')).toBe('"app"."we*ird.""t""?"');
+  });
+
+  it('reads table entries and entry ids from pg_restore --list lines', () => {
+    expect(tocEntry('3280; 1259 16494 INDEX public audit_log_at_idx vaultpam')).toEqual({ id: 3280, rest: 'INDEX public audit_log_at_idx vaultpam' });
+    expect(tableOfEntry('221; 1259 16484 TABLE public audit_log vaultpam')).toBe('public.audit_log');
+    expect(tableOfEntry('3400; 0 16484 TABLE DATA public audit_log vaultpam')).toBeUndefined();
+    expect(tocEntry('; Archive created at 2026-12-02')).toBeUndefined();
+  });
+
+  it('finds the parts among the artifacts, largest first, and leaves the others', () => {
+    const artifact = (key: string, plaintextBytes: number, table?: string) => ({ key, size: plaintextBytes + 41, sha256: 'a'.repeat(64), plaintextBytes, plaintextSha256: 'b'.repeat(64), ...(table ? { table } : {}) });
+    const artifacts = {
+      db: artifact('db.dump.enc', 10),
+      connectors: artifact('connectors.json.enc', 1),
+      recordingsIndex: artifact('recordings.index.enc', 1),
+      [partArtifactName('public.small')]: artifact('db.part-002.dump.enc', 100, 'public.small'),
+      [partArtifactName('public.big')]: artifact('db.part-001.dump.enc', 900, 'public.big'),
+    };
+    expect(databaseParts(artifacts).map((p) => [p.name, p.table])).toEqual([
+      ['db:public.big', 'public.big'],
+      ['db:public.small', 'public.small'],
+    ]);
+    expect(databaseParts({ db: artifacts.db, connectors: artifacts.connectors, recordingsIndex: artifacts.recordingsIndex })).toEqual([]);
   });
 });
 
