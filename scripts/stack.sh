@@ -206,9 +206,18 @@ pg_up() {
     rm -f "$pwfile"
   fi
   if [ "$(id -u)" = 0 ]; then chown -R postgres "$home"; touch "$log"; chown postgres "$log"; fi
-  as_pg "$bindir/pg_ctl" -D "$data" -l "$log" -w -t 60 \
-    -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k /tmp -c max_connections=200 -c fsync=on" start >/dev/null ||
-    die "PostgreSQL did not start; see $log"
+  # The port lies in Linux's ephemeral range: a client's outgoing connection may hold it for a moment (then in
+  # TIME-WAIT for up to a minute), with no server listening. That is waited out; a listener is another program.
+  local tries=0
+  until as_pg "$bindir/pg_ctl" -D "$data" -l "$log" -w -t 60 \
+    -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k /tmp -c max_connections=200 -c fsync=on" start >/dev/null; do
+    tries=$((tries + 1))
+    if [ "$tries" -ge 20 ] || port_open "$PG_PORT" || ! tail -n 5 "$log" | grep -q 'Address already in use'; then
+      die "PostgreSQL did not start; see $log"
+    fi
+    say "port $PG_PORT is held by a closing connection; waiting for it to be released..."
+    sleep 5
+  done
 }
 
 pg_down() {
