@@ -8,7 +8,7 @@ import { Meter, writeArtifact } from '../src/catalog/artifacts';
 import { readManifest } from '../src/catalog/catalog';
 import { jsonLine, readJsonLines } from '../src/catalog/json-lines';
 import type { Artifact } from '../src/catalog/manifest';
-import { blobSealedWith, ownBlobOf, recordingIdentity } from '../src/catalog/recording-blobs';
+import { blobState, ownBlobOf, recordingIdentity } from '../src/catalog/recording-blobs';
 import { readRecordingsIndex, readRecordingsListing, type IndexEntry, type RecordingEntry } from '../src/catalog/recordings-index';
 import { createEncryptStream, unwrapKey } from '../src/crypto';
 import { encryptedSize } from '../src/crypto/frame-format';
@@ -198,8 +198,8 @@ export function createSyncActivities(deps: Dependencies) {
       };
       /** Whether `at` holds this very blob whole: right size and sealed under its key (names bind keys, so the rest follows). */
       const holds = async (at: BackupLocation, key: string, entry: RecordingEntry, sealKey: Buffer) => {
-        const stat = await at.stat(key);
-        return !!stat && stat.size === encryptedSize(entry.size) && (await blobSealedWith(at, key, sealKey));
+        const found = await blobState(at, key, sealKey);
+        return !!found && found.size === encryptedSize(entry.size) && found.sealed;
       };
 
       /** The recording sealed under this backup's own key: copied to every location lacking it, or found whole from a killed attempt. */
