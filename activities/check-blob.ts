@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Meter } from '../src/catalog/artifacts';
-import { blobSealedWith } from '../src/catalog/recording-blobs';
+import { blobState } from '../src/catalog/recording-blobs';
 import type { IndexEntry } from '../src/catalog/recordings-index';
 import { CryptoError, createDecryptStream, createEncryptStream, encryptedSize } from '../src/crypto';
 import type { Dependencies } from '../src/runtime/dependencies';
@@ -54,11 +54,12 @@ async function readAgainstIdentity(location: BackupLocation, deployment: string,
 /** Present, of the size the index implies, sealed under the index's key; with `readData`, read whole as well. */
 export async function inspectBlob(location: BackupLocation, deployment: string, entry: IndexEntry, readData: boolean, onBytes?: () => void): Promise<BlobVerdict> {
   const key = blobKey(deployment, entry.blob);
-  const stat = await location.stat(key);
-  if (!stat) return { ok: false, kind: 'blob-missing', detail: 'it is missing', bytesRead: 0 };
+  // Size and header from one ranged read.
+  const found = await blobState(location, key, Buffer.from(entry.blobKey, 'base64'));
+  if (!found) return { ok: false, kind: 'blob-missing', detail: 'it is missing', bytesRead: 0 };
   const expected = encryptedSize(entry.size);
-  if (stat.size !== expected) return { ok: false, kind: 'blob-size', detail: `${stat.size} bytes stored, ${expected} expected for a ${entry.size}-byte recording`, bytesRead: 0 };
-  if (!(await blobSealedWith(location, key, Buffer.from(entry.blobKey, 'base64')))) {
+  if (found.size !== expected) return { ok: false, kind: 'blob-size', detail: `${found.size} bytes stored, ${expected} expected for a ${entry.size}-byte recording`, bytesRead: 0 };
+  if (!found.sealed) {
     return { ok: false, kind: 'blob-key', detail: 'its header was not sealed with the key the index names (rewritten under another key, or damaged)', bytesRead: 0 };
   }
   return readData ? readAgainstIdentity(location, deployment, entry, onBytes) : { ok: true, bytesRead: 0 };

@@ -4,7 +4,7 @@ import { PassThrough } from 'node:stream';
 import { CryptoError, createDecryptStream, encryptedSize } from '../src/crypto';
 import type { Dependencies } from '../src/runtime/dependencies';
 import { blobKey, isNotFound, type BackupLocation } from '../src/storage';
-import { blobSealedWith } from '../src/catalog/recording-blobs';
+import { blobState } from '../src/catalog/recording-blobs';
 import { locationByName } from './backup-context';
 import type { IndexEntry } from '../src/catalog/recordings-index';
 
@@ -43,11 +43,12 @@ export function locationsInOrder(deps: Dependencies, preferred: string): BackupL
 /** Undefined when the blob at `location` is present, of the size its recording implies, and sealed with its key. */
 export async function blobProblem(location: BackupLocation, deployment: string, entry: IndexEntry): Promise<string | undefined> {
   const key = blobKey(deployment, entry.blob);
-  const stat = await location.stat(key);
-  if (!stat) return `blob ${key} is missing`;
+  // Size and header from one ranged read.
+  const found = await blobState(location, key, Buffer.from(entry.blobKey, 'base64'));
+  if (!found) return `blob ${key} is missing`;
   const expected = encryptedSize(entry.size);
-  if (stat.size !== expected) return `blob ${key} is ${stat.size} bytes, expected ${expected}`;
-  if (!(await blobSealedWith(location, key, Buffer.from(entry.blobKey, 'base64')))) return `blob ${key} fails its header key check`;
+  if (found.size !== expected) return `blob ${key} is ${found.size} bytes, expected ${expected}`;
+  if (!found.sealed) return `blob ${key} fails its header key check`;
   return undefined;
 }
 

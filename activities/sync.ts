@@ -8,7 +8,7 @@ import { Meter, writeArtifact } from '../src/catalog/artifacts';
 import { readManifest } from '../src/catalog/catalog';
 import { jsonLine, readJsonLines } from '../src/catalog/json-lines';
 import type { Artifact } from '../src/catalog/manifest';
-import { blobSealedWith, ownBlobOf, recordingIdentity } from '../src/catalog/recording-blobs';
+import { blobState, ownBlobOf, recordingIdentity } from '../src/catalog/recording-blobs';
 import { readRecordingsIndex, readRecordingsListing, type IndexEntry, type RecordingEntry } from '../src/catalog/recordings-index';
 import { createEncryptStream, unwrapKey } from '../src/crypto';
 import { encryptedSize } from '../src/crypto/frame-format';
@@ -158,6 +158,9 @@ export function createSyncActivities(deps: Dependencies) {
       const dataKey = await backupDataKey(deps, input.deployment, input.backupId);
       const previous = await previousIndexCursor(deps, input.deployment, input.previousBackupId);
       const resume = activityInfo().heartbeatDetails as Partial<SyncCheckpoint> | undefined;
+      // A first attempt has no earlier attempt's blobs to find: this backup's own blob names are new (they bind its
+      // fresh data key), so it writes them without asking each location first. A retry looks before writing.
+      const firstAttempt = activityInfo().attempt === 1 && resume === undefined;
       const state: SyncCheckpoint = { processed: 0, copiedObjects: 0, copiedBytes: 0, reusedObjects: 0, resumedObjects: 0, healedObjects: 0, bytes: 0, ...resume };
       const skipBefore = state.processed;
       const shard = input.shard ?? { index: 0, of: 1 };
@@ -198,8 +201,8 @@ export function createSyncActivities(deps: Dependencies) {
       };
       /** Whether `at` holds this very blob whole: right size and sealed under its key (names bind keys, so the rest follows). */
       const holds = async (at: BackupLocation, key: string, entry: RecordingEntry, sealKey: Buffer) => {
-        const stat = await at.stat(key);
-        return !!stat && stat.size === encryptedSize(entry.size) && (await blobSealedWith(at, key, sealKey));
+        const found = await blobState(at, key, sealKey);
+        return !!found && found.size === encryptedSize(entry.size) && found.sealed;
       };
 
       /** The recording sealed under this backup's own key: copied to every location lacking it, or found whole from a killed attempt. */
@@ -208,12 +211,12 @@ export function createSyncActivities(deps: Dependencies) {
         const line: IndexEntry = { ...entry, blob: own.blob, blobKey: own.blobKey.toString('base64') };
         if (alreadyDone) return { line, outcome: 'resumed' };
         const key = blobKey(input.deployment, own.blob);
-        const primaryHolds = await holds(location, key, entry, own.blobKey);
+        const primaryHolds = !firstAttempt && (await holds(location, key, entry, own.blobKey));
         const lacking: BackupLocation[] = primaryHolds ? [] : [location];
         for (const other of others) {
           if (dropped.has(other.name)) continue;
           try {
-            if (!(await holds(other, key, entry, own.blobKey))) lacking.push(other);
+            if (firstAttempt || !(await holds(other, key, entry, own.blobKey))) lacking.push(other);
           } catch (err) {
             drop(other.name, err);
           }

@@ -15,7 +15,7 @@ import type { Dependencies } from '../src/runtime/dependencies';
 import { blobKey, manifestKey, type BackupLocation } from '../src/storage';
 import { checkManifestMac } from '../src/catalog/manifest-mac';
 import type { VerifyResult } from '../workflows/backup-types';
-import { blobSealedWith, ownBlobOf, readBlobWhole } from '../src/catalog/recording-blobs';
+import { blobState, ownBlobOf, readBlobWhole } from '../src/catalog/recording-blobs';
 import { readRecordingsIndex, type IndexEntry } from '../src/catalog/recordings-index';
 import { TaskPool, backupDataKey, locationByName } from './backup-context';
 import { KEY_TABLES } from './dump';
@@ -134,11 +134,12 @@ export function createVerifyActivities(deps: Dependencies) {
         await pool.run(async () => {
           const key = blobKey(input.deployment, entry.blob);
           const what = `the blob of recording ${entry.key} (${entry.blob})`;
-          const stat = await location.stat(key);
-          if (!stat) throw corrupt(location, what, 'it is missing');
-          if (stat.size !== encryptedSize(entry.size)) throw corrupt(location, what, `${stat.size} bytes, expected ${encryptedSize(entry.size)}`);
+          // One ranged read gives the size and the header: presence, size and key for one round trip per blob.
+          const found = await blobState(location, key, Buffer.from(entry.blobKey, 'base64'));
+          if (!found) throw corrupt(location, what, 'it is missing');
+          if (found.size !== encryptedSize(entry.size)) throw corrupt(location, what, `${found.size} bytes, expected ${encryptedSize(entry.size)}`);
           if (readAllData) await readWhole(entry);
-          else if (!(await blobSealedWith(location, key, Buffer.from(entry.blobKey, 'base64')))) throw corrupt(location, what, 'its header was not sealed with the key the index names');
+          else if (!found.sealed) throw corrupt(location, what, 'its header was not sealed with the key the index names');
           else sample.offer(entry);
           blobsChecked += 1;
           if (blobsChecked % 200 === 0) ctx.heartbeat({ phase: 'blobs', blobsChecked });

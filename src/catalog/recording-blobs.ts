@@ -4,7 +4,7 @@ import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { HEADER_LENGTH, parseHeader } from '../crypto/frame-format';
 import { createDecryptStream } from '../crypto/stream-cipher';
-import { blobKey, isNotFound, type BackupLocation } from '../storage';
+import { blobKey, isNotFound, readHeadOf, type BackupLocation } from '../storage';
 import type { IndexEntry, RecordingEntry } from './recordings-index';
 
 /**
@@ -67,6 +67,21 @@ export async function blobSealedWith(location: BackupLocation, key: string, blob
     return true;
   } catch {
     return false;
+  }
+}
+
+/**
+ * A blob's stored size and whether its VPB1 header says it was sealed with `blobKey`, in one request where the
+ * location can; undefined when there is no blob under `key`.
+ */
+export async function blobState(location: BackupLocation, key: string, blobKey: Buffer): Promise<{ size: number; sealed: boolean } | undefined> {
+  const found = await readHeadOf(location, key, HEADER_LENGTH);
+  if (!found) return undefined;
+  try {
+    parseHeader(found.head, blobKey);
+    return { size: found.size, sealed: true };
+  } catch {
+    return { size: found.size, sealed: false };
   }
 }
 

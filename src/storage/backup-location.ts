@@ -19,6 +19,12 @@ export interface ByteRange {
   length: number;
 }
 
+/** An object's first bytes and its whole size. */
+export interface ObjectHead {
+  head: Buffer;
+  size: number;
+}
+
 export interface ListedObject {
   /** Relative to the location root, so it can be passed back to get/stat/delete as is. */
   key: string;
@@ -48,6 +54,12 @@ export interface BackupLocation {
    */
   get(key: string, range?: ByteRange): Promise<Readable>;
   stat(key: string): Promise<ObjectStat | undefined>;
+  /**
+   * The first `length` bytes (fewer when the object is shorter) and the object's size, in one request where the
+   * driver can (a blob's size and key check for the price of one round trip); undefined when there is no object.
+   * Optional: readHeadOf falls back to a stat and a ranged get.
+   */
+  readHead?(key: string, length: number): Promise<ObjectHead | undefined>;
   exists(key: string): Promise<boolean>;
   /** Every object whose key starts with `prefix` (recursive), in ascending key order. */
   list(prefix: string): AsyncIterable<ListedObject>;

@@ -6,7 +6,7 @@ import { dirname, join, resolve } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { LocationConfig } from '../config/schema';
-import type { BackupLocation, ByteRange, ListedObject, ObjectStat, PutResult } from './backup-location';
+import type { BackupLocation, ByteRange, ListedObject, ObjectHead, ObjectStat, PutResult } from './backup-location';
 import { TEMP_FILE_MARKER, assertValidKey, assertValidPrefix, normaliseRootPrefix } from './object-key';
 import { LocationUnavailableError, NotFoundError, SizeMismatchError } from './storage-errors';
 
@@ -147,6 +147,30 @@ export class FilesystemLocation implements BackupLocation {
     } catch (err) {
       if (isMissing(err)) return undefined;
       throw err;
+    }
+  }
+
+  async readHead(key: string, length: number): Promise<ObjectHead | undefined> {
+    let handle: FileHandle;
+    try {
+      handle = await open(this.pathOf(key), 'r');
+    } catch (err) {
+      if (isMissing(err) || errorCode(err) === 'EISDIR') return undefined;
+      throw err;
+    }
+    try {
+      const info = await handle.stat();
+      if (!info.isFile()) return undefined;
+      const head = Buffer.alloc(Math.max(0, Math.min(length, info.size)));
+      let read = 0;
+      while (read < head.length) {
+        const { bytesRead } = await handle.read(head, read, head.length - read, read);
+        if (bytesRead === 0) break;
+        read += bytesRead;
+      }
+      return { head: head.subarray(0, read), size: info.size };
+    } finally {
+      await handle.close();
     }
   }
 

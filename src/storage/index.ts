@@ -1,5 +1,6 @@
 // Public surface of the storage layer.
-export type { BackupLocation, ByteRange, ListedObject, LocationKind, ObjectStat, PutResult } from './backup-location';
+export type { BackupLocation, ByteRange, ListedObject, LocationKind, ObjectHead, ObjectStat, PutResult } from './backup-location';
+export { readHeadOf } from './read-head';
 export { createLocation, type LocationSecrets } from './create-location';
 export { FilesystemLocation, type FilesystemLocationConfig } from './filesystem-location';
 export {

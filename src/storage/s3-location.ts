@@ -4,8 +4,10 @@ import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { LocationConfig } from '../config/schema';
-import type { BackupLocation, ByteRange, ListedObject, ObjectStat, PutResult } from './backup-location';
+import type { IncomingMessage } from 'node:http';
+import type { BackupLocation, ByteRange, ListedObject, ObjectHead, ObjectStat, PutResult } from './backup-location';
 import { assertValidKey, assertValidPrefix, normaliseRootPrefix } from './object-key';
+import { readHeadByStat } from './read-head';
 import { MAX_PARTS } from './s3-client';
 import { LocationUnavailableError, NotFoundError, SizeMismatchError, StorageError } from './storage-errors';
 
@@ -212,6 +214,35 @@ export class S3Location implements BackupLocation {
       if (MISSING_OBJECT_CODES.has(errorCode(err) ?? '')) return undefined;
       throw this.translate(err, `stat "${key}"`);
     }
+  }
+
+  async readHead(key: string, length: number): Promise<ObjectHead | undefined> {
+    const objectName = this.objectName(key);
+    let response: IncomingMessage;
+    try {
+      response = (await this.client.getPartialObject(this.bucket, objectName, 0, Math.max(1, length))) as IncomingMessage;
+    } catch (err) {
+      if (MISSING_OBJECT_CODES.has(errorCode(err) ?? '')) return undefined;
+      // A range starting at byte 0 is unsatisfiable only for an empty object.
+      if (errorCode(err) === 'InvalidRange') return { head: Buffer.alloc(0), size: 0 };
+      throw this.translate(err, `read the head of "${key}"`);
+    }
+    const parts: Buffer[] = [];
+    let read = 0;
+    try {
+      for await (const part of response as AsyncIterable<Buffer>) {
+        parts.push(part);
+        read += part.length;
+        if (read >= length) break;
+      }
+    } finally {
+      response.destroy();
+    }
+    // "bytes 0-24/65561": the total after the slash; a server that ignored the range sent the whole object instead.
+    const total = /\/(\d+)\s*$/.exec(String(response.headers?.['content-range'] ?? ''));
+    const size = total ? Number(total[1]) : Number(response.headers?.['content-length'] ?? NaN);
+    if (!Number.isSafeInteger(size)) return readHeadByStat(this, key, length);
+    return { head: Buffer.concat(parts).subarray(0, length), size };
   }
 
   async exists(key: string): Promise<boolean> {

@@ -1,6 +1,7 @@
 // A backup location whose reads and writes share one bandwidth limit (locations[].maxBytesPerSecond).
 import { Readable } from 'node:stream';
-import type { BackupLocation, ByteRange, ListedObject, ObjectStat, PutResult } from './backup-location';
+import type { BackupLocation, ByteRange, ListedObject, ObjectHead, ObjectStat, PutResult } from './backup-location';
+import { readHeadOf } from './read-head';
 import { throttle, type RateLimiter } from './rate-limiter';
 
 export class ThrottledLocation implements BackupLocation {
@@ -40,6 +41,11 @@ export class ThrottledLocation implements BackupLocation {
 
   stat(key: string): Promise<ObjectStat | undefined> {
     return this.inner.stat(key);
+  }
+  async readHead(key: string, length: number): Promise<ObjectHead | undefined> {
+    const found = await readHeadOf(this.inner, key, length);
+    if (found) await this.limiter.take(found.head.length);
+    return found;
   }
   exists(key: string): Promise<boolean> {
     return this.inner.exists(key);

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createDecryptStream, createEncryptStream, encryptedSize, generateDataKey } from '../../src/crypto';
 import { localStackDir, localStackPorts } from '../../src/config/local-stack';
 import type { LocationConfig } from '../../src/config/schema';
@@ -147,6 +147,27 @@ describe('s3 location (real server)', () => {
     const put = await location.put('prod/backups/b7/small', small.stream);
     expect(put.etag).toMatch(/^[0-9a-f]{32}$/); // not multipart
     expect(await sha256(await location.get('prod/backups/b7/small'))).toBe(small.digest());
+  });
+
+  it('reads an object\'s first bytes and its whole size in one ranged GET, without a stat', async () => {
+    const body = randomBytes(300_000);
+    await location.put('prod/heads/ab/head-check', body, body.length);
+    await location.put('prod/heads/ab/head-empty', Buffer.alloc(0), 0);
+    await location.put('prod/heads/ab/head-short', Buffer.from('abc'), 3);
+    const stat = vi.spyOn(location, 'stat');
+    try {
+      const found = await location.readHead!('prod/heads/ab/head-check', 25);
+      expect(found?.size).toBe(300_000);
+      expect(found?.head.equals(body.subarray(0, 25))).toBe(true);
+      expect(await location.readHead!('prod/heads/ab/head-empty', 25)).toEqual({ head: Buffer.alloc(0), size: 0 });
+      const short = await location.readHead!('prod/heads/ab/head-short', 25);
+      expect(short?.size).toBe(3);
+      expect(short?.head.toString()).toBe('abc');
+      expect(await location.readHead!('prod/heads/ab/none', 25)).toBeUndefined();
+      expect(stat).not.toHaveBeenCalled();
+    } finally {
+      stat.mockRestore();
+    }
   });
 
   it('get of a missing key throws a typed NotFound; stat and exists answer quietly', async () => {

@@ -71,6 +71,19 @@ describe('filesystem location', () => {
     expect(await text(await location.get('prod/backups/b1/connectors.json.enc'))).toBe('v2');
   });
 
+  it('reads an object\'s first bytes and its size; nothing for a missing key or a directory', async () => {
+    const payload = randomBytes(100_000);
+    await location.put('prod/blobs/ab/blob', payload, payload.length);
+    await location.put('prod/blobs/ab/short', Buffer.from('abc'));
+    await location.put('prod/blobs/ab/empty', Buffer.alloc(0));
+    const found = await location.readHead!('prod/blobs/ab/blob', 25);
+    expect(found?.size).toBe(100_000);
+    expect(found?.head.equals(payload.subarray(0, 25))).toBe(true);
+    expect(await location.readHead!('prod/blobs/ab/short', 25)).toEqual({ head: Buffer.from('abc'), size: 3 });
+    expect(await location.readHead!('prod/blobs/ab/empty', 25)).toEqual({ head: Buffer.alloc(0), size: 0 });
+    for (const key of ['prod/blobs/ab/missing', 'prod/blobs/ab', 'prod/blobs/ab/blob/z']) expect(await location.readHead!(key, 25)).toBeUndefined();
+  });
+
   it('throws a typed NotFound for a missing key or a directory', async () => {
     await location.put('prod/blobs/x/y', Buffer.from('1'));
     for (const key of ['prod/missing', 'prod/blobs/x', 'prod/blobs/x/y/z']) {
