@@ -9,7 +9,7 @@ import { buildApi } from '../../src/api/app';
 import { createAuthenticator } from '../../src/auth/authenticate';
 import { repoRoot } from '../../src/config/local-stack';
 import { isolatedConfig } from '../support/backup-fixture';
-import { apiCaller, apiSectionFor } from '../support/api-callers';
+import { apiCaller, apiSectionFor, secretOf } from '../support/api-callers';
 import { temporalHarness, type TemporalHarness } from '../support/temporal';
 
 const bin = join(repoRoot, 'bin', 'vaultpam-backup.mjs');
@@ -55,13 +55,13 @@ describe('command line through the API', () => {
     const id = token.split('_')[1]!;
     expect(created.stderr).toMatch(new RegExp(`token ${id} for carol \\(viewer, approver\\), expires \\d{4}-.*It will not be shown again`, 's'));
     expect(statSync(tokensFile).mode & 0o777).toBe(0o600);
-    expect(readFileSync(tokensFile, 'utf8')).not.toContain(token.split('_')[2]);
+    expect(readFileSync(tokensFile, 'utf8')).not.toContain(secretOf(token));
     const authenticator = createAuthenticator({ mode: 'tokens', tokensFile });
     expect(await authenticator.authenticate(`Bearer ${token}`)).toMatchObject({ ok: true, principal: { id: 'carol', roles: ['viewer', 'approver'], credentialId: id } });
 
     const listed = await cli(['tokens', 'list', '--file', tokensFile]);
     expect(listed.stdout).toMatch(new RegExp(`^${id}  carol  viewer,approver\\s+active until \\d{4}-`, 'm'));
-    expect(listed.stdout).not.toContain(token.split('_')[2]);
+    expect(listed.stdout).not.toContain(secretOf(token));
 
     const revoked = await cli(['tokens', 'revoke', id, '--file', tokensFile]);
     expect(revoked.status, revoked.stderr).toBe(0);

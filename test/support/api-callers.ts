@@ -26,3 +26,8 @@ export function apiSectionFor(...callers: ApiCaller[]): NonNullable<ConfigInput[
 export function authenticatorFor(...callers: ApiCaller[]): Authenticator {
   return createAuthenticator({ mode: 'tokens', tokens: callers.map((c) => c.entry) });
 }
+
+/** The secret part of a `vpb_<id>_<secret>` token: everything after the id (the base64url secret may itself hold "_"). */
+export function secretOf(token: string): string {
+  return token.slice(token.indexOf('_', 'vpb_'.length) + 1);
+}
