@@ -18,7 +18,7 @@ import { blobsPrefix } from '../../src/storage';
 import type { ReplicateResult } from '../../workflows/backup-types';
 import { ensureRecordings, isolatedConfig } from '../support/backup-fixture';
 import { temporalHarness, type TemporalHarness } from '../support/temporal';
-import { startWorkerProcess, type WorkerProcess } from '../support/worker-process';
+import { CRASH_TEST_TIMEOUTS, startWorkerProcess, type WorkerProcess } from '../support/worker-process';
 
 const EventType = temporal.api.enums.v1.EventType;
 
@@ -29,7 +29,7 @@ const RECORDING_BYTES = 64 * 1024;
 const KILL_AT_CHUNK = 150;
 
 describe('recordings copy to every location after a worker crash', () => {
-  const config = isolatedConfig((base) => ({ backup: { ...base.backup, concurrency: 4 } }));
+  const config = isolatedConfig((base) => ({ backup: { ...base.backup, concurrency: 4 }, timeouts: CRASH_TEST_TIMEOUTS }));
   const deps = createDependencies(config);
   const deployment = config.deployment.name;
   let h: TemporalHarness;

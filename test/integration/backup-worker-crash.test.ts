@@ -16,7 +16,7 @@ import { verifyChecksums } from '../../activities/verify';
 import { ensureRecordings, isolatedConfig } from '../support/backup-fixture';
 import { stackEnv } from '../support/stack-env';
 import { temporalHarness, type TemporalHarness } from '../support/temporal';
-import { startWorkerProcess, type WorkerProcess } from '../support/worker-process';
+import { CRASH_TEST_TIMEOUTS, startWorkerProcess, type WorkerProcess } from '../support/worker-process';
 import type { SyncCheckpoint } from '../../activities/sync';
 
 const EventType = temporal.api.enums.v1.EventType;
@@ -33,7 +33,7 @@ const RECORDING_BYTES = 64 * 1024;
 
 describe('backup workflow after a worker crash', () => {
   // Two copies at a time: slow enough to be killed half-way, with a known amount of work done.
-  const config = isolatedConfig((base) => ({ backup: { ...base.backup, concurrency: 2 } }));
+  const config = isolatedConfig((base) => ({ backup: { ...base.backup, concurrency: 2 }, timeouts: CRASH_TEST_TIMEOUTS }));
   const deps = createDependencies(config);
   const deployment = config.deployment.name;
   const primaryConfig = config.locations[0]!;

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
+import { parseConfig } from '../../src/config/load';
 import { QUARANTINE_PREFIX, RESTORE_FAULT_POINTS } from '../../activities/restore-recordings';
 import { compareKeys } from '../../src/streams/sorted-cursor';
 import { backupResult, startBackup } from '../../src/operations/backup';
@@ -17,7 +18,7 @@ import { FAULT_POINT_DIR_ENV, FAULT_POINT_ENV } from '../../src/runtime/fault-po
 import type { RestoreReport } from '../../workflows/restore-types';
 import { restoreFixture, type RestoreFixture } from '../support/restore-fixture';
 import { temporalHarness, type TemporalHarness } from '../support/temporal';
-import { startWorkerProcess, type WorkerProcess } from '../support/worker-process';
+import { CRASH_TEST_TIMEOUTS, startWorkerProcess, type WorkerProcess } from '../support/worker-process';
 
 const EventType = temporal.api.enums.v1.EventType;
 const TimeoutType = temporal.api.enums.v1.TimeoutType;
@@ -46,7 +47,7 @@ describe('restore recordings after a worker crash', () => {
       Object.assign(env, { [FAULT_POINT_ENV]: faultPoint, [FAULT_POINT_DIR_ENV]: dir });
     }
     // One key at a time: the kill after the first pair lands before the plan's last key is touched.
-    const config = { ...f.config, backup: { ...f.config.backup, concurrency: 1 } };
+    const config = parseConfig({ ...f.config, backup: { ...f.config.backup, concurrency: 1 }, timeouts: CRASH_TEST_TIMEOUTS });
     return startWorkerProcess({ taskQueue: h.taskQueue, config, workflowBundlePath: inject('workflowBundlePath'), identity }, 60_000, env).then((w) => {
       workers.push(w);
       return w;

@@ -3,6 +3,7 @@
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { parseConfig } from '../../src/config/load';
 import { backupResult, startBackup } from '../../src/operations/backup';
 import { restoreReport } from '../../src/operations/restore';
 import { startApprovedRestore } from '../support/approved-restore';
@@ -10,7 +11,7 @@ import { dropDatabase, withClient } from '../../src/postgres';
 import type { RestoreReport } from '../../workflows/restore-types';
 import { restoreFixture, type RestoreFixture } from '../support/restore-fixture';
 import { temporalHarness, type TemporalHarness } from '../support/temporal';
-import { startWorkerProcess, type WorkerProcess } from '../support/worker-process';
+import { CRASH_TEST_TIMEOUTS, startWorkerProcess, type WorkerProcess } from '../support/worker-process';
 
 const EventType = temporal.api.enums.v1.EventType;
 const TimeoutType = temporal.api.enums.v1.TimeoutType;
@@ -38,7 +39,7 @@ describe('restore workflow after a worker crash during pg_restore', () => {
   const setAside: string[] = [];
 
   function worker(identity: string): Promise<WorkerProcess> {
-    return startWorkerProcess({ taskQueue: h.taskQueue, config: f.config, workflowBundlePath: inject('workflowBundlePath'), identity }).then((w) => {
+    return startWorkerProcess({ taskQueue: h.taskQueue, config: parseConfig({ ...f.config, timeouts: CRASH_TEST_TIMEOUTS }), workflowBundlePath: inject('workflowBundlePath'), identity }).then((w) => {
       workers.push(w);
       return w;
     });

@@ -16,6 +16,13 @@ import { isEntryPoint } from '../../src/runtime/entry-point';
 
 export const WORKER_DESCRIPTION_ENV = 'VAULTPAM_TEST_WORKER';
 export const WORKER_READY_LINE = 'worker ready';
+
+/**
+ * Timeouts for tests that SIGKILL a worker: a killed attempt is noticed after its heartbeat (or quick-call) timeout,
+ * so the defaults (30 s, 60 s for undo steps, 3 minutes) would make each kill a wait of that long. Short enough for
+ * seconds-long tests, long enough that a live worker on a loaded 2-core machine still reports in time.
+ */
+export const CRASH_TEST_TIMEOUTS = { heartbeat: '5s', undoHeartbeat: '8s', quickCall: '20s' } as const;
 const entryPath = fileURLToPath(import.meta.url);
 
 const descriptionSchema = z
