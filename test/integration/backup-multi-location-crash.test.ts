@@ -16,35 +16,45 @@ import { createDependencies } from '../../src/runtime/dependencies';
 import { FAULT_POINT_DIR_ENV, FAULT_POINT_ENV } from '../../src/runtime/fault-points';
 import { blobsPrefix } from '../../src/storage';
 import type { ReplicateResult } from '../../workflows/backup-types';
-import { ensureRecordings, isolatedConfig } from '../support/backup-fixture';
+import { parseConfig } from '../../src/config/load';
+import type { Config } from '../../src/config/schema';
+import type { Dependencies } from '../../src/runtime/dependencies';
+import { restoreFixture, type RestoreFixture } from '../support/restore-fixture';
 import { temporalHarness, type TemporalHarness } from '../support/temporal';
 import { CRASH_TEST_TIMEOUTS, startWorkerProcess, type WorkerProcess } from '../support/worker-process';
 
 const EventType = temporal.api.enums.v1.EventType;
 
-/** Recordings in the shared sandbox (it only grows; seeded only when it holds fewer). */
+/** Recordings in the test's own sandbox: enough that the kill at KILL_AT_CHUNK lands mid-copy. */
 const RECORDINGS = 400;
 const RECORDING_BYTES = 64 * 1024;
 /** The chunk read at which the first worker dies: well into the copy, with uploads to both locations open. */
 const KILL_AT_CHUNK = 150;
 
 describe('recordings copy to every location after a worker crash', () => {
-  const config = isolatedConfig((base) => ({ backup: { ...base.backup, concurrency: 4 }, timeouts: CRASH_TEST_TIMEOUTS }));
-  const deps = createDependencies(config);
-  const deployment = config.deployment.name;
+  // A sandbox of its own: the recordings this test needs do not weigh on every later backup of the shared one.
+  let f: RestoreFixture;
+  let config: Config;
+  let deps: Dependencies;
+  let deployment: string;
   let h: TemporalHarness;
   const workers: WorkerProcess[] = [];
   const faultDir = mkdtempSync(join(tmpdir(), 'vaultpam-fault-'));
 
   beforeAll(async () => {
+    f = await restoreFixture();
+    config = parseConfig({ ...f.config, backup: { ...f.config.backup, concurrency: 4 }, timeouts: CRASH_TEST_TIMEOUTS });
+    deps = createDependencies(config);
+    deployment = config.deployment.name;
     expect(config.locations.length).toBeGreaterThanOrEqual(2);
     h = await temporalHarness(config);
-    await ensureRecordings(RECORDINGS, RECORDING_BYTES);
+    await f.seed({ organisations: 1, usersPerOrg: 1, resources: 1, connectors: 0, auditEntries: 0, recordings: RECORDINGS, recordingBytes: RECORDING_BYTES });
   }, 120_000);
   afterAll(async () => {
     for (const w of workers) await w.stop();
     rmSync(faultDir, { recursive: true, force: true });
     await h?.close();
+    await f?.destroy();
   });
 
   function worker(identity: string, env: Record<string, string> = {}): Promise<WorkerProcess> {

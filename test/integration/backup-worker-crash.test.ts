@@ -13,7 +13,10 @@ import type { BackupProgress, SyncResult } from '../../workflows/backup-types';
 import { STATUS } from '../../workflows/search-attributes';
 import { readRecordingsIndex } from '../../src/catalog/recordings-index';
 import { verifyChecksums } from '../../activities/verify';
-import { ensureRecordings, isolatedConfig } from '../support/backup-fixture';
+import { parseConfig } from '../../src/config/load';
+import type { Config } from '../../src/config/schema';
+import type { Dependencies } from '../../src/runtime/dependencies';
+import { restoreFixture, type RestoreFixture } from '../support/restore-fixture';
 import { stackEnv } from '../support/stack-env';
 import { temporalHarness, type TemporalHarness } from '../support/temporal';
 import { CRASH_TEST_TIMEOUTS, startWorkerProcess, type WorkerProcess } from '../support/worker-process';
@@ -23,31 +26,35 @@ const EventType = temporal.api.enums.v1.EventType;
 const TimeoutType = temporal.api.enums.v1.TimeoutType;
 
 
-/**
- * Enough recordings that two copies at a time take seconds, so the kill lands mid-copy. The sandbox is shared and
- * only grows: seeded only while it holds fewer than MIN_RECORDINGS objects, so repeated runs do not inflate it.
- */
-const MIN_RECORDINGS = 1000;
-const RECORDINGS = 400;
+/** Enough recordings that two copies at a time take seconds, so the kill lands mid-copy. */
+const RECORDINGS = 600;
 const RECORDING_BYTES = 64 * 1024;
 
 describe('backup workflow after a worker crash', () => {
   // Two copies at a time: slow enough to be killed half-way, with a known amount of work done.
-  const config = isolatedConfig((base) => ({ backup: { ...base.backup, concurrency: 2 }, timeouts: CRASH_TEST_TIMEOUTS }));
-  const deps = createDependencies(config);
-  const deployment = config.deployment.name;
-  const primaryConfig = config.locations[0]!;
+  // A sandbox of its own: the recordings this test needs do not weigh on every later backup of the shared one.
+  let f: RestoreFixture;
+  let config: Config;
+  let deps: Dependencies;
+  let deployment: string;
+  let primaryConfig: Config['locations'][number];
   let h: TemporalHarness;
   const workers: WorkerProcess[] = [];
 
   beforeAll(async () => {
+    f = await restoreFixture();
+    config = parseConfig({ ...f.config, backup: { ...f.config.backup, concurrency: 2 }, timeouts: CRASH_TEST_TIMEOUTS });
+    deps = createDependencies(config);
+    deployment = config.deployment.name;
+    primaryConfig = config.locations[0]!;
     if (primaryConfig.kind !== 's3') throw new Error('this test reads LastModified from the S3 primary location of the local stack');
     h = await temporalHarness(config);
-    await ensureRecordings(Math.max(RECORDINGS, MIN_RECORDINGS), RECORDING_BYTES);
+    await f.seed({ organisations: 1, usersPerOrg: 1, resources: 1, connectors: 0, auditEntries: 0, recordings: RECORDINGS, recordingBytes: RECORDING_BYTES });
   });
   afterAll(async () => {
     for (const worker of workers) await worker.stop();
     await h?.close();
+    await f?.destroy();
   });
 
   function worker(identity: string): Promise<WorkerProcess> {
