@@ -179,7 +179,7 @@ export function createDumpActivities(deps: Dependencies) {
         if (!db) throw new Error('the main database archive is missing after the dump');
         const versionText = await serverVersionText(snapshot);
         return {
-          quiesce: { startedAt: pauseStarted.toISOString(), endedAt: pauseEnded.toISOString(), pauseMs: pauseEnded.getTime() - pauseStarted.getTime(), recordingsPoint },
+          quiesce: { startedAt: pauseStarted.toISOString(), endedAt: pauseEnded.toISOString(), pauseMs: pauseEnded.getTime() - pauseStarted.getTime(), recordingsPoint, databasePoint: snapshot.takenAtText },
           postgres: { serverVersion: versionText, database: deployment.postgres.database, rowCounts },
           db,
           dbParts,

@@ -88,6 +88,7 @@ export function createRestoreActivities(deps: Dependencies) {
             backupId: manifest.backupId,
             startedAt: manifest.startedAt,
             recordingsPoint: manifest.quiesce.recordingsPoint,
+            ...(manifest.quiesce.databasePoint ? { databasePoint: manifest.quiesce.databasePoint } : {}),
             location: location.name,
             skipped,
             artifacts: manifest.artifacts,
@@ -103,12 +104,13 @@ export function createRestoreActivities(deps: Dependencies) {
     },
 
     /** What exists now that is newer than the backup, and what the backup brings back: counts only, and their digest for the confirmation. */
-    async computeLoss(input: { target: TargetName; since: string; backup?: { rowCounts: Record<string, number>; recordings?: { objects: number; bytes: number } } }): Promise<{ report: LossReport; digest: string }> {
+    async computeLoss(input: { target: TargetName; since: string; databaseSince?: string; backup?: { rowCounts: Record<string, number>; recordings?: { objects: number; bytes: number } } }): Promise<{ report: LossReport; digest: string }> {
       const { client, bucket } = recordings(input.target);
       const report = await computeLossReport({
         config: deps.deployment(input.target).postgres,
         password: deps.postgresPassword(input.target),
         since: new Date(input.since),
+        ...(input.databaseSince ? { databaseSince: input.databaseSince } : {}),
         recordings: { client, bucket, excludePrefixes: [`${RESERVED_PREFIX}/`] },
         ...(input.backup ? { backup: input.backup } : {}),
       });

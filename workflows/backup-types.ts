@@ -23,7 +23,7 @@ export interface PrepareResult {
 }
 
 export interface CaptureResult {
-  quiesce: { startedAt: string; endedAt: string; pauseMs: number; recordingsPoint: string };
+  quiesce: { startedAt: string; endedAt: string; pauseMs: number; recordingsPoint: string; databasePoint?: string };
   postgres: { serverVersion: string; database: string; rowCounts: Record<string, number> };
   db: Artifact;
   /** Table parts of the dump by manifest name (`db:<schema.table>`); empty or absent when the dump is one artifact. */

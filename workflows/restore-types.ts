@@ -75,8 +75,10 @@ export interface RecordingsResult {
 export interface ResolvedBackup {
   backupId: string;
   startedAt: string;
-  /** The consistent point: what the loss report counts from. */
+  /** The consistent point by the bucket's clock (to the second): what the loss report counts recordings from. */
   recordingsPoint: string;
+  /** The consistent point by the database's clock (to the microsecond): what the loss report counts rows from. */
+  databasePoint?: string;
   /** The location whose copy verified (the first one that did). */
   location: string;
   /** Locations tried before it, with what was wrong there. */

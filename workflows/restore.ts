@@ -245,7 +245,7 @@ async function restoreSteps(input: RestoreInput, held: Held): Promise<RestoreRep
 
     // 2. The loss report, then the confirmation that echoes it.
     enter('loss-report');
-    const loss = await quick.computeLoss({ target, since: backup.recordingsPoint, backup: { rowCounts: backup.rowCounts, ...(backup.recordings ? { recordings: backup.recordings } : {}) } });
+    const loss = await quick.computeLoss({ target, since: backup.recordingsPoint, ...(backup.databasePoint ? { databaseSince: backup.databasePoint } : {}), backup: { rowCounts: backup.rowCounts, ...(backup.recordings ? { recordings: backup.recordings } : {}) } });
     report.lossReport = loss.report;
     report.lossReportDigest = loss.digest;
     if (!confirmed) {

@@ -44,6 +44,12 @@ export const manifestSchema = z.object({
     pauseMs: z.number().nonnegative(),
     /** The recordings bucket's clock at the consistent point: objects modified later are not in this backup. */
     recordingsPoint: z.string(),
+    /**
+     * The database's clock at the snapshot, to the microsecond (ISO 8601, UTC): rows created later are not in this
+     * backup. Absent from manifests written before it was recorded; the loss report then falls back to recordingsPoint,
+     * which the bucket gives only to the second.
+     */
+    databasePoint: z.iso.datetime({ precision: 6 }).optional(),
   }),
   postgres: z.object({
     serverVersion: z.string(),

@@ -21,6 +21,8 @@ export interface Snapshot {
   readonly serverVersionNum: number;
   /** When the snapshot was taken, by the server's clock (`now()` of the exporting transaction). */
   readonly takenAt: Date;
+  /** The same instant to the microsecond, as ISO 8601 UTC text (a Date keeps only milliseconds). */
+  readonly takenAtText: string;
   /** Milliseconds from the connect to the exported snapshot: the part of the backup that needs writes paused. */
   readonly exportMs: number;
   /** Row counts as of the snapshot, counted inside the exporting transaction. */
@@ -50,8 +52,9 @@ export async function openSnapshot(config: PostgresConfig, password: string | un
     // A server-wide idle_in_transaction_session_timeout would otherwise kill the holder mid-dump.
     await client.query('SET idle_in_transaction_session_timeout = 0');
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-    const { rows } = await client.query<{ id: string; taken_at: Date; visibility: string }>(
-      'SELECT pg_export_snapshot() AS id, now() AS taken_at, txid_current_snapshot()::text AS visibility',
+    const { rows } = await client.query<{ id: string; taken_at: Date; taken_at_text: string; visibility: string }>(
+      `SELECT pg_export_snapshot() AS id, now() AS taken_at, to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS taken_at_text,
+              txid_current_snapshot()::text AS visibility`,
     );
     const row = rows[0];
     if (!row) throw new Error('pg_export_snapshot() returned no row');
@@ -64,6 +67,7 @@ export async function openSnapshot(config: PostgresConfig, password: string | un
       snapshotId: row.id,
       serverVersionNum: versionNum,
       takenAt: row.taken_at,
+      takenAtText: row.taken_at_text,
       exportMs: exported - started,
       visibility: row.visibility,
       largeTables: (minBytes) => largeTables(client, minBytes),

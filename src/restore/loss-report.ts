@@ -136,6 +136,11 @@ export interface ComputeLossReportOptions {
   password: string | undefined;
   /** The backup's consistent point. */
   since: Date;
+  /**
+   * The same point by the database's clock, to the microsecond (ISO 8601): rows are counted from it when given. The
+   * bucket's clock (`since`) has whole seconds, so rows written in the second of the pause would fall on the wrong side.
+   */
+  databaseSince?: string;
   /** Also count the recordings bucket (see `recordingsNewerThan`). */
   recordings?: Omit<RecordingsNewerThanOptions, 'since'>;
   /** The backup's own counts (its manifest's): given, the report also says what restoring brings back. */
@@ -149,6 +154,9 @@ export interface ComputeLossReportOptions {
 export async function computeLossReport(options: ComputeLossReportOptions): Promise<LossReport> {
   const { config, password, since } = options;
   assertValidDate(since, 'computeLossReport');
+  if (options.databaseSince !== undefined && Number.isNaN(Date.parse(options.databaseSince))) {
+    throw new RangeError(`computeLossReport: databaseSince must be an ISO 8601 time (the backup's database point), got ${JSON.stringify(options.databaseSince)}`);
+  }
   // Live rows created at or before the point: the ones the backup also holds (its count minus these comes back).
   const keptPerTable = LOSS_REPORT_KEY_TABLES.map(
     (table) => `(SELECT count(*) FROM ${pg.escapeIdentifier(table)} WHERE ${pg.escapeIdentifier(KEY_TABLE_CREATION[table])} <= $1) AS ${pg.escapeIdentifier(`kept_${table}`)}`,
@@ -169,7 +177,7 @@ export async function computeLossReport(options: ComputeLossReportOptions): Prom
     config,
     password,
     async (client) => {
-      const { rows } = await client.query<Record<string, unknown>>(sql, [since.toISOString()]);
+      const { rows } = await client.query<Record<string, unknown>>(sql, [options.databaseSince ?? since.toISOString()]);
       return rows[0];
     },
     { applicationName: 'vaultpam-backup loss-report' },

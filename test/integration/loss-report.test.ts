@@ -157,6 +157,19 @@ describe('loss report on the real stack', () => {
     expect(lossReportIsEmpty({ ...twoWay, ...emptyLoss(twoWay) })).toBe(true);
   });
 
+  it('counts rows from the database point to the microsecond when given, not from the bucket\'s whole second', async () => {
+    // The bucket's clock says 11:59:59 (whole seconds, truncated); the database's snapshot was at 12:00:00.000000.
+    // Rows are counted from the database's point: the same report as a point of exactly 12:00:00.
+    const bucketSecond = new Date('2024-06-01T11:59:59.000Z');
+    const precise = await computeLossReport({ config, password: env.pg.password, since: bucketSecond, databaseSince: '2024-06-01T12:00:00.000000Z' });
+    expect({ ...precise, since: report.since }).toEqual(report);
+    // One microsecond earlier, the rows written at exactly 12:00:00 (res_4, one audit entry) are newer than the point.
+    const earlier = await computeLossReport({ config, password: env.pg.password, since: bucketSecond, databaseSince: '2024-06-01T11:59:59.999999Z' });
+    expect(earlier.resources).toEqual({ created: 2, modified: 1 });
+    expect(earlier.auditEntries).toBe(4);
+    await expect(computeLossReport({ config, password: env.pg.password, since, databaseSince: 'yesterday' })).rejects.toThrow(/databaseSince must be an ISO 8601 time/);
+  });
+
   it('refuses an invalid date with a message that says what to pass', async () => {
     await expect(computeLossReport({ config, password: env.pg.password, since: new Date('not a date') })).rejects.toThrow(/since must be a valid Date/);
   });
