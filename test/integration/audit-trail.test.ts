@@ -22,20 +22,11 @@ import type { RestoreReport } from '../../workflows/restore-types';
 import { apiCaller, authenticatorFor } from '../support/api-callers';
 import { restoreFixture, type RestoreFixture } from '../support/restore-fixture';
 import { temporalHarness, type TemporalHarness } from '../support/temporal';
+import { until } from '../support/until';
 
 /** The entry count the text report's summary line states. */
 function intactEntries(stdout: string): number {
   return Number(/: (\d+) entries checked/.exec(stdout)?.[1]);
-}
-
-async function until<T>(probe: () => Promise<T | undefined>, what: string, timeoutMs = 90_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
 }
 
 describe('audit trail', () => {

@@ -14,16 +14,7 @@ import type { ScheduledBackupResult } from '../../workflows/scheduled-backup';
 import { isolatedConfig } from '../support/backup-fixture';
 import { temporalHarness, type TemporalHarness } from '../support/temporal';
 import { apiCaller, authenticatorFor } from '../support/api-callers';
-
-async function until<T>(probe: () => Promise<T | undefined>, what: string, timeoutMs = 90_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
+import { until } from '../support/until';
 
 const operator = apiCaller('lock-operator', ['viewer', 'operator']);
 

@@ -21,22 +21,16 @@ import { verifyChecksums } from '../../activities/verify';
 import { restoreFixture, TABLES, type RestoreFixture } from '../support/restore-fixture';
 import { temporalHarness, type TemporalHarness } from '../support/temporal';
 import { startWorkerProcess, type WorkerProcess } from '../support/worker-process';
+import { until as untilValue } from '../support/until';
+
+/** This file's waits: 90_000 ms at most, probing every 50 ms. */
+const until = <T>(probe: () => Promise<T | undefined>, what: string) => untilValue(probe, what, 90_000, 50);
 
 const BIG = ['public.big_a', 'public.big_b'];
 const ALL_TABLES = [...TABLES, ...BIG];
 
 function withSettings(base: Config, parallelDump: { jobs: number; minTableBytes: number }, timeouts: Partial<ConfigInput['timeouts']> = {}): Config {
   return parseConfig({ ...base, backup: { ...base.backup, parallelDump }, timeouts: { ...base.timeouts, ...timeouts } } as ConfigInput);
-}
-
-async function until<T>(probe: () => Promise<T | undefined>, what: string, timeoutMs = 90_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 /** Pids of running pg_dump processes whose command line names `table`. */

@@ -13,16 +13,10 @@ import { blobKey, type BackupLocation } from '../../src/storage';
 import type { RestoreReport } from '../../workflows/restore-types';
 import { observedServiceControl, restoreFixture, type RestoreFixture } from '../support/restore-fixture';
 import { temporalHarness, type TemporalHarness } from '../support/temporal';
+import { until as untilValue } from '../support/until';
 
-async function until<T>(probe: () => Promise<T | undefined>, what: string, timeoutMs = 120_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
+/** This file's waits: 120_000 ms at most. */
+const until = <T>(probe: () => Promise<T | undefined>, what: string) => untilValue(probe, what, 120_000);
 
 /** The blob with one bit flipped at `offset`: same size, and a chunk (or the header) that no longer authenticates. */
 async function flipByte(location: BackupLocation, key: string, offset: (size: number) => number): Promise<void> {

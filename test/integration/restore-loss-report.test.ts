@@ -7,16 +7,7 @@ import { restoreReport, startRestore } from '../../src/operations/restore';
 import { TEST_REQUESTER } from '../support/approved-restore';
 import { restoreFixture, type RestoreFixture } from '../support/restore-fixture';
 import { temporalHarness, type TemporalHarness } from '../support/temporal';
-
-async function until<T>(probe: () => Promise<T | undefined>, what: string, timeoutMs = 90_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
+import { until } from '../support/until';
 
 describe('two-sided loss report', () => {
   let f: RestoreFixture;

@@ -9,16 +9,7 @@ import { databaseExists, dropDatabase } from '../../src/postgres';
 import type { RestoreReport } from '../../workflows/restore-types';
 import { restoreFixture, type RestoreFixture } from '../support/restore-fixture';
 import { temporalHarness, type TemporalHarness } from '../support/temporal';
-
-async function until<T>(probe: () => Promise<T | undefined>, what: string, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
+import { until } from '../support/until';
 
 describe('restore workflow', () => {
   let f: RestoreFixture;
