@@ -1,0 +1,240 @@
+// The catalog of checkpoints and connector exports: their manifests in the locations, read authenticated, and the one
+// in force at a moment.
+import type { KeyRing } from '../crypto';
+import { isNotFound, type BackupLocation } from '../storage';
+import { POINT_MANIFEST, parsePointInTimeKey } from '../storage/layout';
+import { readAll } from './artifacts';
+import type { PointKind } from './checkpoint-manifest';
+import { checkDocumentMac, sealDocument, type DocumentMac } from './manifest-mac';
+
+/** The file beside a checkpoint's or export's artifacts holding its data key wrapped, from its first attempt on. */
+export const POINT_DATA_KEY_FILE = 'data-key.json';
+
+export interface PointEntry<M> {
+  id: string;
+  manifest: M;
+  /** Locations where the manifest reads and authenticates, in configuration order. */
+  locations: string[];
+  /** Manifests that could not be read or failed their MAC, by location. */
+  problems: { location: string; message: string }[];
+}
+
+/** A moment outside what the checkpoints or exports cover; the message names the covered range. */
+export class MomentOutOfRangeError extends Error {
+  override readonly name = 'MomentOutOfRangeError';
+  constructor(
+    readonly what: string,
+    readonly at: string,
+    readonly range: { oldest: string; newest: string } | undefined,
+  ) {
+    super(
+      range
+        ? `no ${what} at or before ${at}: the ${what}s cover ${range.oldest} to ${range.newest}; choose a moment in that range`
+        : `no ${what} at or before ${at}: there is no ${what} yet`,
+    );
+  }
+}
+
+/** Ids of one kind at a location, ascending: committed (a manifest) and pending (a data key, no manifest yet). */
+export async function listPointIds(location: BackupLocation, kind: PointKind<unknown>, deployment: string): Promise<{ committed: string[]; pending: string[] }> {
+  const manifests = new Set<string>();
+  const keys = new Set<string>();
+  const prefix = kind.prefix(deployment);
+  for await (const item of location.list(prefix)) {
+    const parsed = parsePointInTimeKey(prefix, item.key);
+    if (!parsed) continue;
+    if (parsed.file === POINT_MANIFEST) manifests.add(parsed.id);
+    else if (parsed.file === POINT_DATA_KEY_FILE) keys.add(parsed.id);
+  }
+  const committed = [...manifests].sort();
+  const pending = [...keys].filter((id) => !manifests.has(id)).sort();
+  return { committed, pending };
+}
+
+/** The manifest of `id` at `location`, parsed and authenticated; undefined when absent. Throws when edited or moved. */
+export async function readPointManifest<M>(location: BackupLocation, kind: PointKind<M>, deployment: string, id: string, keyRing: KeyRing): Promise<M | undefined> {
+  const key = kind.key(deployment, id, POINT_MANIFEST);
+  const where = `${location.describe()}/${key}`;
+  let text: string;
+  try {
+    text = (await readAll(await location.get(key))).toString('utf8');
+  } catch (err) {
+    if (isNotFound(err)) return undefined;
+    throw err;
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw new Error(`the ${kind.what} manifest at ${where} is not JSON`);
+  }
+  const parsed = kind.schema.safeParse(json);
+  if (!parsed.success) throw new Error(`the ${kind.what} manifest at ${where} does not fit its format: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  const manifest = parsed.data;
+  if (kind.deploymentOf(manifest) !== deployment || kind.idOf(manifest) !== id) {
+    throw new Error(`the ${kind.what} manifest at ${where} describes ${kind.idOf(manifest)} of ${kind.deploymentOf(manifest)}: it was moved or edited`);
+  }
+  checkDocumentMac(manifest as { authentication?: DocumentMac }, kind.label, keyRing, where);
+  return manifest;
+}
+
+/** Seals the manifest under the active master key and writes it at each location (the commit point); returns where it landed. */
+export async function writePointManifest<M>(
+  locations: readonly BackupLocation[],
+  kind: PointKind<M>,
+  manifest: M,
+  keyRing: KeyRing,
+): Promise<{ sealed: M; written: string[]; failed: { location: string; error: Error }[] }> {
+  const id = kind.idOf(manifest);
+  const deployment = kind.deploymentOf(manifest);
+  const key = kind.key(deployment, id, POINT_MANIFEST);
+  const sealed = sealDocument(manifest as M & { authentication?: DocumentMac }, kind.label, keyRing, key) as M;
+  const body = Buffer.from(JSON.stringify(sealed, null, 2));
+  const written: string[] = [];
+  const failed: { location: string; error: Error }[] = [];
+  for (const location of locations) {
+    try {
+      await location.put(key, body);
+      written.push(location.name);
+    } catch (err) {
+      failed.push({ location: location.name, error: err as Error });
+    }
+  }
+  return { sealed, written, failed };
+}
+
+/**
+ * Every committed id of one kind across the locations, newest moment first, each with the locations where its manifest
+ * authenticates. `strict`: a location that cannot be listed is an error, for whoever deletes by what is absent.
+ */
+export async function listPoints<M>(locations: readonly BackupLocation[], kind: PointKind<M>, deployment: string, keyRing: KeyRing, options: { strict?: boolean } = {}): Promise<PointEntry<M>[]> {
+  const entries = new Map<string, PointEntry<M>>();
+  for (const location of locations) {
+    let ids: string[];
+    try {
+      ids = (await listPointIds(location, kind as PointKind<unknown>, deployment)).committed;
+    } catch (err) {
+      if (options.strict) throw err;
+      continue;
+    }
+    for (const id of ids) {
+      const entry: { id: string; manifest: M | undefined; locations: string[]; problems: { location: string; message: string }[] } = entries.get(id) ?? { id, manifest: undefined, locations: [], problems: [] };
+      try {
+        const manifest = await readPointManifest(location, kind, deployment, id, keyRing);
+        if (manifest) {
+          entry.manifest ??= manifest;
+          entry.locations.push(location.name);
+        }
+      } catch (err) {
+        if (options.strict && !isAuthenticationProblem(err)) throw err;
+        entry.problems.push({ location: location.name, message: (err as Error).message });
+      }
+      entries.set(id, entry as PointEntry<M>);
+    }
+  }
+  return [...entries.values()]
+    .filter((e) => e.manifest !== undefined)
+    .sort((a, b) => compareMoments(kind.momentOf(b.manifest), kind.momentOf(a.manifest)) || (a.id < b.id ? 1 : -1));
+}
+
+function isAuthenticationProblem(err: unknown): boolean {
+  return (err as Error).name === 'ManifestAuthenticationError';
+}
+
+function compareMoments(a: string, b: string): number {
+  return new Date(a).getTime() - new Date(b).getTime();
+}
+
+/** An id's start time (its first 19 characters), for skipping ids that cannot be at or before a moment. */
+function idTime(id: string): number {
+  const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})(\d{3})Z/.exec(id);
+  return m ? Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6]), Number(m[7])) : Number.NaN;
+}
+
+/** How far an id's start time (the worker's clock) may run ahead of its moment (the bucket's clock) and still be looked at. */
+const CLOCK_SLACK_MS = 15 * 60_000;
+
+export interface PointAt<M> {
+  id: string;
+  manifest: M;
+  /** The locations whose manifest of it authenticates, in configuration order: read from the first, fall back to the next. */
+  locations: BackupLocation[];
+  /** Locations passed over, and why. */
+  skipped: { location: string; message: string }[];
+}
+
+/**
+ * The newest id of `kind` whose moment is at or before `at`, read from the first location where its manifest
+ * authenticates (the others that authenticate follow, for a reader to fall back to per object). Reads manifests
+ * newest first from the newest id that can qualify, so the cost follows how far back `at` is, not the whole history.
+ * Throws MomentOutOfRangeError naming the covered range when none qualifies.
+ */
+export async function pointAt<M>(locations: readonly BackupLocation[], kind: PointKind<M>, deployment: string, at: Date, keyRing: KeyRing): Promise<PointAt<M>> {
+  const ids = new Set<string>();
+  for (const location of locations) {
+    try {
+      for (const id of (await listPointIds(location, kind as PointKind<unknown>, deployment)).committed) ids.add(id);
+    } catch {
+      // A location that cannot be listed is passed over: another holds the same manifests.
+    }
+  }
+  const sorted = [...ids].sort();
+  const authenticated = async (id: string): Promise<PointAt<M> | undefined> => {
+    const found: BackupLocation[] = [];
+    const skipped: { location: string; message: string }[] = [];
+    let manifest: M | undefined;
+    for (const location of locations) {
+      try {
+        const read = await readPointManifest(location, kind, deployment, id, keyRing);
+        if (!read) continue;
+        manifest ??= read;
+        found.push(location);
+      } catch (err) {
+        skipped.push({ location: location.name, message: (err as Error).message });
+      }
+    }
+    return manifest ? { id, manifest, locations: found, skipped } : undefined;
+  };
+  for (let i = sorted.length - 1; i >= 0; i--) {
+    const id = sorted[i]!;
+    if (idTime(id) - CLOCK_SLACK_MS > at.getTime()) continue;
+    const candidate = await authenticated(id);
+    if (candidate && new Date(kind.momentOf(candidate.manifest)).getTime() <= at.getTime()) return candidate;
+  }
+  let range: { oldest: string; newest: string } | undefined;
+  let oldest: string | undefined;
+  for (const id of sorted) {
+    const read = await authenticated(id);
+    if (read) {
+      oldest = kind.momentOf(read.manifest);
+      break;
+    }
+  }
+  for (let i = sorted.length - 1; oldest !== undefined && i >= 0; i--) {
+    const read = await authenticated(sorted[i]!);
+    if (read) {
+      range = { oldest, newest: kind.momentOf(read.manifest) };
+      break;
+    }
+  }
+  throw new MomentOutOfRangeError(kind.what, at.toISOString(), range);
+}
+
+/** Which checkpoints or exports the point-in-time window lets go: pure, so the window is tested without storage. */
+export function selectExpiredPoints<M>(entries: readonly PointEntry<M>[], kind: PointKind<M>, windowDays: number, now: Date): PointEntry<M>[] {
+  // `entries` newest first. Kept: the newest always; everything inside the window; and the newest at or before the
+  // window's start, without which the window's first moments would have nothing to restore from.
+  const start = now.getTime() - windowDays * 86_400_000;
+  let anchorKept = false;
+  const expired: PointEntry<M>[] = [];
+  entries.forEach((entry, i) => {
+    const moment = new Date(kind.momentOf(entry.manifest)).getTime();
+    if (i === 0 || moment > start) return;
+    if (!anchorKept) {
+      anchorKept = true;
+      return;
+    }
+    expired.push(entry);
+  });
+  return expired;
+}
