@@ -3,11 +3,12 @@
 // MACed manifest in every location (manifest last). Safe to retry or die at any line: an unfinished checkpoint is
 // resumed under its own id and data key, so a blob it already wrote is found, not copied again.
 import { randomBytes } from 'node:crypto';
-import { Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { TargetName } from '../src/config/load';
 import { Meter, writeArtifactToEach } from '../src/catalog/artifacts';
-import { listBackups } from '../src/catalog/catalog';
+import { readManifest } from '../src/catalog/catalog';
+import type { Manifest } from '../src/catalog/manifest';
 import { CHECKPOINT_KIND, type CheckpointManifest } from '../src/catalog/checkpoint-manifest';
 import { jsonLine } from '../src/catalog/json-lines';
 import { POINT_DATA_KEY_FILE, listPointIds, readPointManifest, writePointManifest } from '../src/catalog/point-in-time-catalog';
@@ -16,7 +17,7 @@ import { readRecordingsIndex, type IndexEntry, type RecordingEntry } from '../sr
 import { createEncryptStream, encryptedSize, generateDataKey, unwrapKey, wrappedKeySchema, type KeyRing } from '../src/crypto';
 import type { Dependencies } from '../src/runtime/dependencies';
 import { faultPoint } from '../src/runtime/fault-points';
-import { blobKey, isNotFound, type BackupLocation } from '../src/storage';
+import { backupsPrefix, blobKey, isNotFound, parseManifestKey, type BackupLocation } from '../src/storage';
 import { putToEach } from '../src/storage/fan-out-put';
 import { pointInTimeId } from '../src/storage/layout';
 import { throttle } from '../src/storage/rate-limiter';
@@ -36,6 +37,11 @@ export const CHECKPOINT_FAULT_POINTS = {
 
 /** The checkpoint's recordings index: the same line format as a backup's (readRecordingsIndex reads it). */
 export const CHECKPOINT_INDEX = 'index.enc';
+/**
+ * The blobs the checkpoint sealed itself, one JSON string per line: with the previous checkpoint's blobs, every blob
+ * its index names. Prune marks a chain of checkpoints by reading one index and these lists, not every index.
+ */
+export const CHECKPOINT_ADDED_BLOBS = 'added-blobs.enc';
 
 /** What a checkpoint did: small, no key and no listing, fit for a workflow's history. */
 export interface CheckpointRecordingsResult {
@@ -108,30 +114,60 @@ interface Previous {
   locations: string[];
 }
 
-/** The newest committed checkpoint readable at the primary; for the first checkpoint, the newest backup. */
+/** The newest backup's manifest readable somewhere, found by its id (ids sort by time) without reading every manifest. */
+async function newestBackup(locations: readonly BackupLocation[], deployment: string, keyRing: KeyRing): Promise<{ manifest: Manifest; location: BackupLocation } | undefined> {
+  const ids = new Set<string>();
+  for (const location of locations) {
+    try {
+      for await (const item of location.list(backupsPrefix(deployment))) {
+        const parsed = parseManifestKey(deployment, item.key);
+        if (parsed) ids.add(parsed.backupId);
+      }
+    } catch {
+      // Another location lists the same backups.
+    }
+  }
+  for (const id of [...ids].sort().reverse()) {
+    for (const location of locations) {
+      const manifest = await readManifest(location, deployment, id, { keyRing }).catch(() => undefined);
+      if (manifest) return { manifest, location };
+    }
+  }
+  return undefined;
+}
+
+/**
+ * What the listing is merged against: the newest committed checkpoint, or the newest backup when it is newer (the
+ * first checkpoint, or one after a backup) so that a recording a backup copied is shared, not sealed again.
+ */
 async function previousIndex(deps: Dependencies, deployment: string, committed: string[]): Promise<Previous> {
   const keyRing = deps.keyRing();
   const locations = deps.locations();
-  for (let i = committed.length - 1; i >= 0; i--) {
+  let checkpoint: { manifest: CheckpointManifest; location: BackupLocation } | undefined;
+  for (let i = committed.length - 1; i >= 0 && !checkpoint; i--) {
     for (const location of locations) {
       const manifest = await readPointManifest(location, CHECKPOINT_KIND, deployment, committed[i]!, keyRing).catch(() => undefined);
-      if (!manifest) continue;
-      const dataKey = unwrapKey(manifest.encryption.dataKey, keyRing);
-      return {
-        ref: { kind: 'checkpoint', id: manifest.checkpointId },
-        cursor: new SortedCursor(readRecordingsIndex(location, manifest.artifacts.recordingsIndex, dataKey), (e) => e.key),
-        locations: manifest.locations.map((l) => l.name),
-      };
+      if (manifest) {
+        checkpoint = { manifest, location };
+        break;
+      }
     }
   }
-  const [newest] = await listBackups(locations, deployment, { keyRing });
-  if (!newest) return { ref: undefined, cursor: SortedCursor.empty(), locations: [] };
-  const holder = locations.find((l) => newest.locations.includes(l.name))!;
-  const dataKey = unwrapKey(newest.manifest.encryption.dataKey, keyRing);
+  const backup = await newestBackup(locations, deployment, keyRing);
+  if (backup && (!checkpoint || new Date(backup.manifest.quiesce.recordingsPoint) > new Date(checkpoint.manifest.coveredAt))) {
+    const dataKey = unwrapKey(backup.manifest.encryption.dataKey, keyRing);
+    return {
+      ref: { kind: 'backup', id: backup.manifest.backupId },
+      cursor: new SortedCursor(readRecordingsIndex(backup.location, backup.manifest.artifacts.recordingsIndex, dataKey), (e) => e.key),
+      locations: backup.manifest.locations.map((l) => l.name),
+    };
+  }
+  if (!checkpoint) return { ref: undefined, cursor: SortedCursor.empty(), locations: [] };
+  const dataKey = unwrapKey(checkpoint.manifest.encryption.dataKey, keyRing);
   return {
-    ref: { kind: 'backup', id: newest.backupId },
-    cursor: new SortedCursor(readRecordingsIndex(holder, newest.manifest.artifacts.recordingsIndex, dataKey), (e) => e.key),
-    locations: newest.locations,
+    ref: { kind: 'checkpoint', id: checkpoint.manifest.checkpointId },
+    cursor: new SortedCursor(readRecordingsIndex(checkpoint.location, checkpoint.manifest.artifacts.recordingsIndex, dataKey), (e) => e.key),
+    locations: checkpoint.manifest.locations.map((l) => l.name),
   };
 }
 
@@ -211,6 +247,7 @@ export async function runRecordingsCheckpoint(
     const own = ownBlobOf(checkpoint.dataKey, entry);
     // A first attempt's blob names are new (they bind a fresh data key): written without asking. A resumed one looks.
     const copied = await seal(entry, own.blob, own.blobKey, locations, checkpoint.resumed);
+    addedBlobs.write(jsonLine(own.blob));
     if (copied) {
       state.copiedObjects += 1;
       state.copiedBytes += entry.size;
@@ -244,11 +281,24 @@ export async function runRecordingsCheckpoint(
   }
 
   beat('listing');
-  const indexKey = CHECKPOINT_KIND.key(deployment, checkpoint.id, CHECKPOINT_INDEX);
-  const index = await writeArtifactToEach(locations, indexKey, Readable.from(indexLines()), checkpoint.dataKey, signal ? { signal } : {});
-  await previous.cursor.close();
-  for (const failed of index.failed) drop(failed.location, failed.error);
-  const committing = locations.filter((l) => index.written.includes(l.name) && !dropped.has(l.name));
+  const options = signal ? { signal } : {};
+  // Written beside the index in the same pass: a line per own blob as its copy finishes.
+  const addedBlobs = new PassThrough();
+  const addedWrite = writeArtifactToEach(locations, CHECKPOINT_KIND.key(deployment, checkpoint.id, CHECKPOINT_ADDED_BLOBS), addedBlobs, checkpoint.dataKey, options);
+  addedWrite.catch(() => undefined);
+  let index: Awaited<ReturnType<typeof writeArtifactToEach>>;
+  try {
+    index = await writeArtifactToEach(locations, CHECKPOINT_KIND.key(deployment, checkpoint.id, CHECKPOINT_INDEX), Readable.from(indexLines()), checkpoint.dataKey, options);
+  } catch (err) {
+    addedBlobs.destroy(err as Error);
+    throw err;
+  } finally {
+    await previous.cursor.close();
+  }
+  addedBlobs.end();
+  const added = await addedWrite;
+  for (const failed of [...index.failed, ...added.failed]) drop(failed.location, failed.error);
+  const committing = locations.filter((l) => index.written.includes(l.name) && added.written.includes(l.name) && !dropped.has(l.name));
   faultPoint(CHECKPOINT_FAULT_POINTS.beforeManifest);
 
   const manifest: CheckpointManifest = {
@@ -261,7 +311,7 @@ export async function runRecordingsCheckpoint(
     coveredAt,
     ...(previous.ref ? { previous: previous.ref } : {}),
     encryption: { cipher: 'AES-256-GCM', framing: 'VPB1', dataKey: checkpoint.wrapped },
-    artifacts: { recordingsIndex: index.artifact },
+    artifacts: { recordingsIndex: index.artifact, addedBlobs: added.artifact },
     recordings: {
       objects: state.objects,
       bytes: state.bytes,

@@ -1,7 +1,7 @@
 // The manifests of point-in-time protection: a recordings checkpoint and a connector export, each the commit point of its folder.
 import { z } from 'zod';
 import { wrappedKeySchema } from '../crypto/envelope';
-import { checkpointKey, checkpointsPrefix, connectorExportKey, connectorExportsPrefix } from '../storage/layout';
+import { checkpointKey, checkpointPrefix, checkpointsPrefix, connectorExportKey, connectorExportPrefix, connectorExportsPrefix } from '../storage/layout';
 import { artifactSchema } from './manifest';
 
 const authenticationSchema = z.object({ alg: z.literal('HMAC-SHA256'), keyId: z.string().min(1), mac: z.string().regex(/^[0-9a-f]{64}$/) });
@@ -28,7 +28,11 @@ export const checkpointManifestSchema = z.object({
   /** What the listing was merged against: the previous checkpoint, or for the first one the newest backup. */
   previous: z.object({ kind: z.enum(['checkpoint', 'backup']), id: z.string() }).optional(),
   encryption: encryptionSchema,
-  artifacts: z.object({ recordingsIndex: artifactSchema }),
+  artifacts: z.object({
+    recordingsIndex: artifactSchema,
+    /** The blobs this checkpoint sealed itself (JSON strings, one a line); the rest of its index is the previous one's. */
+    addedBlobs: artifactSchema,
+  }),
   recordings: z.object({
     objects: z.number().int().nonnegative(),
     bytes: z.number().int().nonnegative(),
@@ -71,6 +75,8 @@ export interface PointKind<M> {
   what: string;
   /** The folder of every id of this kind. */
   prefix(deployment: string): string;
+  /** One id's folder. */
+  folder(deployment: string, id: string): string;
   /** One file of one id's folder. */
   key(deployment: string, id: string, file: string): string;
   label: string;
@@ -85,6 +91,7 @@ export interface PointKind<M> {
 export const CHECKPOINT_KIND: PointKind<CheckpointManifest> = {
   what: 'recordings checkpoint',
   prefix: checkpointsPrefix,
+  folder: checkpointPrefix,
   key: checkpointKey,
   label: CHECKPOINT_MAC_LABEL,
   schema: checkpointManifestSchema,
@@ -98,6 +105,7 @@ export const CHECKPOINT_KIND: PointKind<CheckpointManifest> = {
 export const CONNECTOR_EXPORT_KIND: PointKind<ConnectorExportManifest> = {
   what: 'connector export',
   prefix: connectorExportsPrefix,
+  folder: connectorExportPrefix,
   key: connectorExportKey,
   label: CONNECTOR_EXPORT_MAC_LABEL,
   schema: connectorExportManifestSchema,

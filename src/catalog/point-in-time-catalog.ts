@@ -35,20 +35,26 @@ export class MomentOutOfRangeError extends Error {
   }
 }
 
-/** Ids of one kind at a location, ascending: committed (a manifest) and pending (a data key, no manifest yet). */
-export async function listPointIds(location: BackupLocation, kind: PointKind<unknown>, deployment: string): Promise<{ committed: string[]; pending: string[] }> {
+/**
+ * Ids of one kind at a location, ascending: committed (a manifest), pending (a data key, no manifest yet: a later run
+ * may resume it) and unfinished (any file, no manifest).
+ */
+export async function listPointIds(location: BackupLocation, kind: PointKind<unknown>, deployment: string): Promise<{ committed: string[]; pending: string[]; unfinished: string[] }> {
   const manifests = new Set<string>();
   const keys = new Set<string>();
+  const any = new Set<string>();
   const prefix = kind.prefix(deployment);
   for await (const item of location.list(prefix)) {
     const parsed = parsePointInTimeKey(prefix, item.key);
     if (!parsed) continue;
+    any.add(parsed.id);
     if (parsed.file === POINT_MANIFEST) manifests.add(parsed.id);
     else if (parsed.file === POINT_DATA_KEY_FILE) keys.add(parsed.id);
   }
   const committed = [...manifests].sort();
   const pending = [...keys].filter((id) => !manifests.has(id)).sort();
-  return { committed, pending };
+  const unfinished = [...any].filter((id) => !manifests.has(id)).sort();
+  return { committed, pending, unfinished };
 }
 
 /** The manifest of `id` at `location`, parsed and authenticated; undefined when absent. Throws when edited or moved. */
@@ -105,7 +111,8 @@ export async function writePointManifest<M>(
 
 /**
  * Every committed id of one kind across the locations, newest moment first, each with the locations where its manifest
- * authenticates. `strict`: a location that cannot be listed is an error, for whoever deletes by what is absent.
+ * authenticates. `strict`: a location that cannot be listed, or a manifest that cannot be read or authenticated, is an
+ * error, for whoever deletes by what is absent (retention must not take an outage or an edit for absence).
  */
 export async function listPoints<M>(locations: readonly BackupLocation[], kind: PointKind<M>, deployment: string, keyRing: KeyRing, options: { strict?: boolean } = {}): Promise<PointEntry<M>[]> {
   const entries = new Map<string, PointEntry<M>>();
@@ -126,7 +133,7 @@ export async function listPoints<M>(locations: readonly BackupLocation[], kind: 
           entry.locations.push(location.name);
         }
       } catch (err) {
-        if (options.strict && !isAuthenticationProblem(err)) throw err;
+        if (options.strict) throw err;
         entry.problems.push({ location: location.name, message: (err as Error).message });
       }
       entries.set(id, entry as PointEntry<M>);
@@ -137,16 +144,12 @@ export async function listPoints<M>(locations: readonly BackupLocation[], kind: 
     .sort((a, b) => compareMoments(kind.momentOf(b.manifest), kind.momentOf(a.manifest)) || (a.id < b.id ? 1 : -1));
 }
 
-function isAuthenticationProblem(err: unknown): boolean {
-  return (err as Error).name === 'ManifestAuthenticationError';
-}
-
 function compareMoments(a: string, b: string): number {
   return new Date(a).getTime() - new Date(b).getTime();
 }
 
 /** An id's start time (its first 19 characters), for skipping ids that cannot be at or before a moment. */
-function idTime(id: string): number {
+export function pointIdTime(id: string): number {
   const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})(\d{3})Z/.exec(id);
   return m ? Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6]), Number(m[7])) : Number.NaN;
 }
@@ -197,7 +200,7 @@ export async function pointAt<M>(locations: readonly BackupLocation[], kind: Poi
   };
   for (let i = sorted.length - 1; i >= 0; i--) {
     const id = sorted[i]!;
-    if (idTime(id) - CLOCK_SLACK_MS > at.getTime()) continue;
+    if (pointIdTime(id) - CLOCK_SLACK_MS > at.getTime()) continue;
     const candidate = await authenticated(id);
     if (candidate && new Date(kind.momentOf(candidate.manifest)).getTime() <= at.getTime()) return candidate;
   }
@@ -229,8 +232,8 @@ export function selectExpiredPoints<M>(entries: readonly PointEntry<M>[], kind: 
   const expired: PointEntry<M>[] = [];
   entries.forEach((entry, i) => {
     const moment = new Date(kind.momentOf(entry.manifest)).getTime();
-    if (i === 0 || moment > start) return;
-    if (!anchorKept) {
+    if (moment > start) return;
+    if (i === 0 || !anchorKept) {
       anchorKept = true;
       return;
     }

@@ -259,7 +259,7 @@ program
     const result = await withClient(cfg, (client) => runKeyRotation(client, cfg, cfg.temporal.taskQueue, localPrincipal().id));
     if (opts.json) printJson(result);
     else {
-      process.stdout.write(`master key ${result.activeKeyId}: ${result.rewrappedCount} backup(s) rewrapped, ${result.alreadyCurrent} already under it, ${result.journalsRewrapped} restore journal(s) rewrapped\n`);
+      process.stdout.write(`master key ${result.activeKeyId}: ${result.rewrappedCount} backup(s) rewrapped, ${result.alreadyCurrent} already under it, ${result.journalsRewrapped} restore journal(s), ${result.checkpointsRewrapped ?? 0} recordings checkpoint(s) and ${result.connectorExportsRewrapped ?? 0} connector export(s) rewrapped\n`);
       for (const r of result.rewrapped) process.stdout.write(`  ${r.backupId}  from ${r.from}  in ${r.locations.join(', ')}\n`);
     }
   });

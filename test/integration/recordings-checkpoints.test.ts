@@ -2,11 +2,17 @@
 // (additions, changes and deletions), shares unchanged blobs, costs no blob request when nothing changed, survives a
 // crash without a committed half or a second copy; as-of selection picks the right checkpoint and export and refuses
 // a moment out of range, naming it.
+import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runConnectorCheckpoint, readConnectorExport } from '../../activities/checkpoint-connectors';
 import { CHECKPOINT_FAULT_POINTS, CHECKPOINT_INDEX, runRecordingsCheckpoint, type CheckpointRecordingsResult } from '../../activities/checkpoint-recordings';
 import { checkpointAt, checkpointEntries, connectorExportAt, recordingsRecoveryPoint } from '../../activities/point-in-time';
-import { CHECKPOINT_KIND } from '../../src/catalog/checkpoint-manifest';
+import { CHECKPOINT_KIND, CONNECTOR_EXPORT_KIND } from '../../src/catalog/checkpoint-manifest';
+import { readBlobWhole } from '../../src/catalog/recording-blobs';
+import { rewrapDataKeys } from '../../src/catalog/rewrap-data-keys';
+import { parseConfig } from '../../src/config/load';
+import type { Config } from '../../src/config/schema';
+import { backupResult, startBackup } from '../../src/operations/backup';
 import { MomentOutOfRangeError, listPointIds, listPoints, readPointManifest } from '../../src/catalog/point-in-time-catalog';
 import { readRecordingsIndex, type IndexEntry } from '../../src/catalog/recordings-index';
 import { unwrapKey } from '../../src/crypto';
@@ -15,6 +21,9 @@ import { blobsPrefix, type BackupLocation } from '../../src/storage';
 import { POINT_MANIFEST } from '../../src/storage/layout';
 import { runCheckpointProcess } from '../support/checkpoint-process';
 import { restoreFixture, type RestoreFixture } from '../support/restore-fixture';
+import { temporalHarness, type TemporalHarness } from '../support/temporal';
+
+process.env.VAULTPAM_TEST_KEY_ROTATED = randomBytes(32).toString('hex');
 
 /** A location that writes down every key it is asked about, so a test can say which requests a step made. */
 function observed(location: BackupLocation, keys: string[]): BackupLocation {
@@ -47,7 +56,9 @@ describe('recordings checkpoints and connector exports', () => {
     await f.seed({ resources: 1, connectors: 2, auditEntries: 1, recordings: 6, recordingBytes: 2_000 });
     for (const location of f.deps.locations()) await location.ensureReady();
   }, 120_000);
+  let h: TemporalHarness | undefined;
   afterAll(async () => {
+    await h?.close();
     await f?.destroy();
   });
 
@@ -207,5 +218,64 @@ describe('recordings checkpoints and connector exports', () => {
     expect(new Map(index.map((e) => [e.key, e.etag]))).toEqual(await liveObjects());
     const pendingAfter = await listPointIds(f.deps.locations()[0]!, CHECKPOINT_KIND, deployment);
     expect(pendingAfter.pending).toEqual([]);
+  });
+
+  it('prune keeps every blob a checkpoint names, even once the backup that wrote it is gone, and lets checkpoints go after the window', async () => {
+    const config: Config = parseConfig({ ...f.config, retention: { ...f.config.retention, keepLast: 1, keepDays: 1 } });
+    h = await temporalHarness(config);
+    const harness = h;
+    const backup = (now?: () => Date) => harness.withWorker(async () => backupResult(await startBackup(harness.client, config, { taskQueue: harness.taskQueue })), now ? { now } : {}, config);
+
+    // A recording first written by a backup; the checkpoint after that backup shares the backup's blob for it.
+    await client().putObject(bucket, 'sessions/zz-only-in-a-checkpoint.cast', Buffer.from('kept by a checkpoint '.repeat(50)));
+    await nextSecond();
+    const written = await backup();
+    await nextSecond();
+    const shared = await runRecordingsCheckpoint(f.deps, { deployment });
+    expect(shared).toMatchObject({ copiedObjects: 0, reusedObjects: 12 });
+    const line = (await indexOf(f.deps, shared.checkpointId)).find((e) => e.key === 'sessions/zz-only-in-a-checkpoint.cast')!;
+
+    // The recording leaves the bucket; three days later a backup prunes the one that wrote its blob.
+    await client().removeObject(bucket, line.key);
+    const later = await backup(() => new Date(Date.now() + 3 * 86_400_000));
+    expect(later.pruned!.removed).toEqual([written.backupId]);
+    for (const location of f.deps.locations()) await expect(readBlobWhole(location, deployment, line), `the blob at ${location.name}`).resolves.toBe(line.size);
+
+    // Ten days later (a 7-day window): only the newest checkpoint and export stay, and the blob with it.
+    const checkpointsBefore = (await listPoints(f.deps.locations(), CHECKPOINT_KIND, deployment, f.deps.keyRing())).length;
+    expect(checkpointsBefore).toBeGreaterThan(2);
+    await backup(() => new Date(Date.now() + 10 * 86_400_000));
+    expect((await listPoints(f.deps.locations(), CHECKPOINT_KIND, deployment, f.deps.keyRing())).map((e) => e.id)).toEqual([shared.checkpointId]);
+    expect(await listPoints(f.deps.locations(), CONNECTOR_EXPORT_KIND, deployment, f.deps.keyRing())).toHaveLength(1);
+    for (const location of f.deps.locations()) await expect(readBlobWhole(location, deployment, line)).resolves.toBe(line.size);
+  });
+
+  it('key rotation rewraps every checkpoint and connector export: they read under the new key alone', async () => {
+    const keys = f.config.encryption.keys;
+    const during = parseConfig({ ...f.config, encryption: { activeKeyId: 'rotated', keys: [...keys, { id: 'rotated', secret: { env: 'VAULTPAM_TEST_KEY_ROTATED' } }] } });
+    const after = parseConfig({ ...f.config, encryption: { activeKeyId: 'rotated', keys: [{ id: 'rotated', secret: { env: 'VAULTPAM_TEST_KEY_ROTATED' } }] } });
+    const onlyNew = createDependencies(after);
+    const newest = (await listPoints(f.deps.locations(), CHECKPOINT_KIND, deployment, f.deps.keyRing()))[0]!;
+    await expect(listPoints(onlyNew.locations(), CHECKPOINT_KIND, deployment, onlyNew.keyRing(), { strict: true })).rejects.toThrow(/not in the key ring/);
+
+    const duringDeps = createDependencies(during);
+    const result = await rewrapDataKeys(duringDeps.locations(), deployment, duringDeps.keyRing());
+    expect(result.checkpointsRewrapped).toBe(1);
+    expect(result.connectorExportsRewrapped).toBe(1);
+    // Twice is once: nothing is left under the old key.
+    expect((await rewrapDataKeys(duringDeps.locations(), deployment, duringDeps.keyRing())).checkpointsRewrapped).toBe(0);
+
+    // The old key gone: the checkpoint and the export authenticate and open at every location.
+    const checkpoints = await listPoints(onlyNew.locations(), CHECKPOINT_KIND, deployment, onlyNew.keyRing(), { strict: true });
+    expect(checkpoints.map((e) => [e.id, e.locations])).toEqual([[newest.id, onlyNew.locations().map((l) => l.name)]]);
+    const reference = await indexOf(onlyNew, newest.id, 0);
+    expect(reference).toHaveLength(newest.manifest.recordings.objects);
+    for (let i = 1; i < onlyNew.locations().length; i++) expect(await indexOf(onlyNew, newest.id, i)).toEqual(reference);
+    const exportNow = await connectorExportAt(onlyNew, deployment, new Date());
+    expect((await readConnectorExport(onlyNew, exportNow)).connectors.length).toBe(2);
+    // The next checkpoint under the new key merges against the rewrapped one.
+    await nextSecond();
+    const next = await runRecordingsCheckpoint(onlyNew, { deployment });
+    expect(next).toMatchObject({ copiedObjects: 0, reusedObjects: 11 });
   });
 });
