@@ -1,8 +1,8 @@
 // "As of a moment": the recordings checkpoint and the connector export in force at a moment, read from the first
-// location where they authenticate and falling back to another per object; and the recovery point they give.
+// location where they authenticate and falling back to another per object.
 import { ApplicationFailure } from '@temporalio/activity';
 import { CHECKPOINT_KIND, CONNECTOR_EXPORT_KIND, type CheckpointManifest, type ConnectorExportManifest } from '../src/catalog/checkpoint-manifest';
-import { MomentOutOfRangeError, listPoints, pointAt, type PointAt } from '../src/catalog/point-in-time-catalog';
+import { MomentOutOfRangeError, pointAt, type PointAt } from '../src/catalog/point-in-time-catalog';
 import { readRecordingsIndex, type IndexEntry } from '../src/catalog/recordings-index';
 import { unwrapKey } from '../src/crypto';
 import type { Dependencies } from '../src/runtime/dependencies';
@@ -40,18 +40,6 @@ export async function* checkpointEntries(deps: Dependencies, found: PointAt<Chec
     }
   }
   throw new Error(`the index of checkpoint ${found.id} reads whole at no location: ${problems.join('; ')}`);
-}
-
-/**
- * The recovery point of the recordings: the age, by the activities' clock, of the newest checkpoint whose manifest
- * authenticates in at least two locations; undefined when there is none.
- */
-export async function recordingsRecoveryPoint(deps: Dependencies, deployment: string): Promise<{ checkpointId: string; coveredAt: string; ageSeconds: number } | undefined> {
-  const entries = await listPoints(deps.locations(), CHECKPOINT_KIND, deployment, deps.keyRing());
-  const newest = entries.find((e) => e.locations.length >= 2);
-  if (!newest) return undefined;
-  const ageSeconds = Math.max(0, (deps.now().getTime() - new Date(newest.manifest.coveredAt).getTime()) / 1000);
-  return { checkpointId: newest.id, coveredAt: newest.manifest.coveredAt, ageSeconds };
 }
 
 /** What a restore to a moment would read, small enough for a workflow's history (no key, no listing). */

@@ -4,7 +4,7 @@ import type { KeyRing } from '../crypto';
 import { isNotFound, type BackupLocation } from '../storage';
 import { POINT_MANIFEST, parsePointInTimeKey } from '../storage/layout';
 import { readAll } from './artifacts';
-import type { PointKind } from './checkpoint-manifest';
+import { CHECKPOINT_KIND, type PointKind } from './checkpoint-manifest';
 import { checkDocumentMac, sealDocument, type DocumentMac } from './manifest-mac';
 
 /** The file beside a checkpoint's or export's artifacts holding its data key wrapped, from its first attempt on. */
@@ -221,6 +221,52 @@ export async function pointAt<M>(locations: readonly BackupLocation[], kind: Poi
     }
   }
   throw new MomentOutOfRangeError(kind.what, at.toISOString(), range);
+}
+
+/**
+ * The newest id of `kind` whose manifest authenticates in at least `copies` locations, looking newest first and
+ * stopping there (the cost is the listings and a few manifests, whatever the history's length); undefined when none.
+ */
+export async function newestPointHeld<M>(locations: readonly BackupLocation[], kind: PointKind<M>, deployment: string, keyRing: KeyRing, copies = 2): Promise<PointEntry<M> | undefined> {
+  const ids = new Set<string>();
+  for (const location of locations) {
+    try {
+      for (const id of (await listPointIds(location, kind as PointKind<unknown>, deployment)).committed) ids.add(id);
+    } catch {
+      // An unlistable location holds nothing that counts.
+    }
+  }
+  for (const id of [...ids].sort().reverse()) {
+    const entry: { id: string; manifest: M | undefined; locations: string[]; problems: { location: string; message: string }[] } = { id, manifest: undefined, locations: [], problems: [] };
+    for (const location of locations) {
+      try {
+        const manifest = await readPointManifest(location, kind, deployment, id, keyRing);
+        if (!manifest) continue;
+        entry.manifest ??= manifest;
+        entry.locations.push(location.name);
+      } catch (err) {
+        entry.problems.push({ location: location.name, message: (err as Error).message });
+      }
+    }
+    if (entry.manifest && entry.locations.length >= copies) return entry as PointEntry<M>;
+  }
+  return undefined;
+}
+
+/**
+ * The recovery point of the recordings: the age at `now` of the moment covered by the newest checkpoint whose
+ * manifest authenticates in at least two locations; undefined when there is none.
+ */
+export async function recordingsRecoveryPoint(
+  locations: readonly BackupLocation[],
+  deployment: string,
+  keyRing: KeyRing,
+  now: Date,
+): Promise<{ checkpointId: string; coveredAt: string; locations: string[]; ageSeconds: number } | undefined> {
+  const newest = await newestPointHeld(locations, CHECKPOINT_KIND, deployment, keyRing, 2);
+  if (!newest) return undefined;
+  const ageSeconds = Math.max(0, (now.getTime() - new Date(newest.manifest.coveredAt).getTime()) / 1000);
+  return { checkpointId: newest.id, coveredAt: newest.manifest.coveredAt, locations: newest.locations, ageSeconds };
 }
 
 /** Which checkpoints or exports the point-in-time window lets go: pure, so the window is tested without storage. */

@@ -2,18 +2,24 @@
 // (additions, changes and deletions), shares unchanged blobs, costs no blob request when nothing changed, survives a
 // crash without a committed half or a second copy; as-of selection picks the right checkpoint and export and refuses
 // a moment out of range, naming it.
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runConnectorCheckpoint, readConnectorExport } from '../../activities/checkpoint-connectors';
 import { CHECKPOINT_FAULT_POINTS, CHECKPOINT_INDEX, runRecordingsCheckpoint, type CheckpointRecordingsResult } from '../../activities/checkpoint-recordings';
-import { checkpointAt, checkpointEntries, connectorExportAt, recordingsRecoveryPoint } from '../../activities/point-in-time';
+import { checkpointAt, checkpointEntries, connectorExportAt } from '../../activities/point-in-time';
 import { CHECKPOINT_KIND, CONNECTOR_EXPORT_KIND } from '../../src/catalog/checkpoint-manifest';
 import { readBlobWhole } from '../../src/catalog/recording-blobs';
 import { rewrapDataKeys } from '../../src/catalog/rewrap-data-keys';
 import { parseConfig } from '../../src/config/load';
+import { repoRoot } from '../../src/config/local-stack';
 import type { Config } from '../../src/config/schema';
 import { backupResult, startBackup } from '../../src/operations/backup';
-import { MomentOutOfRangeError, listPointIds, listPoints, readPointManifest } from '../../src/catalog/point-in-time-catalog';
+import { MomentOutOfRangeError, listPointIds, listPoints, readPointManifest, recordingsRecoveryPoint } from '../../src/catalog/point-in-time-catalog';
+import { createCatalogMetrics } from '../../src/metrics/catalog-metrics';
 import { readRecordingsIndex, type IndexEntry } from '../../src/catalog/recordings-index';
 import { unwrapKey } from '../../src/crypto';
 import { createDependencies, type Dependencies } from '../../src/runtime/dependencies';
@@ -132,10 +138,16 @@ describe('recordings checkpoints and connector exports', () => {
     expect(await Promise.all(f.deps.locations().map(blobCount))).toEqual(blobsBefore);
     expect(await indexOf(f.deps, third.checkpointId)).toEqual(secondIndex);
 
-    // The recovery point: the newest checkpoint present in two locations.
-    const rpo = await recordingsRecoveryPoint(f.deps, deployment);
-    expect(rpo!.checkpointId).toBe(third.checkpointId);
-    expect(rpo!.ageSeconds).toBeLessThan(120);
+    // The recovery point: the newest checkpoint present in two locations, in the metrics and in `status`.
+    const rpo = await recordingsRecoveryPoint(f.deps.locations(), deployment, f.deps.keyRing(), new Date(new Date(third.coveredAt).getTime() + 42_000));
+    expect(rpo).toMatchObject({ checkpointId: third.checkpointId, ageSeconds: 42 });
+    const metrics = createCatalogMetrics({ deployment, locations: () => f.deps.locations(), keyRing: () => f.deps.keyRing(), now: () => new Date(new Date(third.coveredAt).getTime() + 42_000) });
+    expect(await metrics.getSingleMetricAsString('vaultpam_recordings_recovery_point_seconds')).toContain(`vaultpam_recordings_recovery_point_seconds{deployment="${deployment}"} 42`);
+    const configFile = join(tmpdir(), `vpb-status-${deployment}.json`);
+    writeFileSync(configFile, JSON.stringify(f.config));
+    const cli = spawnSync(process.execPath, ['bin/vaultpam-backup.mjs', '--config', configFile, 'status', '--json'], { cwd: repoRoot, encoding: 'utf8', timeout: 60_000 });
+    expect(cli.status, cli.stderr).toBe(0);
+    expect(JSON.parse(cli.stdout)).toMatchObject({ deployment, recordings: { checkpointId: third.checkpointId, coveredAt: third.coveredAt }, connectors: null });
   });
 
   it('picks the checkpoint and the connector export in force at a moment, falls back per location, refuses a moment out of range', async () => {
