@@ -19,7 +19,7 @@ import type { Dependencies } from '../src/runtime/dependencies';
 import { faultPoint } from '../src/runtime/fault-points';
 import { backupsPrefix, blobKey, isNotFound, parseManifestKey, type BackupLocation } from '../src/storage';
 import { putToEach } from '../src/storage/fan-out-put';
-import { pointInTimeId } from '../src/storage/layout';
+import { pointInTimeId, sweepMarkerKey } from '../src/storage/layout';
 import { throttle } from '../src/storage/rate-limiter';
 import { OrderedWindow } from '../src/streams/ordered-window';
 import { SortedCursor } from '../src/streams/sorted-cursor';
@@ -107,6 +107,22 @@ async function openCheckpoint(location: BackupLocation, deployment: string, comm
   return { id, wrapped, dataKey, resumed: false };
 }
 
+/** A sweep marker ignored after this long: its prune died, and its retry writes it again. */
+export const SWEEP_MARKER_STALE_MS = 6 * 3_600_000;
+
+/** When the prune now sweeping started, or undefined when none is (a stale marker is none). */
+export async function sweepInProgress(location: BackupLocation, deployment: string, now: Date): Promise<string | undefined> {
+  let since: string;
+  try {
+    since = (JSON.parse((await readAll(await location.get(sweepMarkerKey(deployment)))).toString('utf8')) as { since: string }).since;
+  } catch (err) {
+    if (isNotFound(err)) return undefined;
+    throw err;
+  }
+  const age = now.getTime() - new Date(since).getTime();
+  return Number.isNaN(age) || age > SWEEP_MARKER_STALE_MS ? undefined : since;
+}
+
 interface Previous {
   ref: CheckpointManifest['previous'];
   cursor: SortedCursor<IndexEntry>;
@@ -192,6 +208,12 @@ export async function runRecordingsCheckpoint(
 
   const { committed, pending } = await listPointIds(primary, CHECKPOINT_KIND, deployment);
   const checkpoint = await openCheckpoint(primary, deployment, committed, pending, keyRing, startedAt);
+  // Its data key is written: a prune starting from now on sees this checkpoint unfinished and leaves blobs alone. One
+  // that started before may be sweeping blobs this checkpoint would share or write: wait for it (a retry).
+  const sweeping = await sweepInProgress(primary, deployment, startedAt);
+  if (sweeping) {
+    throw ApplicationFailure.create({ type: 'PruneSweeping', message: `prune has been sweeping the blobs of ${deployment} since ${sweeping}; the checkpoint starts once it is done` });
+  }
   const previous = await previousIndex(deps, deployment, committed);
   // A location the previous checkpoint did not commit at may lack some of its blobs: shared ones are looked for there.
   const catchUp = locations.filter((l) => !previous.locations.includes(l.name));

@@ -4,6 +4,7 @@ import { Context } from '@temporalio/activity';
 import { listBackups } from '../src/catalog/catalog';
 import { CHECKPOINT_KIND, CONNECTOR_EXPORT_KIND, type PointKind } from '../src/catalog/checkpoint-manifest';
 import { listPointIds, listPoints, pointIdTime, selectExpiredPoints } from '../src/catalog/point-in-time-catalog';
+import { primaryLocation } from './backup-context';
 import { activePins } from '../src/catalog/pins';
 import { selectExpired } from '../src/catalog/retention';
 import { unwrapKey } from '../src/crypto';
@@ -11,7 +12,7 @@ import type { Dependencies } from '../src/runtime/dependencies';
 import { readJsonLines } from '../src/catalog/json-lines';
 import { readRecordingsIndex } from '../src/catalog/recordings-index';
 import { backupPrefix, blobsPrefix, manifestKey, parseBlobKey, type BackupLocation } from '../src/storage';
-import { POINT_MANIFEST } from '../src/storage/layout';
+import { POINT_MANIFEST, sweepMarkerKey } from '../src/storage/layout';
 import { sortUniqueToFile } from '../src/streams/external-sort';
 import { SortedCursor } from '../src/streams/sorted-cursor';
 
@@ -21,6 +22,8 @@ export interface PruneResult {
   /** Past the policy, but in use by a running restore, verify, drill or check: kept until its pin goes. */
   keptForPins: string[];
   blobsRemoved: number;
+  /** True when an unfinished checkpoint was found: no blob was swept this time (the next prune does it). */
+  sweepDeferred: boolean;
   /** Recordings checkpoints past the point-in-time window, removed (the newest, and the newest before the window, stay). */
   checkpointsRemoved: number;
   /** Connector exports past the window, removed. */
@@ -101,6 +104,28 @@ export function createPruneActivities(deps: Dependencies) {
       }
       for (const id of abandoned) await removePoint(locations, CHECKPOINT_KIND as PointKind<unknown>, input.deployment, id);
 
+      // The sweep and a checkpoint exclude one another through storage: the marker first, then a look for unfinished
+      // checkpoints (whose blobs no manifest names yet); a checkpoint writes its data key first, then looks for the
+      // marker. Whichever comes second sees the other.
+      const primary = primaryLocation(deps);
+      const marker = sweepMarkerKey(input.deployment);
+      await primary.put(marker, Buffer.from(JSON.stringify({ since: deps.now().toISOString() })));
+      const unfinished = (await listPointIds(primary, CHECKPOINT_KIND as PointKind<unknown>, input.deployment)).pending.filter((id) => !abandoned.has(id));
+      if (unfinished.length > 0) {
+        await primary.delete([marker]);
+        ctx.log.info(`blob sweep of ${input.deployment} deferred to the next prune: checkpoint ${unfinished.at(-1)} is unfinished`);
+        return {
+          kept: kept.length,
+          removed: expired.map((e) => e.backupId),
+          keptForPins,
+          blobsRemoved: 0,
+          sweepDeferred: true,
+          checkpointsRemoved: expiredCheckpoints.length,
+          connectorExportsRemoved: expiredExports.length,
+          unfinishedCheckpointsRemoved: abandoned.size,
+        };
+      }
+
       // Mark: the blobs the remaining backups reference, sorted on disk (memory stays flat in the number of
       // recordings). Sweep: a merge of that list with each location's blob listing (both in key order); every listed
       // blob the list lacks goes.
@@ -138,7 +163,13 @@ export function createPruneActivities(deps: Dependencies) {
           ctx.heartbeat({ phase: 'mark', marking: entry.id, marked });
         }
       }
-      const referenced = await sortUniqueToFile(referencedNames(), { workDir: deps.config.backup.workDir, onProgress: (merged) => ctx.heartbeat({ phase: 'sort', merged }) });
+      let referenced: Awaited<ReturnType<typeof sortUniqueToFile>>;
+      try {
+        referenced = await sortUniqueToFile(referencedNames(), { workDir: deps.config.backup.workDir, onProgress: (merged) => ctx.heartbeat({ phase: 'sort', merged }) });
+      } catch (err) {
+        await primary.delete([marker]).catch(() => undefined);
+        throw err;
+      }
       let blobsRemoved = 0;
       try {
         const prefix = blobsPrefix(input.deployment);
@@ -167,12 +198,14 @@ export function createPruneActivities(deps: Dependencies) {
         }
       } finally {
         await referenced.dispose();
+        await primary.delete([marker]);
       }
       return {
         kept: kept.length,
         removed: expired.map((e) => e.backupId),
         keptForPins,
         blobsRemoved,
+        sweepDeferred: false,
         checkpointsRemoved: expiredCheckpoints.length,
         connectorExportsRemoved: expiredExports.length,
         unfinishedCheckpointsRemoved: abandoned.size,

@@ -185,3 +185,11 @@ export function parsePointInTimeKey(prefix: string, key: string): { id: string; 
 
 /** The commit point of a checkpoint or connector export, as for a backup. */
 export const POINT_MANIFEST = MANIFEST;
+
+/**
+ * `<deployment>/sweep.json`: present while prune sweeps unreferenced blobs. A checkpoint, whose new blobs no manifest
+ * names until it commits, does not start while it is there; prune does not sweep while a checkpoint is unfinished.
+ */
+export function sweepMarkerKey(deployment: string): string {
+  return `${segment(deployment, 'deployment')}/sweep.json`;
+}

@@ -12,19 +12,20 @@ import { runConnectorCheckpoint, readConnectorExport } from '../../activities/ch
 import { CHECKPOINT_FAULT_POINTS, CHECKPOINT_INDEX, runRecordingsCheckpoint, type CheckpointRecordingsResult } from '../../activities/checkpoint-recordings';
 import { checkpointAt, checkpointEntries, connectorExportAt } from '../../activities/point-in-time';
 import { CHECKPOINT_KIND, CONNECTOR_EXPORT_KIND } from '../../src/catalog/checkpoint-manifest';
-import { readBlobWhole } from '../../src/catalog/recording-blobs';
+import { ownBlobOf, readBlobWhole } from '../../src/catalog/recording-blobs';
+import { readAll } from '../../src/catalog/artifacts';
 import { rewrapDataKeys } from '../../src/catalog/rewrap-data-keys';
 import { parseConfig } from '../../src/config/load';
 import { repoRoot } from '../../src/config/local-stack';
 import type { Config } from '../../src/config/schema';
 import { backupResult, startBackup } from '../../src/operations/backup';
-import { MomentOutOfRangeError, listPointIds, listPoints, readPointManifest, recordingsRecoveryPoint } from '../../src/catalog/point-in-time-catalog';
+import { MomentOutOfRangeError, POINT_DATA_KEY_FILE, listPointIds, listPoints, readPointManifest, recordingsRecoveryPoint } from '../../src/catalog/point-in-time-catalog';
 import { createCatalogMetrics } from '../../src/metrics/catalog-metrics';
 import { readRecordingsIndex, type IndexEntry } from '../../src/catalog/recordings-index';
-import { unwrapKey } from '../../src/crypto';
+import { unwrapKey, type WrappedKey } from '../../src/crypto';
 import { createDependencies, type Dependencies } from '../../src/runtime/dependencies';
-import { blobsPrefix, type BackupLocation } from '../../src/storage';
-import { POINT_MANIFEST } from '../../src/storage/layout';
+import { blobKey, blobsPrefix, type BackupLocation } from '../../src/storage';
+import { POINT_MANIFEST, sweepMarkerKey } from '../../src/storage/layout';
 import { runCheckpointProcess } from '../support/checkpoint-process';
 import { restoreFixture, type RestoreFixture } from '../support/restore-fixture';
 import { temporalHarness, type TemporalHarness } from '../support/temporal';
@@ -163,7 +164,7 @@ describe('recordings checkpoints and connector exports', () => {
     // The second checkpoint's manifest edited at the first location: read from the second, which authenticates.
     const [one, two] = f.deps.locations();
     const manifestKey = CHECKPOINT_KIND.key(deployment, second.checkpointId, POINT_MANIFEST);
-    const original = (await (await import('../../src/catalog/artifacts')).readAll(await one!.get(manifestKey))).toString('utf8');
+    const original = (await readAll(await one!.get(manifestKey))).toString('utf8');
     await one!.put(manifestKey, Buffer.from(original.replace(/"objects": 6/, '"objects": 7')));
     const fellBack = await checkpointAt(f.deps, deployment, at(second.coveredAt));
     expect(fellBack.id).toBe(second.checkpointId);
@@ -173,7 +174,7 @@ describe('recordings checkpoints and connector exports', () => {
     // Its index damaged at the first location: the entries come from the second, whole.
     const found = await checkpointAt(f.deps, deployment, at(second.coveredAt));
     const indexKey = found.manifest.artifacts.recordingsIndex.key;
-    const stored = await (await import('../../src/catalog/artifacts')).readAll(await one!.get(indexKey));
+    const stored = await readAll(await one!.get(indexKey));
     const damaged = Buffer.from(stored);
     damaged[damaged.length - 3]! ^= 0xff;
     await one!.put(indexKey, damaged);
@@ -241,7 +242,7 @@ describe('recordings checkpoints and connector exports', () => {
     // A recording first written by a backup; the checkpoint after that backup shares the backup's blob for it.
     await client().putObject(bucket, 'sessions/zz-only-in-a-checkpoint.cast', Buffer.from('kept by a checkpoint '.repeat(50)));
     await nextSecond();
-    const written = await backup();
+    const writer = await backup();
     await nextSecond();
     const shared = await runRecordingsCheckpoint(f.deps, { deployment });
     expect(shared).toMatchObject({ copiedObjects: 0, reusedObjects: 12 });
@@ -250,7 +251,7 @@ describe('recordings checkpoints and connector exports', () => {
     // The recording leaves the bucket; three days later a backup prunes the one that wrote its blob.
     await client().removeObject(bucket, line.key);
     const later = await backup(() => new Date(Date.now() + 3 * 86_400_000));
-    expect(later.pruned!.removed).toEqual([written.backupId]);
+    expect(later.pruned!.removed).toEqual([writer.backupId]);
     for (const location of f.deps.locations()) await expect(readBlobWhole(location, deployment, line), `the blob at ${location.name}`).resolves.toBe(line.size);
 
     // Ten days later (a 7-day window): only the newest checkpoint and export stay, and the blob with it.
@@ -260,6 +261,28 @@ describe('recordings checkpoints and connector exports', () => {
     expect((await listPoints(f.deps.locations(), CHECKPOINT_KIND, deployment, f.deps.keyRing())).map((e) => e.id)).toEqual([shared.checkpointId]);
     expect(await listPoints(f.deps.locations(), CONNECTOR_EXPORT_KIND, deployment, f.deps.keyRing())).toHaveLength(1);
     for (const location of f.deps.locations()) await expect(readBlobWhole(location, deployment, line)).resolves.toBe(line.size);
+
+    // A checkpoint killed after its first new blob, which no manifest names yet: the next prune finds it unfinished
+    // and sweeps nothing, so its retry finds that blob whole.
+    await client().putObject(bucket, 'sessions/zz-unfinished.cast', Buffer.from('written while a prune runs '.repeat(40)));
+    await nextSecond();
+    const killed = await runCheckpointProcess(f.config, deployment, { VAULTPAM_FAULT_POINT: CHECKPOINT_FAULT_POINTS.afterBlobWritten });
+    expect(killed.signal, killed.stderr).toBe('SIGKILL');
+    const [unfinishedId] = (await listPointIds(f.deps.locations()[0]!, CHECKPOINT_KIND, deployment)).pending;
+    const wrapped = JSON.parse((await readAll(await f.deps.locations()[0]!.get(CHECKPOINT_KIND.key(deployment, unfinishedId!, POINT_DATA_KEY_FILE)))).toString('utf8')) as WrappedKey;
+    const stat = await client().statObject(bucket, 'sessions/zz-unfinished.cast');
+    const written = ownBlobOf(unwrapKey(wrapped, f.deps.keyRing()), { key: 'sessions/zz-unfinished.cast', size: stat.size, etag: stat.etag.replace(/"/g, '') });
+    for (const location of f.deps.locations()) expect(await location.exists(blobKey(deployment, written.blob))).toBe(true);
+    await backup();
+    expect(await f.deps.locations()[0]!.exists(sweepMarkerKey(deployment))).toBe(false);
+    for (const location of f.deps.locations()) expect(await location.exists(blobKey(deployment, written.blob)), `the unfinished checkpoint's blob at ${location.name}`).toBe(true);
+    // While a prune sweeps, a checkpoint does not start.
+    await f.deps.locations()[0]!.put(sweepMarkerKey(deployment), Buffer.from(JSON.stringify({ since: new Date().toISOString() })));
+    await expect(runRecordingsCheckpoint(f.deps, { deployment })).rejects.toThrow(/prune has been sweeping/);
+    await f.deps.locations()[0]!.delete([sweepMarkerKey(deployment)]);
+    const resumed = await runRecordingsCheckpoint(f.deps, { deployment });
+    // It takes up its own unfinished checkpoint; the backup since holds every recording, so it shares them all.
+    expect(resumed).toMatchObject({ checkpointId: unfinishedId, resumed: true, copiedObjects: 0 });
   });
 
   it('key rotation rewraps every checkpoint and connector export: they read under the new key alone', async () => {
@@ -267,19 +290,20 @@ describe('recordings checkpoints and connector exports', () => {
     const during = parseConfig({ ...f.config, encryption: { activeKeyId: 'rotated', keys: [...keys, { id: 'rotated', secret: { env: 'VAULTPAM_TEST_KEY_ROTATED' } }] } });
     const after = parseConfig({ ...f.config, encryption: { activeKeyId: 'rotated', keys: [{ id: 'rotated', secret: { env: 'VAULTPAM_TEST_KEY_ROTATED' } }] } });
     const onlyNew = createDependencies(after);
-    const newest = (await listPoints(f.deps.locations(), CHECKPOINT_KIND, deployment, f.deps.keyRing()))[0]!;
+    const before = await listPoints(f.deps.locations(), CHECKPOINT_KIND, deployment, f.deps.keyRing());
+    const newest = before[0]!;
     await expect(listPoints(onlyNew.locations(), CHECKPOINT_KIND, deployment, onlyNew.keyRing(), { strict: true })).rejects.toThrow(/not in the key ring/);
 
     const duringDeps = createDependencies(during);
     const result = await rewrapDataKeys(duringDeps.locations(), deployment, duringDeps.keyRing());
-    expect(result.checkpointsRewrapped).toBe(1);
+    expect(result.checkpointsRewrapped).toBe(before.length);
     expect(result.connectorExportsRewrapped).toBe(1);
     // Twice is once: nothing is left under the old key.
     expect((await rewrapDataKeys(duringDeps.locations(), deployment, duringDeps.keyRing())).checkpointsRewrapped).toBe(0);
 
     // The old key gone: the checkpoint and the export authenticate and open at every location.
     const checkpoints = await listPoints(onlyNew.locations(), CHECKPOINT_KIND, deployment, onlyNew.keyRing(), { strict: true });
-    expect(checkpoints.map((e) => [e.id, e.locations])).toEqual([[newest.id, onlyNew.locations().map((l) => l.name)]]);
+    expect(checkpoints.map((e) => [e.id, e.locations])).toEqual(before.map((e) => [e.id, onlyNew.locations().map((l) => l.name)]));
     const reference = await indexOf(onlyNew, newest.id, 0);
     expect(reference).toHaveLength(newest.manifest.recordings.objects);
     for (let i = 1; i < onlyNew.locations().length; i++) expect(await indexOf(onlyNew, newest.id, i)).toEqual(reference);
@@ -288,6 +312,6 @@ describe('recordings checkpoints and connector exports', () => {
     // The next checkpoint under the new key merges against the rewrapped one.
     await nextSecond();
     const next = await runRecordingsCheckpoint(onlyNew, { deployment });
-    expect(next).toMatchObject({ copiedObjects: 0, reusedObjects: 11 });
+    expect(next).toMatchObject({ copiedObjects: 0, reusedObjects: (await liveObjects()).size });
   });
 });
