@@ -19,6 +19,7 @@ import { parseConfig } from '../../src/config/load';
 import { repoRoot } from '../../src/config/local-stack';
 import type { Config } from '../../src/config/schema';
 import { backupResult, startBackup } from '../../src/operations/backup';
+import { checkResult, startCheck } from '../../src/operations/check';
 import { MomentOutOfRangeError, POINT_DATA_KEY_FILE, listPointIds, listPoints, readPointManifest, recordingsRecoveryPoint } from '../../src/catalog/point-in-time-catalog';
 import { createCatalogMetrics } from '../../src/metrics/catalog-metrics';
 import { readRecordingsIndex, type IndexEntry } from '../../src/catalog/recordings-index';
@@ -283,6 +284,11 @@ describe('recordings checkpoints and connector exports', () => {
     const resumed = await runRecordingsCheckpoint(f.deps, { deployment });
     // It takes up its own unfinished checkpoint; the backup since holds every recording, so it shares them all.
     expect(resumed).toMatchObject({ checkpointId: unfinishedId, resumed: true, copiedObjects: 0 });
+
+    // The repository check counts what checkpoints name: none is missing, and the one orphan at each location is the
+    // blob the killed attempt wrote, which its retry no longer needed (it shares the backup's); the next prune takes it.
+    const check = await harness.withWorker(async () => checkResult(harness.client, (await startCheck(harness.client, config, { requestedBy: 'vitest', taskQueue: harness.taskQueue })).workflowId), {}, config);
+    expect(check.orphans.map((o) => [o.location, o.count, o.sample, o.missingCount, o.skipped])).toEqual(f.deps.locations().map((l) => [l.name, 1, [written.blob], 0, undefined]));
   });
 
   it('key rotation rewraps every checkpoint and connector export: they read under the new key alone', async () => {
