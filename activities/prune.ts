@@ -95,14 +95,20 @@ export function createPruneActivities(deps: Dependencies) {
         await removePoint(locations, CONNECTOR_EXPORT_KIND as PointKind<unknown>, input.deployment, entry.id);
         ctx.heartbeat({ phase: 'window', removed: entry.id });
       }
-      // A checkpoint that never committed and that no run took up for a day is abandoned; its blobs go in the sweep.
-      const abandoned = new Set<string>();
-      for (const location of locations) {
-        for (const id of (await listPointIds(location, CHECKPOINT_KIND as PointKind<unknown>, input.deployment)).unfinished) {
-          if (deps.now().getTime() - pointIdTime(id) > ABANDONED_AFTER_MS) abandoned.add(id);
+      // A checkpoint or export that never committed and that no run took up for a day is abandoned; a checkpoint's
+      // blobs go in the sweep.
+      const abandonedOf = async (kind: PointKind<unknown>): Promise<Set<string>> => {
+        const ids = new Set<string>();
+        for (const location of locations) {
+          for (const id of (await listPointIds(location, kind, input.deployment)).unfinished) {
+            if (deps.now().getTime() - pointIdTime(id) > ABANDONED_AFTER_MS) ids.add(id);
+          }
         }
-      }
-      for (const id of abandoned) await removePoint(locations, CHECKPOINT_KIND as PointKind<unknown>, input.deployment, id);
+        for (const id of ids) await removePoint(locations, kind, input.deployment, id);
+        return ids;
+      };
+      const abandoned = await abandonedOf(CHECKPOINT_KIND as PointKind<unknown>);
+      await abandonedOf(CONNECTOR_EXPORT_KIND as PointKind<unknown>);
 
       // The sweep and a checkpoint exclude one another through storage: the marker first, then a look for unfinished
       // checkpoints (whose blobs no manifest names yet); a checkpoint writes its data key first, then looks for the
