@@ -1,6 +1,10 @@
-// Orphan and missing blobs at one location: the names every backup's index references, sorted on disk, merged with
-// the location's sorted listing of blobs, so memory stays flat whatever the number of recordings.
+// Orphan and missing blobs at one location: the names every backup's and every recordings checkpoint's index
+// references, sorted on disk, merged with the location's sorted listing of blobs, so memory stays flat whatever the
+// number of recordings.
 import { Context } from '@temporalio/activity';
+import { CHECKPOINT_KIND, type CheckpointManifest, type PointKind } from '../src/catalog/checkpoint-manifest';
+import { readJsonLines } from '../src/catalog/json-lines';
+import { listPointIds, readPointManifest } from '../src/catalog/point-in-time-catalog';
 import { readRecordingsIndex } from '../src/catalog/recordings-index';
 import { unwrapKey } from '../src/crypto';
 import type { Dependencies } from '../src/runtime/dependencies';
@@ -38,6 +42,31 @@ export function createOrphanCheckActivities(deps: Dependencies) {
           for await (const entry of readRecordingsIndex(readable.location, readable.manifest.artifacts.recordingsIndex, dataKey)) {
             if (++written % 5000 === 0) ctx.heartbeat({ phase: 'references', written });
             yield entry.blob;
+          }
+        }
+        // The checkpoints committed here name blobs too. Along a chain, one index and each later one's added blobs.
+        const here = new Map<string, CheckpointManifest>();
+        for (const id of (await listPointIds(location, CHECKPOINT_KIND as PointKind<unknown>, input.deployment)).committed) {
+          try {
+            const manifest = await readPointManifest(location, CHECKPOINT_KIND, input.deployment, id, deps.keyRing());
+            if (manifest) here.set(id, manifest);
+          } catch (err) {
+            skipped = `the manifest of recordings checkpoint ${id} does not read here (${(err as Error).message}), so what is an orphan cannot be told`;
+            return;
+          }
+        }
+        for (const manifest of here.values()) {
+          const dataKey = unwrapKey(manifest.encryption.dataKey, deps.keyRing());
+          const previous = manifest.previous;
+          const names =
+            previous?.kind === 'checkpoint' && here.has(previous.id)
+              ? readJsonLines<string>(location, manifest.artifacts.addedBlobs, dataKey)
+              : (async function* () {
+                  for await (const entry of readRecordingsIndex(location, manifest.artifacts.recordingsIndex, dataKey)) yield entry.blob;
+                })();
+          for await (const name of names) {
+            if (++written % 5000 === 0) ctx.heartbeat({ phase: 'references', written });
+            yield name;
           }
         }
       }

@@ -200,7 +200,7 @@ async function serverVersionText(snapshot: Snapshot): Promise<string> {
 }
 
 /** The recordings bucket's clock, read from a marker object written and removed inside the pause. */
-async function bucketClock(deps: Dependencies, target: TargetName): Promise<string> {
+export async function bucketClock(deps: Dependencies, target: TargetName): Promise<string> {
   const client = deps.recordingsClient(target);
   const bucket = deps.deployment(target).recordings.bucket;
   await client.putObject(bucket, CLOCK_MARKER, Buffer.from('vaultpam-backup consistent point'));

@@ -3,10 +3,13 @@ import type { Dependencies } from '../src/runtime/dependencies';
 import { createApprovalActivities } from './approvals';
 import { createAuditActivities } from './audit';
 import { createCheckActivities } from './check';
+import { createCheckpointConnectorsActivities } from './checkpoint-connectors';
+import { createCheckpointRecordingsActivities } from './checkpoint-recordings';
 import { createCommitActivities } from './commit';
 import { createDeploymentLockActivities } from './deployment-lock';
 import { createDumpActivities } from './dump';
 import { createPinActivities } from './pins';
+import { createPointInTimeActivities } from './point-in-time';
 import { createPreflightActivities } from './preflight';
 import { createPruneActivities } from './prune';
 import { createQuiesceActivities } from './quiesce';
@@ -38,6 +41,9 @@ export function createActivities(deps: Dependencies) {
     ...createRotateKeyActivities(deps),
     ...createCheckActivities(deps),
     ...createAuditActivities(deps),
+    ...createCheckpointRecordingsActivities(deps),
+    ...createCheckpointConnectorsActivities(deps),
+    ...createPointInTimeActivities(deps),
   };
 }
 

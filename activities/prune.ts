@@ -1,12 +1,18 @@
-// Retention: backups past the policy removed (manifests first), then every blob no remaining backup references.
+// Retention: backups past the policy removed (manifests first), checkpoints and connector exports past the
+// point-in-time window likewise, then every blob no remaining backup or checkpoint references.
 import { Context } from '@temporalio/activity';
 import { listBackups } from '../src/catalog/catalog';
+import { CHECKPOINT_KIND, CONNECTOR_EXPORT_KIND, type PointKind } from '../src/catalog/checkpoint-manifest';
+import { listPointIds, listPoints, pointIdTime, selectExpiredPoints } from '../src/catalog/point-in-time-catalog';
+import { primaryLocation } from './backup-context';
 import { activePins } from '../src/catalog/pins';
 import { selectExpired } from '../src/catalog/retention';
 import { unwrapKey } from '../src/crypto';
 import type { Dependencies } from '../src/runtime/dependencies';
+import { readJsonLines } from '../src/catalog/json-lines';
 import { readRecordingsIndex } from '../src/catalog/recordings-index';
-import { backupPrefix, blobsPrefix, manifestKey, parseBlobKey } from '../src/storage';
+import { backupPrefix, blobsPrefix, manifestKey, parseBlobKey, type BackupLocation } from '../src/storage';
+import { POINT_MANIFEST, sweepMarkerKey } from '../src/storage/layout';
 import { sortUniqueToFile } from '../src/streams/external-sort';
 import { SortedCursor } from '../src/streams/sorted-cursor';
 
@@ -16,6 +22,27 @@ export interface PruneResult {
   /** Past the policy, but in use by a running restore, verify, drill or check: kept until its pin goes. */
   keptForPins: string[];
   blobsRemoved: number;
+  /** True when an unfinished checkpoint was found: no blob was swept this time (the next prune does it). */
+  sweepDeferred: boolean;
+  /** Recordings checkpoints past the point-in-time window, removed (the newest, and the newest before the window, stay). */
+  checkpointsRemoved: number;
+  /** Connector exports past the window, removed. */
+  connectorExportsRemoved: number;
+  /** Checkpoints that never committed (their run died and a later one took over), removed with what they wrote. */
+  unfinishedCheckpointsRemoved: number;
+}
+
+/** An unfinished checkpoint this old is abandoned: every later run resumes only the newest unfinished one. */
+const ABANDONED_AFTER_MS = 86_400_000;
+
+/** Removes one id's folder in every location, the manifest first everywhere: from then on it does not exist. */
+async function removePoint(locations: readonly BackupLocation[], kind: PointKind<unknown>, deployment: string, id: string): Promise<void> {
+  for (const location of locations) await location.delete([kind.key(deployment, id, POINT_MANIFEST)]);
+  for (const location of locations) {
+    const keys: string[] = [];
+    for await (const item of location.list(kind.folder(deployment, id))) keys.push(item.key);
+    if (keys.length) await location.delete(keys);
+  }
 }
 
 export function createPruneActivities(deps: Dependencies) {
@@ -53,6 +80,58 @@ export function createPruneActivities(deps: Dependencies) {
       }
       const kept = catalog.filter((e) => !expired.includes(e));
 
+      // The point-in-time window: checkpoints and connector exports past it go, manifests first, as backups do.
+      const windowDays = deps.config.pointInTime.windowDays;
+      const checkpoints = await listPoints(locations, CHECKPOINT_KIND, input.deployment, deps.keyRing(), { strict: true });
+      const expiredCheckpoints = selectExpiredPoints(checkpoints, CHECKPOINT_KIND, windowDays, deps.now());
+      for (const entry of expiredCheckpoints) {
+        await removePoint(locations, CHECKPOINT_KIND as PointKind<unknown>, input.deployment, entry.id);
+        ctx.heartbeat({ phase: 'window', removed: entry.id });
+      }
+      const keptCheckpoints = checkpoints.filter((e) => !expiredCheckpoints.includes(e));
+      const exports = await listPoints(locations, CONNECTOR_EXPORT_KIND, input.deployment, deps.keyRing(), { strict: true });
+      const expiredExports = selectExpiredPoints(exports, CONNECTOR_EXPORT_KIND, windowDays, deps.now());
+      for (const entry of expiredExports) {
+        await removePoint(locations, CONNECTOR_EXPORT_KIND as PointKind<unknown>, input.deployment, entry.id);
+        ctx.heartbeat({ phase: 'window', removed: entry.id });
+      }
+      // A checkpoint or export that never committed and that no run took up for a day is abandoned; a checkpoint's
+      // blobs go in the sweep.
+      const abandonedOf = async (kind: PointKind<unknown>): Promise<Set<string>> => {
+        const ids = new Set<string>();
+        for (const location of locations) {
+          for (const id of (await listPointIds(location, kind, input.deployment)).unfinished) {
+            if (deps.now().getTime() - pointIdTime(id) > ABANDONED_AFTER_MS) ids.add(id);
+          }
+        }
+        for (const id of ids) await removePoint(locations, kind, input.deployment, id);
+        return ids;
+      };
+      const abandoned = await abandonedOf(CHECKPOINT_KIND as PointKind<unknown>);
+      await abandonedOf(CONNECTOR_EXPORT_KIND as PointKind<unknown>);
+
+      // The sweep and a checkpoint exclude one another through storage: the marker first, then a look for unfinished
+      // checkpoints (whose blobs no manifest names yet); a checkpoint writes its data key first, then looks for the
+      // marker. Whichever comes second sees the other.
+      const primary = primaryLocation(deps);
+      const marker = sweepMarkerKey(input.deployment);
+      await primary.put(marker, Buffer.from(JSON.stringify({ since: deps.now().toISOString() })));
+      const unfinished = (await listPointIds(primary, CHECKPOINT_KIND as PointKind<unknown>, input.deployment)).pending.filter((id) => !abandoned.has(id));
+      if (unfinished.length > 0) {
+        await primary.delete([marker]);
+        ctx.log.info(`blob sweep of ${input.deployment} deferred to the next prune: checkpoint ${unfinished.at(-1)} is unfinished`);
+        return {
+          kept: kept.length,
+          removed: expired.map((e) => e.backupId),
+          keptForPins,
+          blobsRemoved: 0,
+          sweepDeferred: true,
+          checkpointsRemoved: expiredCheckpoints.length,
+          connectorExportsRemoved: expiredExports.length,
+          unfinishedCheckpointsRemoved: abandoned.size,
+        };
+      }
+
       // Mark: the blobs the remaining backups reference, sorted on disk (memory stays flat in the number of
       // recordings). Sweep: a merge of that list with each location's blob listing (both in key order); every listed
       // blob the list lacks goes.
@@ -68,8 +147,35 @@ export function createPruneActivities(deps: Dependencies) {
           }
           ctx.heartbeat({ phase: 'mark', marking: entry.backupId, marked });
         }
+        // A checkpoint shares blobs with the backups and the checkpoints before it: what it names stays. Its index is
+        // its previous checkpoint's blobs plus those it added, so along a chain of kept checkpoints one index and each
+        // one's added blobs mark them all (frequent checkpoints cost the mark what changed, not their number).
+        const keptIds = new Set(keptCheckpoints.map((e) => e.id));
+        for (const entry of keptCheckpoints) {
+          const holder = locations.find((l) => entry.locations.includes(l.name))!;
+          const dataKey = unwrapKey(entry.manifest.encryption.dataKey, deps.keyRing());
+          const previous = entry.manifest.previous;
+          const chained = previous?.kind === 'checkpoint' && keptIds.has(previous.id);
+          const names = chained
+            ? readJsonLines<string>(holder, entry.manifest.artifacts.addedBlobs, dataKey)
+            : (async function* () {
+                for await (const line of readRecordingsIndex(holder, entry.manifest.artifacts.recordingsIndex, dataKey)) yield line.blob;
+              })();
+          for await (const name of names) {
+            marked += 1;
+            if (marked % 5000 === 0) ctx.heartbeat({ phase: 'mark', marking: entry.id, marked });
+            yield name;
+          }
+          ctx.heartbeat({ phase: 'mark', marking: entry.id, marked });
+        }
       }
-      const referenced = await sortUniqueToFile(referencedNames(), { workDir: deps.config.backup.workDir, onProgress: (merged) => ctx.heartbeat({ phase: 'sort', merged }) });
+      let referenced: Awaited<ReturnType<typeof sortUniqueToFile>>;
+      try {
+        referenced = await sortUniqueToFile(referencedNames(), { workDir: deps.config.backup.workDir, onProgress: (merged) => ctx.heartbeat({ phase: 'sort', merged }) });
+      } catch (err) {
+        await primary.delete([marker]).catch(() => undefined);
+        throw err;
+      }
       let blobsRemoved = 0;
       try {
         const prefix = blobsPrefix(input.deployment);
@@ -98,8 +204,18 @@ export function createPruneActivities(deps: Dependencies) {
         }
       } finally {
         await referenced.dispose();
+        await primary.delete([marker]);
       }
-      return { kept: kept.length, removed: expired.map((e) => e.backupId), keptForPins, blobsRemoved };
+      return {
+        kept: kept.length,
+        removed: expired.map((e) => e.backupId),
+        keptForPins,
+        blobsRemoved,
+        sweepDeferred: false,
+        checkpointsRemoved: expiredCheckpoints.length,
+        connectorExportsRemoved: expiredExports.length,
+        unfinishedCheckpointsRemoved: abandoned.size,
+      };
     },
   };
 }

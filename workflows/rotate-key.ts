@@ -31,6 +31,8 @@ export async function rotateKeyWorkflow(input: { deployment: string; requestedBy
       rewrapped: result.rewrappedCount,
       alreadyCurrent: result.alreadyCurrent,
       journalsRewrapped: result.journalsRewrapped,
+      checkpointsRewrapped: result.checkpointsRewrapped,
+      connectorExportsRewrapped: result.connectorExportsRewrapped,
     });
     upsertSearchAttributes([{ key: STATUS, value: 'completed' }]);
     return result;

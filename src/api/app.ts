@@ -189,6 +189,7 @@ export function buildApi(options: ApiOptions): FastifyInstance {
     ...(config.staging ? { stagingDeployment: config.staging.name } : {}),
     locations,
     now: options.now ?? (() => deps().now()),
+    keyRing: () => deps().keyRing(),
     client,
     ...(options.metricsCacheMs !== undefined ? { cacheMs: options.metricsCacheMs } : {}),
   });

@@ -4,6 +4,7 @@ import { PassThrough, Readable, Transform, type TransformCallback } from 'node:s
 import { pipeline } from 'node:stream/promises';
 import { createDecryptStream, createEncryptStream } from '../crypto';
 import type { BackupLocation } from '../storage';
+import { putToEach } from '../storage/fan-out-put';
 import type { Artifact } from './manifest';
 
 /** Counts and hashes what flows through, unchanged. */
@@ -47,6 +48,30 @@ export async function writeArtifact(location: BackupLocation, key: string, sourc
   await flowing;
   if (put.status === 'rejected') throw put.reason;
   return { key, size: stored.bytes, sha256: stored.digest(), plaintextBytes: plain.bytes, plaintextSha256: plain.digest() };
+}
+
+/**
+ * Encrypts `source` under `dataKey` once and puts the same bytes under `key` at every one of `locations` in one pass,
+ * so the artifact's checksum holds in each. A location whose write fails drops out (`failed`); a failure of the
+ * source fails every write and is thrown.
+ */
+export async function writeArtifactToEach(
+  locations: readonly BackupLocation[],
+  key: string,
+  source: Readable | Buffer,
+  dataKey: Buffer,
+  options: WriteArtifactOptions = {},
+): Promise<{ artifact: Artifact; written: string[]; failed: { location: string; error: Error }[] }> {
+  const plain = new Meter(options.onBytes);
+  const stored = new Meter();
+  const body = new PassThrough();
+  const input = Buffer.isBuffer(source) ? Readable.from([source]) : source;
+  const flowing = pipeline(input, plain, createEncryptStream(dataKey), stored, body, ...(options.signal ? [{ signal: options.signal }] : []));
+  const [, put] = await Promise.allSettled([flowing, putToEach(locations, key, body)]);
+  await flowing;
+  if (put.status === 'rejected') throw put.reason;
+  const artifact: Artifact = { key, size: stored.bytes, sha256: stored.digest(), plaintextBytes: plain.bytes, plaintextSha256: plain.digest() };
+  return { artifact, written: put.value.written, failed: put.value.failed };
 }
 
 /** SHA-256 and size of an artifact's stored bytes at a location. */

@@ -22,7 +22,7 @@ export function canonicalJson(value: unknown): string {
   return JSON.stringify(value);
 }
 
-function macKey(keyRing: KeyRing, keyId: string, where: string): Buffer {
+export function macKey(keyRing: KeyRing, keyId: string, where: string): Buffer {
   const master = keyRing.get(keyId);
   if (!master) throw new ManifestAuthenticationError(`the manifest at ${where} is authenticated under master key "${keyId}", which is not in the key ring (it holds: ${keyRing.ids.join(', ')}); add that key to encryption.keys`);
   return Buffer.from(hkdfSync('sha256', master, Buffer.alloc(0), 'vaultpam-backup manifest mac v1', 32));
@@ -56,4 +56,34 @@ export function checkManifestMac(manifest: Manifest, keyRing: KeyRing, where: st
     throw new ManifestAuthenticationError(`the manifest at ${where} fails its MAC: it was edited after it was written (restore from another location, or run vaultpam-backup check --repair)`);
   }
   return 'authenticated';
+}
+
+/** The MAC block of a manifest-like document: HMAC-SHA256 over its canonical JSON, behind a label naming its kind. */
+export interface DocumentMac {
+  alg: 'HMAC-SHA256';
+  keyId: string;
+  mac: string;
+}
+
+function documentMacOf(label: string, body: unknown, key: Buffer): string {
+  // The label keeps one kind of document from passing as another (a checkpoint manifest is never a backup's).
+  return createHmac('sha256', key).update(`vaultpam-backup ${label}\n${canonicalJson(body)}`).digest('hex');
+}
+
+/** `document` with its MAC under the active master key (any older MAC dropped); `label` names the kind of document. */
+export function sealDocument<T extends { authentication?: DocumentMac }>(document: T, label: string, keyRing: KeyRing, where: string): T & { authentication: DocumentMac } {
+  const { authentication: _old, ...rest } = document;
+  const keyId = keyRing.activeKeyId;
+  return { ...(rest as T), authentication: { alg: 'HMAC-SHA256', keyId, mac: documentMacOf(label, rest, macKey(keyRing, keyId, where)) } };
+}
+
+/** Throws ManifestAuthenticationError naming `where` when the document has no MAC or one that does not verify. */
+export function checkDocumentMac(document: { authentication?: DocumentMac }, label: string, keyRing: KeyRing, where: string): void {
+  const { authentication, ...rest } = document;
+  if (!authentication) throw new ManifestAuthenticationError(`the ${label} at ${where} has no MAC: it was edited or not written by vaultpam-backup`);
+  const expected = Buffer.from(documentMacOf(label, rest, macKey(keyRing, authentication.keyId, where)), 'hex');
+  const given = Buffer.from(authentication.mac, 'hex');
+  if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+    throw new ManifestAuthenticationError(`the ${label} at ${where} fails its MAC: it was edited after it was written (read it from another location)`);
+  }
 }

@@ -1,12 +1,15 @@
-// Master-key rotation's work: every backup's data key (manifest and data-key.json) and every restore journal's key
-// rewrapped under the active master key, in every location; no artifact and no blob is read or rewritten.
+// Master-key rotation's work: every backup's data key (manifest and data-key.json), every restore journal's key, and
+// every recordings checkpoint's and connector export's key (manifest, and a checkpoint's data-key.json) rewrapped under
+// the active master key, in every location; no artifact and no blob is read or rewritten.
 // Idempotent per object: what is already under the active key is left alone, so a second run (or a retry after a
 // crash at any line) finishes the job and changes nothing more.
 import { unwrapKey, wrappedKeySchema, type KeyRing, type WrappedKey } from '../crypto';
 import { backupKey, backupsPrefix, isNotFound, manifestKey, parseManifestKey, restoreJournalKey, restoresPrefix, type BackupLocation } from '../storage';
 import { readAll } from './artifacts';
 import { readManifest, writeManifest } from './catalog';
+import { CHECKPOINT_KIND, CONNECTOR_EXPORT_KIND, type PointKind } from './checkpoint-manifest';
 import { DATA_KEY_ARTIFACT, readWrappedKey } from './data-key';
+import { POINT_DATA_KEY_FILE, listPointIds, readPointManifest, writePointManifest } from './point-in-time-catalog';
 
 export interface RotationResult {
   activeKeyId: string;
@@ -17,6 +20,44 @@ export interface RotationResult {
   alreadyCurrent: number;
   /** Restore journals whose data key was rewrapped. */
   journalsRewrapped: number;
+  /** Recordings checkpoints whose manifest or data-key.json was rewritten somewhere. */
+  checkpointsRewrapped: number;
+  /** Connector exports whose manifest was rewritten somewhere. */
+  connectorExportsRewrapped: number;
+}
+
+type PointIds = { committed: string[]; pending: string[] };
+
+/**
+ * The point-in-time manifests of one kind at one location under the active key: data key rewrapped, MAC computed
+ * again. The MAC must verify first: sealing again must never launder an edited manifest into an authentic one.
+ */
+async function rewrapPoints<M>(location: BackupLocation, kind: PointKind<M>, deployment: string, ids: PointIds, keyRing: KeyRing, progress: (detail: Record<string, unknown>) => void): Promise<Set<string>> {
+  const active = keyRing.activeKeyId;
+  const changed = new Set<string>();
+  for (const id of ids.committed) {
+    const manifest = await readPointManifest(location, kind, deployment, id, keyRing);
+    if (!manifest) continue;
+    const wrapped = kind.dataKeyOf(manifest);
+    const macKeyId = (manifest as { authentication?: { keyId: string } }).authentication?.keyId;
+    if (wrapped.keyId !== active || macKeyId !== active) {
+      const rewrapped = wrapped.keyId === active ? manifest : kind.withDataKey(manifest, keyRing.wrap(unwrapKey(wrapped, keyRing)));
+      const { failed } = await writePointManifest([location], kind, rewrapped, keyRing);
+      if (failed[0]) throw failed[0].error;
+      changed.add(id);
+    }
+    progress({ location: location.name, kind: kind.what, id });
+  }
+  // A checkpoint keeps its data key beside it from its first attempt on, for a retry to take it up.
+  for (const id of [...ids.committed, ...ids.pending]) {
+    const key = kind.key(deployment, id, POINT_DATA_KEY_FILE);
+    const stored = await readJournalKey(location, key);
+    if (stored && stored.keyId !== active) {
+      await location.put(key, Buffer.from(JSON.stringify(keyRing.wrap(unwrapKey(stored, keyRing)))));
+      changed.add(id);
+    }
+  }
+  return changed;
 }
 
 /** A location that could not be listed: the rotation stops before it rewrote anything. */
@@ -52,11 +93,15 @@ export async function rewrapDataKeys(locations: readonly BackupLocation[], deplo
   const rewrap = (wrapped: WrappedKey) => keyRing.wrap(unwrapKey(wrapped, keyRing));
 
   // Every location listed first, strictly: one that cannot be listed fails the rotation before anything changes.
-  const listed: { location: BackupLocation; backups: string[]; journals: string[] }[] = [];
+  const listed: { location: BackupLocation; backups: string[]; journals: string[]; checkpoints: PointIds; exports: PointIds }[] = [];
   for (const location of locations) {
     const backups: string[] = [];
     const journals: string[] = [];
+    let checkpoints: PointIds;
+    let exports: PointIds;
     try {
+      checkpoints = await listPointIds(location, CHECKPOINT_KIND as PointKind<unknown>, deployment);
+      exports = await listPointIds(location, CONNECTOR_EXPORT_KIND as PointKind<unknown>, deployment);
       for await (const item of location.list(backupsPrefix(deployment))) {
         const parsed = parseManifestKey(deployment, item.key);
         if (parsed) backups.push(parsed.backupId);
@@ -68,14 +113,18 @@ export async function rewrapDataKeys(locations: readonly BackupLocation[], deplo
     } catch (err) {
       throw new RotationListingError(location.name, err as Error);
     }
-    listed.push({ location, backups, journals });
+    listed.push({ location, backups, journals, checkpoints, exports });
     progress({ listed: location.name, backups: backups.length, journals: journals.length });
   }
 
   const changed = new Map<string, { from: string; locations: string[] }>();
   const seen = new Set<string>();
   let journalsRewrapped = 0;
-  for (const { location, backups, journals } of listed) {
+  const checkpointsChanged = new Set<string>();
+  const exportsChanged = new Set<string>();
+  for (const { location, backups, journals, checkpoints, exports } of listed) {
+    for (const id of await rewrapPoints(location, CHECKPOINT_KIND, deployment, checkpoints, keyRing, progress)) checkpointsChanged.add(id);
+    for (const id of await rewrapPoints(location, CONNECTOR_EXPORT_KIND, deployment, exports, keyRing, progress)) exportsChanged.add(id);
     for (const backupId of backups) {
       seen.add(backupId);
       // Read right before writing: a backup pruned since the listing is not brought back. Its MAC must verify: sealing
@@ -121,5 +170,7 @@ export async function rewrapDataKeys(locations: readonly BackupLocation[], deplo
     rewrappedCount: rewrapped.length,
     alreadyCurrent: [...seen].filter((id) => !changed.has(id)).length,
     journalsRewrapped,
+    checkpointsRewrapped: checkpointsChanged.size,
+    connectorExportsRewrapped: exportsChanged.size,
   };
 }

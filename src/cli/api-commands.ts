@@ -193,7 +193,7 @@ export async function rotateKeysViaApi(target: ApiTarget, opts: { json?: boolean
   const { body: result } = await callApi<RotationResult & { workflowId: string; runId: string }>(target, 'POST', '/v1/key-rotations');
   if (opts.json) printJson(result);
   else {
-    process.stdout.write(`master key ${result.activeKeyId}: ${result.rewrappedCount} backup(s) rewrapped, ${result.alreadyCurrent} already under it, ${result.journalsRewrapped} restore journal(s) rewrapped\n`);
+    process.stdout.write(`master key ${result.activeKeyId}: ${result.rewrappedCount} backup(s) rewrapped, ${result.alreadyCurrent} already under it, ${result.journalsRewrapped} restore journal(s), ${result.checkpointsRewrapped ?? 0} recordings checkpoint(s) and ${result.connectorExportsRewrapped ?? 0} connector export(s) rewrapped\n`);
     for (const r of result.rewrapped) process.stdout.write(`  ${r.backupId}  from ${r.from}  in ${r.locations.join(', ')}\n`);
   }
 }

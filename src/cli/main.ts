@@ -151,6 +151,33 @@ program
     process.exitCode = report.ok ? 0 : 1;
   });
 
+program
+  .command('status')
+  .description('the point-in-time recovery point: the newest recordings checkpoint held in two locations, and the newest connector export')
+  .option('--json', 'print as JSON')
+  .action(async (opts: { json?: boolean }) => {
+    const { CONNECTOR_EXPORT_KIND } = await import('../catalog/checkpoint-manifest');
+    const { newestPointHeld, recordingsRecoveryPoint } = await import('../catalog/point-in-time-catalog');
+    const { createDependencies } = await import('../runtime/dependencies');
+    const { printJson } = await import('./output');
+    const cfg = config();
+    const deps = createDependencies(cfg);
+    const deployment = cfg.deployment.name;
+    const recordings = await recordingsRecoveryPoint(deps.locations(), deployment, deps.keyRing(), deps.now());
+    const connectors = await newestPointHeld(deps.locations(), CONNECTOR_EXPORT_KIND, deployment, deps.keyRing(), 1);
+    const status = {
+      deployment,
+      recordings: recordings ?? null,
+      connectors: connectors ? { exportId: connectors.id, exportedAt: connectors.manifest.exportedAt, locations: connectors.locations } : null,
+    };
+    if (opts.json) return printJson(status);
+    process.stdout.write(
+      `${deployment}\n  recordings: ${
+        recordings ? `checkpoint ${recordings.checkpointId} covers ${recordings.coveredAt}: recovery point ${Math.round(recordings.ageSeconds)} s` : 'no checkpoint is held in two locations'
+      }\n  connectors: ${connectors ? `export ${connectors.id} of ${connectors.manifest.exportedAt} (${connectors.locations.join(', ')})` : 'no export stored'}\n`,
+    );
+  });
+
 const backup = program
   .command('backup')
   .description('back up the deployment: quiesce, dump, sync recordings, export connectors, verify, replicate (needs a running worker)')
@@ -259,7 +286,7 @@ program
     const result = await withClient(cfg, (client) => runKeyRotation(client, cfg, cfg.temporal.taskQueue, localPrincipal().id));
     if (opts.json) printJson(result);
     else {
-      process.stdout.write(`master key ${result.activeKeyId}: ${result.rewrappedCount} backup(s) rewrapped, ${result.alreadyCurrent} already under it, ${result.journalsRewrapped} restore journal(s) rewrapped\n`);
+      process.stdout.write(`master key ${result.activeKeyId}: ${result.rewrappedCount} backup(s) rewrapped, ${result.alreadyCurrent} already under it, ${result.journalsRewrapped} restore journal(s), ${result.checkpointsRewrapped ?? 0} recordings checkpoint(s) and ${result.connectorExportsRewrapped ?? 0} connector export(s) rewrapped\n`);
       for (const r of result.rewrapped) process.stdout.write(`  ${r.backupId}  from ${r.from}  in ${r.locations.join(', ')}\n`);
     }
   });

@@ -420,6 +420,21 @@ export const configSchema = z
         keepSafetySnapshotsDays: z.number().min(0).default(7),
       })
       .prefault({}),
+    /**
+     * Point-in-time protection: how far back a restore to any moment reaches. Recordings checkpoints and connector
+     * exports older than the window are pruned (the newest one at or before its start, and the newest of all, stay).
+     */
+    pointInTime: z
+      .object({
+        /** @default 7 */
+        windowDays: z
+          .number({ error: 'pointInTime.windowDays must be a number of days, e.g. 7' })
+          .positive('pointInTime.windowDays must be more than 0 days (e.g. 7): a window of none would keep no moment to restore to')
+          .max(3650, 'pointInTime.windowDays must be at most 3650 days (10 years)')
+          .default(7),
+      })
+      .strict()
+      .prefault({}),
     timeouts: timeoutsSchema.prefault({}),
     worker: z
       .object({

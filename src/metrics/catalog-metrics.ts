@@ -4,6 +4,8 @@ import { databaseBytes } from '../catalog/database-parts';
 import type { Client } from '@temporalio/client';
 import { Gauge, Registry } from 'prom-client';
 import { listBackups, type CatalogEntry } from '../catalog/catalog';
+import { recordingsRecoveryPoint } from '../catalog/point-in-time-catalog';
+import type { KeyRing } from '../crypto';
 import type { BackupLocation } from '../storage';
 import { readLastCheck, type LastCheck } from './last-check';
 import type { DrillReport } from '../../workflows/restore-drill';
@@ -18,6 +20,8 @@ export interface CatalogMetricsOptions {
   now: () => Date;
   /** Temporal, for the last restore drill's result; without it the drill gauges stay absent. */
   client?: Client;
+  /** The master keys, to authenticate checkpoint manifests; without them the recordings recovery point stays absent. */
+  keyRing?: () => KeyRing;
   /** How long one read of the locations serves scrapes. @default 30000 */
   cacheMs?: number;
 }
@@ -32,6 +36,8 @@ interface LocationReading {
 
 interface Reading {
   locations: LocationReading[];
+  /** The moment the newest recordings checkpoint held (and authenticated) in two locations covers. */
+  recordingsPoint?: number;
   drill?: { rtoMs: number | undefined; closedAt: Date };
 }
 
@@ -75,7 +81,8 @@ export function createCatalogMetrics(options: CatalogMetricsOptions): Registry {
       const fresh = (async (): Promise<Reading> => {
         const locations = await Promise.all(options.locations().map((location) => readLocation(location, deployment)));
         const drill = options.client && options.stagingDeployment ? await readLastDrill(options.client, options.stagingDeployment).catch(() => undefined) : undefined;
-        return { locations, ...(drill ? { drill } : {}) };
+        const checkpoint = options.keyRing ? await recordingsRecoveryPoint(options.locations(), deployment, options.keyRing(), options.now()).catch(() => undefined) : undefined;
+        return { locations, ...(drill ? { drill } : {}), ...(checkpoint ? { recordingsPoint: new Date(checkpoint.coveredAt).getTime() } : {}) };
       })();
       cached = { at, reading: fresh };
       // A failed reading is not kept: the next scrape tries again.
@@ -116,6 +123,18 @@ export function createCatalogMetrics(options: CatalogMetricsOptions): Registry {
       }
       const twice = [...holders.values()].filter((h) => h.count >= 2).map((h) => pointOf(h.entry));
       if (twice.length > 0) this.set({ deployment }, ageSeconds(Math.max(...twice)));
+    },
+  });
+
+  new Gauge({
+    name: 'vaultpam_recordings_recovery_point_seconds',
+    help: 'Seconds since the moment covered by the newest recordings checkpoint whose manifest authenticates in at least two locations; absent when there is none',
+    labelNames: ['deployment'],
+    registers: [registry],
+    async collect() {
+      const r = await reading();
+      this.reset();
+      if (r.recordingsPoint !== undefined) this.set({ deployment }, ageSeconds(r.recordingsPoint));
     },
   });
 

@@ -128,3 +128,68 @@ export function parseAuditEntryKey(deployment: string, key: string): { seq: numb
   const match = AUDIT_ENTRY.exec(key.slice(prefix.length));
   return match ? { seq: Number(match[1]) } : undefined;
 }
+
+const CHECKPOINTS = 'checkpoints';
+const CONNECTOR_EXPORTS = 'connectors';
+/** A checkpoint's or connector export's id: the UTC time it was started, to the millisecond, and 6 random hex digits. */
+const POINT_ID = /^[0-9]{8}T[0-9]{9}Z-[0-9a-f]{6}$/;
+
+/** A time-sortable id (`20261202T041626123Z-1a2b3c`): listing order is start order. */
+export function pointInTimeId(at: Date, random: string): string {
+  const stamp = at.toISOString().replace(/[-:]/g, '').replace('.', '');
+  const id = `${stamp}-${random}`;
+  if (!POINT_ID.test(id)) throw new TypeError(`a checkpoint id needs 6 lower-case hex digits after the time, got ${JSON.stringify(random)}`);
+  return id;
+}
+
+/** `<deployment>/checkpoints/`: the recordings checkpoints of a deployment, each in a folder of its own. */
+export function checkpointsPrefix(deployment: string): string {
+  return `${segment(deployment, 'deployment')}/${CHECKPOINTS}/`;
+}
+
+/** `<deployment>/checkpoints/<checkpointId>/`: everything one recordings checkpoint wrote. */
+export function checkpointPrefix(deployment: string, checkpointId: string): string {
+  return `${checkpointsPrefix(deployment)}${segment(checkpointId, 'checkpointId')}/`;
+}
+
+/** `<deployment>/checkpoints/<checkpointId>/<artifact>` ("index.enc", "data-key.json", "manifest.json"). */
+export function checkpointKey(deployment: string, checkpointId: string, artifact: string): string {
+  return `${checkpointPrefix(deployment, checkpointId)}${segment(artifact, 'artifact')}`;
+}
+
+/** `<deployment>/connectors/`: the connector inventory's exports, one folder each, stored when it changed. */
+export function connectorExportsPrefix(deployment: string): string {
+  return `${segment(deployment, 'deployment')}/${CONNECTOR_EXPORTS}/`;
+}
+
+/** `<deployment>/connectors/<exportId>/`: everything one connector export wrote. */
+export function connectorExportPrefix(deployment: string, exportId: string): string {
+  return `${connectorExportsPrefix(deployment)}${segment(exportId, 'exportId')}/`;
+}
+
+/** `<deployment>/connectors/<exportId>/<artifact>` ("connectors.json.enc", "manifest.json"). */
+export function connectorExportKey(deployment: string, exportId: string, artifact: string): string {
+  return `${connectorExportPrefix(deployment, exportId)}${segment(artifact, 'artifact')}`;
+}
+
+/**
+ * Inverse of checkpointKey / connectorExportKey for keys found by listing `prefix` (checkpointsPrefix or
+ * connectorExportsPrefix): the id and the file; undefined for any other key.
+ */
+export function parsePointInTimeKey(prefix: string, key: string): { id: string; file: string } | undefined {
+  if (!key.startsWith(prefix)) return undefined;
+  const parts = key.slice(prefix.length).split('/');
+  if (parts.length !== 2 || !POINT_ID.test(parts[0]!) || !parts[1]) return undefined;
+  return { id: parts[0]!, file: parts[1] };
+}
+
+/** The commit point of a checkpoint or connector export, as for a backup. */
+export const POINT_MANIFEST = MANIFEST;
+
+/**
+ * `<deployment>/sweep.json`: present while prune sweeps unreferenced blobs. A checkpoint, whose new blobs no manifest
+ * names until it commits, does not start while it is there; prune does not sweep while a checkpoint is unfinished.
+ */
+export function sweepMarkerKey(deployment: string): string {
+  return `${segment(deployment, 'deployment')}/sweep.json`;
+}

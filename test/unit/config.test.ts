@@ -59,6 +59,14 @@ describe('configuration', () => {
     expect(() => loadConfig({ path: join(dir, 'absent.json') })).toThrow(/VPB_ERR_CONFIG_UNREADABLE/);
   });
 
+  it('takes a point-in-time window in days, 7 by default, and names a bad one with the fix', () => {
+    expect(parseConfig(localStackConfig()).pointInTime.windowDays).toBe(7);
+    expect(parseConfig({ ...localStackConfig(), pointInTime: { windowDays: 2.5 } }).pointInTime.windowDays).toBe(2.5);
+    expect(() => parseConfig({ ...localStackConfig(), pointInTime: { windowDays: 0 } })).toThrow(/pointInTime\.windowDays.*more than 0 days/);
+    expect(() => parseConfig({ ...localStackConfig(), pointInTime: { windowDays: '7' } })).toThrow(/pointInTime\.windowDays must be a number of days/);
+    expect(() => parseConfig({ ...localStackConfig(), pointInTime: { windowDay: 7 } })).toThrow(/pointInTime/);
+  });
+
   it('refuses the staging target when no staging deployment is configured', () => {
     const { staging: _staging, ...base } = localStackConfig();
     expect(() => targetDeployment(parseConfig(base), 'staging')).toThrow(/target "staging" is not configured/);

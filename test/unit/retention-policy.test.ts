@@ -1,9 +1,12 @@
 // The retention selection: regular backups by keepLast/keepDays, safety snapshots by their own days, pins and the
-// newest backups always kept; and the pin layout it reads.
+// newest backups always kept; and the pin layout it reads. The point-in-time window over checkpoints and their ids.
 import { describe, expect, it } from 'vitest';
 import type { CatalogEntry } from '../../src/catalog/catalog';
 import { makePin } from '../../src/catalog/pins';
 import { selectExpired } from '../../src/catalog/retention';
+import { CHECKPOINT_KIND, type CheckpointManifest } from '../../src/catalog/checkpoint-manifest';
+import { pointIdTime, selectExpiredPoints } from '../../src/catalog/point-in-time-catalog';
+import { checkpointKey, checkpointsPrefix, parsePointInTimeKey, pointInTimeId } from '../../src/storage/layout';
 import { parsePinKey, pinKey, restoreJournalKey } from '../../src/storage';
 
 const now = new Date('2026-12-01T12:00:00Z');
@@ -60,5 +63,25 @@ describe('pin and journal layout', () => {
     const pin = makePin({ backupId: 'b1', holder: { workflowId: 'verify-x', runId: 'r' }, operation: 'check', now, ttlMs: 60_000 });
     expect(pin.expiresAt).toBe('2026-12-01T12:01:00.000Z');
     expect(pin.operation).toBe('check');
+  });
+});
+
+describe('point-in-time window', () => {
+  const checkpoint = (id: string, ageDays: number) => ({ id, locations: ['primary'], problems: [], manifest: { checkpointId: id, coveredAt: daysAgo(ageDays) } as unknown as CheckpointManifest });
+
+  it('keeps every checkpoint inside the window, the newest at or before its start, and the newest of all', () => {
+    const entries = [checkpoint('c5', 1), checkpoint('c4', 6.9), checkpoint('c3', 7.5), checkpoint('c2', 8), checkpoint('c1', 30)];
+    expect(selectExpiredPoints(entries, CHECKPOINT_KIND, 7, now).map((e) => e.id)).toEqual(['c2', 'c1']);
+    // All past the window: the newest alone stays, and it is the one the window's first moments restore from.
+    expect(selectExpiredPoints([checkpoint('c2', 10), checkpoint('c1', 11)], CHECKPOINT_KIND, 7, now).map((e) => e.id)).toEqual(['c1']);
+  });
+
+  it('gives checkpoint and export ids that sort by time, and reads them back from their keys only', () => {
+    const id = pointInTimeId(new Date('2026-12-02T04:16:26.123Z'), '1a2b3c');
+    expect(id).toBe('20261202T041626123Z-1a2b3c');
+    expect(pointIdTime(id)).toBe(Date.parse('2026-12-02T04:16:26.123Z'));
+    expect(parsePointInTimeKey(checkpointsPrefix('d'), checkpointKey('d', id, 'manifest.json'))).toEqual({ id, file: 'manifest.json' });
+    expect(parsePointInTimeKey(checkpointsPrefix('d'), 'd/checkpoints/not-an-id/manifest.json')).toBeUndefined();
+    expect(() => pointInTimeId(new Date(), 'XYZ')).toThrow(/6 lower-case hex digits/);
   });
 });

@@ -1,0 +1,74 @@
+// "As of a moment": the recordings checkpoint and the connector export in force at a moment, read from the first
+// location where they authenticate and falling back to another per object.
+import { ApplicationFailure } from '@temporalio/activity';
+import { CHECKPOINT_KIND, CONNECTOR_EXPORT_KIND, type CheckpointManifest, type ConnectorExportManifest } from '../src/catalog/checkpoint-manifest';
+import { MomentOutOfRangeError, pointAt, type PointAt } from '../src/catalog/point-in-time-catalog';
+import { readRecordingsIndex, type IndexEntry } from '../src/catalog/recordings-index';
+import { unwrapKey } from '../src/crypto';
+import type { Dependencies } from '../src/runtime/dependencies';
+
+/** The newest recordings checkpoint whose moment is at or before `at`; MomentOutOfRangeError names the covered range. */
+export async function checkpointAt(deps: Dependencies, deployment: string, at: Date): Promise<PointAt<CheckpointManifest>> {
+  return pointAt(deps.locations(), CHECKPOINT_KIND, deployment, at, deps.keyRing());
+}
+
+/** The newest connector export at or before `at`; MomentOutOfRangeError names the range the exports cover. */
+export async function connectorExportAt(deps: Dependencies, deployment: string, at: Date): Promise<PointAt<ConnectorExportManifest>> {
+  return pointAt(deps.locations(), CONNECTOR_EXPORT_KIND, deployment, at, deps.keyRing());
+}
+
+/**
+ * The checkpoint's index lines in key order. The index is the same bytes in every location, so when a location fails
+ * mid-way the next one is read from the same line on: one bad copy costs a re-read, not the restore.
+ */
+export async function* checkpointEntries(deps: Dependencies, found: PointAt<CheckpointManifest>): AsyncGenerator<IndexEntry> {
+  const dataKey = unwrapKey(found.manifest.encryption.dataKey, deps.keyRing());
+  let yielded = 0;
+  const problems: string[] = [];
+  for (const location of found.locations) {
+    let line = 0;
+    try {
+      for await (const entry of readRecordingsIndex(location, found.manifest.artifacts.recordingsIndex, dataKey)) {
+        line += 1;
+        if (line <= yielded) continue;
+        yielded += 1;
+        yield entry;
+      }
+      return;
+    } catch (err) {
+      problems.push(`${location.name}: ${(err as Error).message}`);
+    }
+  }
+  throw new Error(`the index of checkpoint ${found.id} reads whole at no location: ${problems.join('; ')}`);
+}
+
+/** What a restore to a moment would read, small enough for a workflow's history (no key, no listing). */
+export interface PointInTimeSelection {
+  at: string;
+  checkpoint: { checkpointId: string; coveredAt: string; objects: number; locations: string[] };
+  connectors: { exportId: string; exportedAt: string; count: number; locations: string[] };
+}
+
+export function createPointInTimeActivities(deps: Dependencies) {
+  return {
+    /** The checkpoint and connector export a restore to `at` uses; a moment out of range fails naming the range. */
+    async selectPointInTime(input: { deployment: string; at: string }): Promise<PointInTimeSelection> {
+      const at = new Date(input.at);
+      if (Number.isNaN(at.getTime())) {
+        throw ApplicationFailure.create({ type: 'RestoreInputInvalid', nonRetryable: true, message: `"${input.at}" is not a moment: give an ISO 8601 time, e.g. 2026-12-02T04:00:00Z` });
+      }
+      try {
+        const checkpoint = await checkpointAt(deps, input.deployment, at);
+        const connectors = await connectorExportAt(deps, input.deployment, at);
+        return {
+          at: at.toISOString(),
+          checkpoint: { checkpointId: checkpoint.id, coveredAt: checkpoint.manifest.coveredAt, objects: checkpoint.manifest.recordings.objects, locations: checkpoint.locations.map((l) => l.name) },
+          connectors: { exportId: connectors.id, exportedAt: connectors.manifest.exportedAt, count: connectors.manifest.connectors.count, locations: connectors.locations.map((l) => l.name) },
+        };
+      } catch (err) {
+        if (err instanceof MomentOutOfRangeError) throw ApplicationFailure.create({ type: 'MomentOutOfRange', nonRetryable: true, message: err.message });
+        throw err;
+      }
+    },
+  };
+}
