@@ -52,6 +52,10 @@ export function createPruneActivities(deps: Dependencies) {
         ctx.heartbeat({ removed: entry.backupId });
       }
       const kept = catalog.filter((e) => !expired.includes(e));
+      // Nothing expired: every blob a committed backup names stays, so there is nothing to mark or sweep. Reading every
+      // index and listing every location here would make each backup's cost follow what is held. (Blobs a failed
+      // backup could not clean up wait for the next expiry's sweep; the scheduled `check` counts them as orphans.)
+      if (expired.length === 0) return { kept: kept.length, removed: [], keptForPins, blobsRemoved: 0 };
 
       // Mark: the blobs the remaining backups reference, sorted on disk (memory stays flat in the number of
       // recordings). Sweep: a merge of that list with each location's blob listing (both in key order); every listed

@@ -46,18 +46,19 @@ export type SyncShardResult = SyncResult;
 
 /**
  * The previous backup's index, read alongside the new listing: both are in the bucket's key order, so "does the
- * previous backup hold this recording?" is a merge, with memory flat in the number of recordings.
+ * previous backup hold this recording?" is a merge, with memory flat in the number of recordings. `committedAtPrimary`:
+ * the primary holds that backup's authentic manifest, so it held every blob of it when it committed.
  */
-export async function previousIndexCursor(deps: Dependencies, deployment: string, backupId: string | undefined): Promise<SortedCursor<IndexEntry>> {
-  if (!backupId) return SortedCursor.empty();
+export async function previousIndexCursor(deps: Dependencies, deployment: string, backupId: string | undefined): Promise<{ cursor: SortedCursor<IndexEntry>; committedAtPrimary: boolean }> {
+  if (!backupId) return { cursor: SortedCursor.empty(), committedAtPrimary: false };
   // The first location holding a readable, authentic manifest of that backup.
-  for (const location of deps.locations()) {
+  for (const [i, location] of deps.locations().entries()) {
     const manifest = await readManifest(location, deployment, backupId, { keyRing: deps.keyRing() }).catch(() => undefined);
     if (!manifest) continue;
     const dataKey = unwrapKey(manifest.encryption.dataKey, deps.keyRing());
-    return new SortedCursor(readRecordingsIndex(location, manifest.artifacts.recordingsIndex, dataKey), (e) => e.key);
+    return { cursor: new SortedCursor(readRecordingsIndex(location, manifest.artifacts.recordingsIndex, dataKey), (e) => e.key), committedAtPrimary: i === 0 };
   }
-  return SortedCursor.empty();
+  return { cursor: SortedCursor.empty(), committedAtPrimary: false };
 }
 
 /** The syncRecordings checkpoint as it travels in heartbeat details. */
@@ -136,7 +137,8 @@ export function createSyncActivities(deps: Dependencies) {
     /**
      * Each recording of the listing ends up in a blob at the primary location (and, written in the same pass, at every
      * other location that takes the write), and the index names it:
-     * - held by the previous backup and its blob is there: shared (the previous index's blob and key);
+     * - held by the previous backup, committed at the primary (or, when it is not, its blob found there): shared (the
+   *   previous index's blob and key), with no request to any location;
      * - otherwise: sealed under a key derived from this backup's data key, in a blob whose name binds that key, so
      *   no blob that a committed backup reads is ever written again.
      * The index is written in listing order as entries finish; a retry skips the copies its last heartbeat covered.
@@ -156,7 +158,7 @@ export function createSyncActivities(deps: Dependencies) {
       const client = deps.recordingsClient(input.target);
       const bucket = deps.deployment(input.target).recordings.bucket;
       const dataKey = await backupDataKey(deps, input.deployment, input.backupId);
-      const previous = await previousIndexCursor(deps, input.deployment, input.previousBackupId);
+      const { cursor: previous, committedAtPrimary } = await previousIndexCursor(deps, input.deployment, input.previousBackupId);
       const resume = activityInfo().heartbeatDetails as Partial<SyncCheckpoint> | undefined;
       // A first attempt has no earlier attempt's blobs to find: this backup's own blob names are new (they bind its
       // fresh data key), so it writes them without asking each location first. A retry looks before writing.
@@ -244,6 +246,10 @@ export function createSyncActivities(deps: Dependencies) {
 
       async function place(entry: RecordingEntry, held: IndexEntry | undefined, alreadyDone: boolean): Promise<{ line: IndexEntry; outcome: Outcome }> {
         if (held) {
+          // The previous backup committed here, so its blobs were here whole; one lost since is the scheduled
+          // `check`'s to find and repair (it checks each shared blob at the backup that first names it). Asking the
+          // primary about every recording held would make a backup's cost follow what is held, not what changed.
+          if (committedAtPrimary) return { line: { ...entry, blob: held.blob, blobKey: held.blobKey }, outcome: 'reused' };
           const stat = await location.stat(blobKey(input.deployment, held.blob));
           if (stat && stat.size === encryptedSize(entry.size)) return { line: { ...entry, blob: held.blob, blobKey: held.blobKey }, outcome: 'reused' };
           // The previous backup's blob is gone or damaged here: this backup heals the gap under a blob of its own.
@@ -270,7 +276,7 @@ export function createSyncActivities(deps: Dependencies) {
           const ready = window.push(
             transfers.call(async () => {
               const { line, outcome } = await place(entry, held, alreadyDone);
-              // Entries a killed attempt finished are only re-read (a HEAD for shared ones): they heartbeat too.
+              // Entries a killed attempt finished are only re-read: they heartbeat too.
               if (alreadyDone) beat();
               else markDone(mine, outcome, entry.size);
               return line;
