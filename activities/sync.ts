@@ -8,7 +8,7 @@ import { Meter, writeArtifact } from '../src/catalog/artifacts';
 import { readManifest } from '../src/catalog/catalog';
 import { jsonLine, readJsonLines } from '../src/catalog/json-lines';
 import type { Artifact } from '../src/catalog/manifest';
-import { blobState, ownBlobOf, recordingIdentity } from '../src/catalog/recording-blobs';
+import { blobState, ownBlobOf } from '../src/catalog/recording-blobs';
 import { readRecordingsIndex, readRecordingsListing, type IndexEntry, type RecordingEntry } from '../src/catalog/recordings-index';
 import { createEncryptStream, unwrapKey } from '../src/crypto';
 import { encryptedSize } from '../src/crypto/frame-format';
@@ -103,7 +103,12 @@ export function createSyncActivities(deps: Dependencies) {
       return writeArtifact(location, backupKey(input.deployment, input.backupId, INDEX_ARTIFACT), Readable.from(merged()), dataKey, { signal: ctx.cancellationSignal });
     },
 
-    async snapshotRecordings(input: { deployment: string; backupId: string; target: TargetName; recordingsPoint: string }): Promise<RecordingsSnapshot & { listing: Artifact; shards: number }> {
+    /**
+     * The listing, and how many shards the copy takes: sized by the recordings the previous backup does not hold (read
+     * alongside, both in key order), since those are the copy's work; every shard reads the whole listing and the
+     * whole previous index, so shards for recordings that are only shared would multiply that reading for nothing.
+     */
+    async snapshotRecordings(input: { deployment: string; backupId: string; target: TargetName; recordingsPoint: string; previousBackupId?: string }): Promise<RecordingsSnapshot & { listing: Artifact; shards: number; changedObjects: number }> {
       const ctx = Context.current();
       const client = deps.recordingsClient(input.target);
       const bucket = deps.deployment(input.target).recordings.bucket;
@@ -112,6 +117,8 @@ export function createSyncActivities(deps: Dependencies) {
       let objects = 0;
       let bytes = 0;
       let newerThanPoint = 0;
+      let changedObjects = 0;
+      const { cursor: previous } = await previousIndexCursor(deps, input.deployment, input.previousBackupId);
       async function* lines(): AsyncGenerator<Buffer> {
         const listing = client.listObjectsV2(bucket, '', true) as AsyncIterable<{ name?: string; size?: number; etag?: string; lastModified?: Date }>;
         for await (const item of listing) {
@@ -124,14 +131,17 @@ export function createSyncActivities(deps: Dependencies) {
           bytes += item.size ?? 0;
           if (objects % 1000 === 0) ctx.heartbeat({ phase: 'listing', objects });
           const entry: RecordingEntry = { key: item.name, size: item.size ?? 0, etag: (item.etag ?? '').replace(/"/g, '') };
+          const held = await previous.seek(entry.key);
+          if (!held || held.etag !== entry.etag || held.size !== entry.size) changedObjects += 1;
           yield jsonLine(entry);
         }
       }
       const listing = await writeArtifact(primaryLocation(deps), backupKey(input.deployment, input.backupId, LISTING_ARTIFACT), Readable.from(lines()), dataKey, {
         signal: ctx.cancellationSignal,
       });
+      await previous.close();
       const { objectsPerShard, maxShards } = deps.config.backup;
-      return { objects, bytes, newerThanPoint, listing, shards: Math.max(1, Math.min(maxShards, Math.ceil(objects / objectsPerShard))) };
+      return { objects, bytes, newerThanPoint, listing, changedObjects, shards: Math.max(1, Math.min(maxShards, Math.ceil(changedObjects / objectsPerShard))) };
     },
 
     /**
@@ -272,7 +282,8 @@ export function createSyncActivities(deps: Dependencies) {
           const mine = seq;
           const alreadyDone = mine < skipBefore;
           const candidate = await previous.seek(entry.key);
-          const held = candidate && recordingIdentity(candidate) === recordingIdentity(entry) ? candidate : undefined;
+          // The recording's identity (key, ETag, size) compared field by field: a hash of each per entry costs CPU only.
+          const held = candidate && candidate.etag === entry.etag && candidate.size === entry.size ? candidate : undefined;
           const ready = window.push(
             transfers.call(async () => {
               const { line, outcome } = await place(entry, held, alreadyDone);

@@ -93,7 +93,7 @@ async function backupSteps(input: BackupInput): Promise<BackupResult> {
     progress.dumpBytes = dumpBytes;
 
     enter('snapshot-recordings');
-    const snapshot = await transfer.snapshotRecordings({ ...base, target, recordingsPoint: capture.quiesce.recordingsPoint });
+    const snapshot = await transfer.snapshotRecordings({ ...base, target, recordingsPoint: capture.quiesce.recordingsPoint, ...(previousBackupId ? { previousBackupId } : {}) });
     listing = snapshot.listing;
     progress.recordings = { objects: snapshot.objects, bytes: snapshot.bytes };
 
