@@ -1,13 +1,17 @@
-// Seed step 6: copy every artifact and every blob missing at another location, then re-verify checksums there.
+// Seed step 6: copy every artifact and every blob missing at another location, then re-verify checksums there. Only
+// what this backup adds to the newest backup already committed at that location is looked up there.
 import { Context, activityInfo } from '@temporalio/activity';
 import { Meter } from '../src/catalog/artifacts';
+import { listBackups, readManifest } from '../src/catalog/catalog';
 import { DATA_KEY_ARTIFACT } from '../src/catalog/data-key';
 import type { Artifact } from '../src/catalog/manifest';
 import { readRecordingsIndex, type IndexEntry } from '../src/catalog/recordings-index';
+import { unwrapKey } from '../src/crypto';
 import { CiphertextCheck } from '../src/crypto/ciphertext-check';
 import { encryptedSize } from '../src/crypto/frame-format';
 import type { Dependencies } from '../src/runtime/dependencies';
 import { backupKey, blobKey, isNotFound, type BackupLocation } from '../src/storage';
+import { SortedCursor } from '../src/streams/sorted-cursor';
 import type { ReplicateResult } from '../workflows/backup-types';
 import { TaskPool, backupDataKey, locationByName, primaryLocation } from './backup-context';
 import { verifyChecksums } from './verify';
@@ -81,45 +85,104 @@ interface ReplicateCheckpoint {
   blobsDone: number;
   blobsCopied: number;
   blobsPresent: number;
+  /** Entries identical to the baseline's: held at the location since that backup committed there, not asked about. */
+  blobsShared: number;
   bytesCopied: number;
+}
+
+/**
+ * The index of the newest backup committed at `to` (its authentic manifest there), other than `backupId`. A manifest
+ * is written to a location only after every blob of its backup is there, and retention never sweeps a blob a
+ * committed backup names, so an entry of this backup identical to one of that index (same key, blob and key) is at
+ * `to` already. `preferred` (the backup this one builds on) is tried first. A location that missed backups falls
+ * back to the newest it holds, so everything they added is looked up and copied; one that holds none has no baseline.
+ * A blob lost there since is the scheduled `check`'s to find and repair.
+ */
+async function baselineAt(deps: Dependencies, to: BackupLocation, deployment: string, backupId: string, preferred: string | undefined): Promise<{ backupId?: string; lookup: (key: string) => Promise<IndexEntry | undefined>; close: () => Promise<void> }> {
+  const keyRing = deps.keyRing();
+  let manifest = preferred && preferred !== backupId ? await readManifest(to, deployment, preferred, { keyRing }).catch(() => undefined) : undefined;
+  if (!manifest) {
+    const held = await listBackups([to], deployment, { keyRing }).catch(() => []);
+    manifest = held.find((e) => e.backupId !== backupId)?.manifest;
+  }
+  if (!manifest) return { lookup: async () => undefined, close: async () => undefined };
+  const cursor = new SortedCursor(readRecordingsIndex(to, manifest.artifacts.recordingsIndex, unwrapKey(manifest.encryption.dataKey, keyRing)), (e) => e.key);
+  let usable = true;
+  return {
+    backupId: manifest.backupId,
+    // An index that cannot be read to its end only costs lookups: from there on every entry is asked about.
+    lookup: async (key) => {
+      if (!usable) return undefined;
+      try {
+        return await cursor.seek(key);
+      } catch {
+        usable = false;
+        return undefined;
+      }
+    },
+    close: () => cursor.close().catch(() => undefined),
+  };
 }
 
 export function createReplicateActivities(deps: Dependencies) {
   return {
-    async replicate(input: { deployment: string; backupId: string; to: string; artifacts: { db: Artifact; connectors: Artifact; recordingsIndex: Artifact } }): Promise<ReplicateResult> {
+    async replicate(input: {
+      deployment: string;
+      backupId: string;
+      to: string;
+      artifacts: { db: Artifact; connectors: Artifact; recordingsIndex: Artifact };
+      /** The backup this one builds on: the first candidate baseline at `to`. */
+      previousBackupId?: string;
+    }): Promise<ReplicateResult> {
       const ctx = Context.current();
       const from = primaryLocation(deps);
       const to = locationByName(deps, input.to);
       await to.ensureReady();
       const dataKey = await backupDataKey(deps, input.deployment, input.backupId);
-      const state: ReplicateCheckpoint = (activityInfo().heartbeatDetails as ReplicateCheckpoint | undefined) ?? { blobsDone: 0, blobsCopied: 0, blobsPresent: 0, bytesCopied: 0 };
+      const resumed = activityInfo().heartbeatDetails as Partial<ReplicateCheckpoint> | undefined;
+      const state: ReplicateCheckpoint = { blobsDone: 0, blobsCopied: 0, blobsPresent: 0, blobsShared: 0, bytesCopied: 0, ...resumed };
       // A blob the primary lacks or holds damaged is taken from any other location that holds it whole.
       const sources = [from, ...deps.locations().filter((l) => l.name !== from.name && l.name !== to.name)];
+      const baseline = await baselineAt(deps, to, input.deployment, input.backupId, input.previousBackupId);
 
       const beat = () => ctx.heartbeat({ ...state });
       // Blobs first: a location never holds an index that points at blobs it lacks.
       const done = new Set<number>();
+      const finish = (seq: number) => {
+        done.add(seq);
+        while (done.delete(state.blobsDone)) state.blobsDone += 1;
+      };
       const pool = new TaskPool(deps.config.backup.concurrency);
       let seq = -1;
-      for await (const entry of readRecordingsIndex(from, input.artifacts.recordingsIndex, dataKey)) {
-        seq += 1;
-        if (seq < state.blobsDone) continue;
-        const mine = seq;
-        await pool.run(async () => {
-          // A blob's name binds its key: one present whole under that name is this very blob (its bytes are `check`'s
-          // to read in rotating slices); one missing or of another size is copied, opened on the way.
-          const there = await to.stat(blobKey(input.deployment, entry.blob));
-          if (there && there.size === encryptedSize(entry.size)) state.blobsPresent += 1;
-          else {
-            state.bytesCopied += (await copyBlobFromAny(sources, to, input.deployment, entry, beat)).bytes;
-            state.blobsCopied += 1;
+      try {
+        for await (const entry of readRecordingsIndex(from, input.artifacts.recordingsIndex, dataKey)) {
+          seq += 1;
+          if (seq < state.blobsDone) continue;
+          const mine = seq;
+          const before = await baseline.lookup(entry.key);
+          if (before && before.blob === entry.blob && before.blobKey === entry.blobKey) {
+            state.blobsShared += 1;
+            finish(mine);
+            if (state.blobsShared % 5000 === 0) beat();
+            continue;
           }
-          done.add(mine);
-          while (done.delete(state.blobsDone)) state.blobsDone += 1;
-          ctx.heartbeat({ ...state });
-        });
+          await pool.run(async () => {
+            // A blob's name binds its key: one present whole under that name is this very blob (its bytes are `check`'s
+            // to read in rotating slices); one missing or of another size is copied, opened on the way.
+            const there = await to.stat(blobKey(input.deployment, entry.blob));
+            if (there && there.size === encryptedSize(entry.size)) state.blobsPresent += 1;
+            else {
+              state.bytesCopied += (await copyBlobFromAny(sources, to, input.deployment, entry, beat)).bytes;
+              state.blobsCopied += 1;
+            }
+            finish(mine);
+            beat();
+          });
+        }
+        await pool.drain();
+      } finally {
+        await baseline.close();
       }
-      await pool.drain();
 
       const keys = [...Object.values(input.artifacts).map((a) => a.key), backupKey(input.deployment, input.backupId, DATA_KEY_ARTIFACT)];
       for (const key of keys) {
@@ -127,7 +190,15 @@ export function createReplicateActivities(deps: Dependencies) {
         beat();
       }
       await verifyChecksums(to, input.artifacts, beat);
-      return { location: to.name, artifacts: keys.length, blobsCopied: state.blobsCopied, blobsPresent: state.blobsPresent, bytesCopied: state.bytesCopied };
+      return {
+        location: to.name,
+        artifacts: keys.length,
+        blobsCopied: state.blobsCopied,
+        blobsPresent: state.blobsPresent,
+        blobsShared: state.blobsShared,
+        ...(baseline.backupId ? { baselineBackupId: baseline.backupId } : {}),
+        bytesCopied: state.bytesCopied,
+      };
     },
   };
 }

@@ -8,7 +8,7 @@ import { Meter, writeArtifact } from '../src/catalog/artifacts';
 import { readManifest } from '../src/catalog/catalog';
 import { jsonLine, readJsonLines } from '../src/catalog/json-lines';
 import type { Artifact } from '../src/catalog/manifest';
-import { blobState, ownBlobOf, recordingIdentity } from '../src/catalog/recording-blobs';
+import { blobState, ownBlobOf } from '../src/catalog/recording-blobs';
 import { readRecordingsIndex, readRecordingsListing, type IndexEntry, type RecordingEntry } from '../src/catalog/recordings-index';
 import { createEncryptStream, unwrapKey } from '../src/crypto';
 import { encryptedSize } from '../src/crypto/frame-format';
@@ -46,18 +46,19 @@ export type SyncShardResult = SyncResult;
 
 /**
  * The previous backup's index, read alongside the new listing: both are in the bucket's key order, so "does the
- * previous backup hold this recording?" is a merge, with memory flat in the number of recordings.
+ * previous backup hold this recording?" is a merge, with memory flat in the number of recordings. `committedAtPrimary`:
+ * the primary holds that backup's authentic manifest, so it held every blob of it when it committed.
  */
-export async function previousIndexCursor(deps: Dependencies, deployment: string, backupId: string | undefined): Promise<SortedCursor<IndexEntry>> {
-  if (!backupId) return SortedCursor.empty();
+export async function previousIndexCursor(deps: Dependencies, deployment: string, backupId: string | undefined): Promise<{ cursor: SortedCursor<IndexEntry>; committedAtPrimary: boolean }> {
+  if (!backupId) return { cursor: SortedCursor.empty(), committedAtPrimary: false };
   // The first location holding a readable, authentic manifest of that backup.
-  for (const location of deps.locations()) {
+  for (const [i, location] of deps.locations().entries()) {
     const manifest = await readManifest(location, deployment, backupId, { keyRing: deps.keyRing() }).catch(() => undefined);
     if (!manifest) continue;
     const dataKey = unwrapKey(manifest.encryption.dataKey, deps.keyRing());
-    return new SortedCursor(readRecordingsIndex(location, manifest.artifacts.recordingsIndex, dataKey), (e) => e.key);
+    return { cursor: new SortedCursor(readRecordingsIndex(location, manifest.artifacts.recordingsIndex, dataKey), (e) => e.key), committedAtPrimary: i === 0 };
   }
-  return SortedCursor.empty();
+  return { cursor: SortedCursor.empty(), committedAtPrimary: false };
 }
 
 /** The syncRecordings checkpoint as it travels in heartbeat details. */
@@ -102,7 +103,12 @@ export function createSyncActivities(deps: Dependencies) {
       return writeArtifact(location, backupKey(input.deployment, input.backupId, INDEX_ARTIFACT), Readable.from(merged()), dataKey, { signal: ctx.cancellationSignal });
     },
 
-    async snapshotRecordings(input: { deployment: string; backupId: string; target: TargetName; recordingsPoint: string }): Promise<RecordingsSnapshot & { listing: Artifact; shards: number }> {
+    /**
+     * The listing, and how many shards the copy takes: sized by the recordings the previous backup does not hold (read
+     * alongside, both in key order), since those are the copy's work; every shard reads the whole listing and the
+     * whole previous index, so shards for recordings that are only shared would multiply that reading for nothing.
+     */
+    async snapshotRecordings(input: { deployment: string; backupId: string; target: TargetName; recordingsPoint: string; previousBackupId?: string }): Promise<RecordingsSnapshot & { listing: Artifact; shards: number; changedObjects: number }> {
       const ctx = Context.current();
       const client = deps.recordingsClient(input.target);
       const bucket = deps.deployment(input.target).recordings.bucket;
@@ -111,6 +117,8 @@ export function createSyncActivities(deps: Dependencies) {
       let objects = 0;
       let bytes = 0;
       let newerThanPoint = 0;
+      let changedObjects = 0;
+      const { cursor: previous } = await previousIndexCursor(deps, input.deployment, input.previousBackupId);
       async function* lines(): AsyncGenerator<Buffer> {
         const listing = client.listObjectsV2(bucket, '', true) as AsyncIterable<{ name?: string; size?: number; etag?: string; lastModified?: Date }>;
         for await (const item of listing) {
@@ -123,20 +131,24 @@ export function createSyncActivities(deps: Dependencies) {
           bytes += item.size ?? 0;
           if (objects % 1000 === 0) ctx.heartbeat({ phase: 'listing', objects });
           const entry: RecordingEntry = { key: item.name, size: item.size ?? 0, etag: (item.etag ?? '').replace(/"/g, '') };
+          const held = await previous.seek(entry.key);
+          if (!held || held.etag !== entry.etag || held.size !== entry.size) changedObjects += 1;
           yield jsonLine(entry);
         }
       }
       const listing = await writeArtifact(primaryLocation(deps), backupKey(input.deployment, input.backupId, LISTING_ARTIFACT), Readable.from(lines()), dataKey, {
         signal: ctx.cancellationSignal,
       });
+      await previous.close();
       const { objectsPerShard, maxShards } = deps.config.backup;
-      return { objects, bytes, newerThanPoint, listing, shards: Math.max(1, Math.min(maxShards, Math.ceil(objects / objectsPerShard))) };
+      return { objects, bytes, newerThanPoint, listing, changedObjects, shards: Math.max(1, Math.min(maxShards, Math.ceil(changedObjects / objectsPerShard))) };
     },
 
     /**
      * Each recording of the listing ends up in a blob at the primary location (and, written in the same pass, at every
      * other location that takes the write), and the index names it:
-     * - held by the previous backup and its blob is there: shared (the previous index's blob and key);
+     * - held by the previous backup, committed at the primary (or, when it is not, its blob found there): shared (the
+   *   previous index's blob and key), with no request to any location;
      * - otherwise: sealed under a key derived from this backup's data key, in a blob whose name binds that key, so
      *   no blob that a committed backup reads is ever written again.
      * The index is written in listing order as entries finish; a retry skips the copies its last heartbeat covered.
@@ -156,7 +168,7 @@ export function createSyncActivities(deps: Dependencies) {
       const client = deps.recordingsClient(input.target);
       const bucket = deps.deployment(input.target).recordings.bucket;
       const dataKey = await backupDataKey(deps, input.deployment, input.backupId);
-      const previous = await previousIndexCursor(deps, input.deployment, input.previousBackupId);
+      const { cursor: previous, committedAtPrimary } = await previousIndexCursor(deps, input.deployment, input.previousBackupId);
       const resume = activityInfo().heartbeatDetails as Partial<SyncCheckpoint> | undefined;
       // A first attempt has no earlier attempt's blobs to find: this backup's own blob names are new (they bind its
       // fresh data key), so it writes them without asking each location first. A retry looks before writing.
@@ -244,6 +256,10 @@ export function createSyncActivities(deps: Dependencies) {
 
       async function place(entry: RecordingEntry, held: IndexEntry | undefined, alreadyDone: boolean): Promise<{ line: IndexEntry; outcome: Outcome }> {
         if (held) {
+          // The previous backup committed here, so its blobs were here whole; one lost since is the scheduled
+          // `check`'s to find and repair (it checks each shared blob at the backup that first names it). Asking the
+          // primary about every recording held would make a backup's cost follow what is held, not what changed.
+          if (committedAtPrimary) return { line: { ...entry, blob: held.blob, blobKey: held.blobKey }, outcome: 'reused' };
           const stat = await location.stat(blobKey(input.deployment, held.blob));
           if (stat && stat.size === encryptedSize(entry.size)) return { line: { ...entry, blob: held.blob, blobKey: held.blobKey }, outcome: 'reused' };
           // The previous backup's blob is gone or damaged here: this backup heals the gap under a blob of its own.
@@ -266,11 +282,12 @@ export function createSyncActivities(deps: Dependencies) {
           const mine = seq;
           const alreadyDone = mine < skipBefore;
           const candidate = await previous.seek(entry.key);
-          const held = candidate && recordingIdentity(candidate) === recordingIdentity(entry) ? candidate : undefined;
+          // The recording's identity (key, ETag, size) compared field by field: a hash of each per entry costs CPU only.
+          const held = candidate && candidate.etag === entry.etag && candidate.size === entry.size ? candidate : undefined;
           const ready = window.push(
             transfers.call(async () => {
               const { line, outcome } = await place(entry, held, alreadyDone);
-              // Entries a killed attempt finished are only re-read (a HEAD for shared ones): they heartbeat too.
+              // Entries a killed attempt finished are only re-read: they heartbeat too.
               if (alreadyDone) beat();
               else markDone(mine, outcome, entry.size);
               return line;

@@ -3,6 +3,7 @@
 //   npm run bench -- --compare [--base-recordings N] [--small-count N] [--small-kib N] [--large-count N] [--large-mib N]
 //                              [--audit N] [--keep]
 //   npm run bench -- --scale [--scale-recordings N] [--scale-audit N] [--keep]
+//   npm run bench -- --scale --scale-audit 0 --scale-recordings N --nothing-new [--before-root DIR]
 //
 // The workers run as child processes (scripts/bench-worker.ts), so the RSS sampled from /proc is a worker's alone;
 // this process only starts workflows, runs the baselines and reads the histories. rclone is the Debian package,
@@ -59,6 +60,10 @@ const USAGE = `usage: npm run bench -- --compare [options]   |   npm run bench -
   --scale-audit N      audit-log rows: the dump against pg_dump, the restore against pg_restore  default 40000000 (0 skips)
   --scale-tables N     large tables in that database: the audit log and N-1 copies of it        default 1
   --single-dump        the dump as one archive (backup.parallelDump off): the path of earlier versions
+  --nothing-new        for --scale-recordings: after the full backup, an incremental backup with nothing new,
+                       step by step, and the bucket's listing alone (instead of rclone and the 2-worker run)
+  --before-root DIR    with --nothing-new: a checkout of other code (its node_modules in place) whose worker runs
+                       the same incremental first, on the same data: before and after in one run
 
   --keep               leave the sandbox instances, the backups and rclone's copies in place`;
 
@@ -80,6 +85,10 @@ interface ScaleOptions {
   tables: number;
   /** One dump archive (no table parts): the dump and restore path of earlier versions, for before/after figures. */
   singleDump: boolean;
+  /** The recordings piece: an incremental backup with nothing new after the full one, instead of rclone and 2 workers. */
+  nothingNew: boolean;
+  /** With nothingNew: a checkout of other code whose worker runs that incremental first (before/after on the same data). */
+  beforeRoot?: string;
 }
 
 interface ComparisonOptions {
@@ -115,6 +124,8 @@ function parseComparisonOptions(argv: string[]): ComparisonOptions | undefined {
         'scale-audit': { type: 'string' },
         'scale-tables': { type: 'string' },
         'single-dump': { type: 'boolean', default: false },
+        'nothing-new': { type: 'boolean', default: false },
+        'before-root': { type: 'string' },
         keep: { type: 'boolean', default: false },
         help: { type: 'boolean', default: false },
       },
@@ -130,7 +141,7 @@ function parseComparisonOptions(argv: string[]): ComparisonOptions | undefined {
     return n;
   };
   const compareOnly = ['base-recordings', 'small-count', 'small-kib', 'large-count', 'large-mib', 'audit'].filter((f) => (values as Record<string, unknown>)[f] !== undefined);
-  const scaleOnly = ['scale-recordings', 'scale-audit', 'scale-tables'].filter((f) => (values as Record<string, unknown>)[f] !== undefined);
+  const scaleOnly = ['scale-recordings', 'scale-audit', 'scale-tables', 'nothing-new', 'before-root'].filter((f) => (values as Record<string, unknown>)[f] !== undefined);
   if (!values.compare && compareOnly.length) throw new BenchSetupError(`--${compareOnly[0]} sizes the --compare run: add --compare`);
   if (!values.scale && scaleOnly.length) throw new BenchSetupError(`--${scaleOnly[0]} sizes the --scale run: add --scale`);
   const options: ComparisonOptions = { keep: values.keep === true };
@@ -151,7 +162,11 @@ function parseComparisonOptions(argv: string[]): ComparisonOptions | undefined {
       audit: count('scale-audit', values['scale-audit'], 40_000_000, 0, 1_000_000_000),
       tables: count('scale-tables', values['scale-tables'], 1, 1, 16),
       singleDump: values['single-dump'] === true,
+      nothingNew: values['nothing-new'] === true,
+      ...(values['before-root'] !== undefined ? { beforeRoot: values['before-root'] } : {}),
     };
+    if (options.scale.beforeRoot !== undefined && !options.scale.nothingNew) throw new BenchSetupError('--before-root is for the --nothing-new run: add --nothing-new');
+    if (options.scale.nothingNew && options.scale.recordings === 0) throw new BenchSetupError('--nothing-new needs recordings: give --scale-recordings N (N > 0)');
     if (options.scale.recordings === 0 && options.scale.audit === 0) throw new BenchSetupError('--scale-recordings 0 and --scale-audit 0 leave nothing to run');
   }
   return options;
@@ -343,9 +358,10 @@ class WorkerProcess {
     this.timer = setInterval(() => void this.sample(), SAMPLE_MS);
   }
 
-  static async start(configFile: string, taskQueue: string, bundlePath: string, identity: string): Promise<WorkerProcess> {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'scripts', 'bench-worker.ts'), configFile, taskQueue, bundlePath, identity], {
-      cwd: repoRoot,
+  /** `root`: the checkout whose code the worker runs (another one for before/after figures). */
+  static async start(configFile: string, taskQueue: string, bundlePath: string, identity: string, root = repoRoot): Promise<WorkerProcess> {
+    const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'scripts', 'bench-worker.ts'), configFile, taskQueue, bundlePath, identity], {
+      cwd: root,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let output = '';
@@ -869,6 +885,68 @@ async function scaleRecordings(count: number, keep: boolean, bundlePath: string,
   });
 }
 
+/** The recordings bucket listed alone, as the snapshot step lists it: its time and the pages it took (1000 keys each). */
+async function timedListing(h: Harness): Promise<{ ms: number; objects: number }> {
+  const started = performance.now();
+  let objects = 0;
+  for await (const _ of h.deps.recordingsClient('production').listObjectsV2(h.config.deployment.recordings.bucket, '', true)) objects += 1;
+  return { ms: performance.now() - started, objects };
+}
+
+/**
+ * An incremental backup with nothing new after a full one, at `count` recordings of 1 KiB: what each step costs per
+ * recording held. With `beforeRoot`, that checkout's worker runs the same incremental first, on the same data.
+ */
+async function scaleNothingNew(scale: ScaleOptions, keep: boolean, bundlePath: string, workDir: string, out: string[]): Promise<void> {
+  const count = scale.recordings;
+  const name = `snn-${randomBytes(4).toString('hex')}`;
+  await withHarness(name, 1, keep, bundlePath, workDir, async (h) => {
+    progress(`seeding ${count} recordings of 1 KiB straight into the bucket (64 at a time)`);
+    const seedMs = await seedInstance(h.instance, { resources: 10, connectors: 5, audit: 0, recordings: count, 'recording-bytes': KIB, concurrency: 64 });
+    const full = await timedBackup(h, 'full');
+    const listing = await timedListing(h);
+    const runs: { label: string; backup: TimedBackup; peak?: number }[] = [];
+    const rerun = async (label: string, root: string, bundle: string) => {
+      for (const w of h.workers) await w.stop();
+      h.workers = [await WorkerProcess.start(h.configFile, h.taskQueue, bundle, `bench-worker-${label}`, root)];
+      const backup = await timedBackup(h, `nothing new, ${label}`);
+      if (backup.result.recordings.copiedObjects !== 0) throw new Error(`the incremental backup with nothing new copied ${backup.result.recordings.copiedObjects} recordings`);
+      runs.push({ label, backup, peak: h.workers[0]!.peaks.get(`nothing new, ${label}`) });
+    };
+    if (scale.beforeRoot) {
+      const beforeBundle = join(workDir, 'before-workflow-bundle.js');
+      const quiet = { info: () => {}, warn: () => {}, error: console.error, debug: () => {}, trace: () => {}, log: () => {} };
+      await writeFile(beforeBundle, (await bundleWorkflowCode({ workflowsPath: join(scale.beforeRoot, 'workflows'), logger: quiet })).code);
+      await rerun('before', scale.beforeRoot, beforeBundle);
+    }
+    await rerun('this code', repoRoot, bundlePath);
+
+    const span = (b: TimedBackup, type: string) => phaseSpans(b.runs).find(([t]) => t === type)?.[1];
+    const cell = (ms: number | undefined) => (ms === undefined ? '-' : seconds(ms));
+    const outsideDump = (b: TimedBackup) => b.ms - (span(b, 'dump') ?? 0);
+    const steps: [string, string][] = [
+      ['listing (snapshotRecordings)', 'snapshotRecordings'],
+      ['syncRecordings', 'syncRecordings'],
+      ['verifyBackup', 'verifyBackup'],
+      ['replicate', 'replicate'],
+      ['commitBackup', 'commitBackup'],
+      ['prune', 'prune'],
+      ['dump', 'dump'],
+    ];
+    const rows = [
+      ...steps.map(([label, type]) => [label, ...runs.map((r) => cell(span(r.backup, type)))]),
+      ['whole backup', ...runs.map((r) => seconds(r.backup.ms))],
+      ['whole backup minus the dump', ...runs.map((r) => seconds(outsideDump(r.backup)))],
+      ['  per recording held', ...runs.map((r) => `${(outsideDump(r.backup) / count).toFixed(3)} ms`)],
+      ['  at 1 M recordings (linear)', ...runs.map((r) => seconds((outsideDump(r.backup) / count) * 1_000_000))],
+      ['worker peak RSS', ...runs.map((r) => (r.peak === undefined ? '-' : mib(r.peak)))],
+    ];
+    out.push(`\n## Scale: an incremental backup with nothing new, ${count} recordings × 1 KiB\n`);
+    out.push(`Seeded in ${seconds(seedMs)}; full backup ${seconds(full.ms)} (${topPhases(full.runs)}). The bucket listed alone: ${seconds(listing.ms)} for ${listing.objects} keys in ${Math.ceil(listing.objects / 1000)} pages of 1000 (${(listing.ms / Math.max(1, Math.ceil(listing.objects / 1000))).toFixed(1)} ms a page).\n`);
+    out.push(markdownTable(['step (started → completed)', ...runs.map((r) => r.label)], rows, ['l', ...runs.map(() => 'r' as const)]));
+  });
+}
+
 async function scaleAudit(scale: ScaleOptions, keep: boolean, bundlePath: string, workDir: string, out: string[]): Promise<void> {
   const rows = scale.audit;
   const name = `sca-${randomBytes(4).toString('hex')}`;
@@ -949,7 +1027,8 @@ export async function runComparison(argv: string[]): Promise<void> {
     await writeFile(bundlePath, (await bundleWorkflowCode({ workflowsPath, logger: quiet })).code);
     progress(`stack at ${localStackDir()}; load average at start ${loadAtStart}`);
     if (options.compare) await compare(options.compare, options.keep, bundlePath, workDir, out);
-    if (options.scale?.recordings) await scaleRecordings(options.scale.recordings, options.keep, bundlePath, workDir, out);
+    if (options.scale?.recordings && options.scale.nothingNew) await scaleNothingNew(options.scale, options.keep, bundlePath, workDir, out);
+    else if (options.scale?.recordings) await scaleRecordings(options.scale.recordings, options.keep, bundlePath, workDir, out);
     if (options.scale?.audit) await scaleAudit(options.scale, options.keep, bundlePath, workDir, out);
     out.push(`\nCommand: npm run bench -- ${argv.join(' ')}. Load average (1, 5, 15 min) at start ${loadAtStart}, at end ${load()}.`);
     process.stdout.write(`${out.join('\n')}\n`);

@@ -67,6 +67,9 @@ export interface ReplicateResult {
   artifacts: number;
   blobsCopied: number;
   blobsPresent: number;
+  /** Entries identical to the baseline's (the newest backup committed at that location): not looked up there. */
+  blobsShared: number;
+  baselineBackupId?: string;
   bytesCopied: number;
 }
 

@@ -93,7 +93,7 @@ async function backupSteps(input: BackupInput): Promise<BackupResult> {
     progress.dumpBytes = dumpBytes;
 
     enter('snapshot-recordings');
-    const snapshot = await transfer.snapshotRecordings({ ...base, target, recordingsPoint: capture.quiesce.recordingsPoint });
+    const snapshot = await transfer.snapshotRecordings({ ...base, target, recordingsPoint: capture.quiesce.recordingsPoint, ...(previousBackupId ? { previousBackupId } : {}) });
     listing = snapshot.listing;
     progress.recordings = { objects: snapshot.objects, bytes: snapshot.bytes };
 
@@ -125,7 +125,7 @@ async function backupSteps(input: BackupInput): Promise<BackupResult> {
     enter('replicate');
     const others = prepared.locations.filter((l) => l.name !== prepared.primary);
     // Every copy ends (done or failed) before any undo runs: an undo racing a copy still writing would leave its writes.
-    const replicated = await Promise.allSettled(others.map((l) => transfer.replicate({ ...base, to: l.name, artifacts })));
+    const replicated = await Promise.allSettled(others.map((l) => transfer.replicate({ ...base, to: l.name, artifacts, ...(previousBackupId ? { previousBackupId } : {}) })));
     const failedCopy = replicated.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failedCopy) throw failedCopy.reason;
 

@@ -40,3 +40,35 @@ export function selectExpired(catalog: readonly CatalogEntry[], policy: Retentio
   });
   return { expired, keptForPins };
 }
+
+/**
+ * The retained backups that can name a blob of an expired one, so that only their indexes need reading before the
+ * expired backups' blobs are swept; undefined when the manifests cannot tell (then every retained index is read).
+ *
+ * A backup names a blob of another only through the backup it built on (`recordings.previousBackupId`): it shares
+ * the blobs that backup's index names for the same recordings, and seals everything else under its own key. So the
+ * backups naming one blob are connected along those links, and a retained one connected to an expired one is
+ * reached from the expired side through: a retained backup built on an expired one; the retained backup an expired
+ * one built on; or, past backups removed earlier, a retained backup whose own link leads to a removed one (marked
+ * whatever it shares). What cannot be followed is an expired backup built on a removed one while an older backup is
+ * retained (the link may go on through the removed one to it), or a backup that shares blobs without naming the one
+ * it built on (written by an older version): then the answer is undefined.
+ */
+export function retainedNeighbours(catalog: readonly CatalogEntry[], expired: readonly CatalogEntry[]): CatalogEntry[] | undefined {
+  const inCatalog = new Set(catalog.map((e) => e.backupId));
+  const expiredIds = new Set(expired.map((e) => e.backupId));
+  const kept = catalog.filter((e) => !expiredIds.has(e.backupId));
+  const previousOf = (e: CatalogEntry) => e.manifest.recordings.previousBackupId;
+  if (catalog.some((e) => previousOf(e) === undefined && e.manifest.recordings.reusedObjects > 0)) return undefined;
+  const builtOnByExpired = new Set<string>();
+  for (const e of expired) {
+    const previous = previousOf(e);
+    if (previous === undefined) continue;
+    if (!inCatalog.has(previous) && kept.some((k) => k.manifest.startedAt <= e.manifest.startedAt)) return undefined;
+    builtOnByExpired.add(previous);
+  }
+  return kept.filter((k) => {
+    const previous = previousOf(k);
+    return builtOnByExpired.has(k.backupId) || (previous !== undefined && (expiredIds.has(previous) || !inCatalog.has(previous)));
+  });
+}

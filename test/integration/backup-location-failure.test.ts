@@ -12,7 +12,8 @@ import { backupPrefix, blobsPrefix, type BackupLocation } from '../../src/storag
 import type { ControlPlane } from '../../src/vaultpam/control-plane';
 import type { ReplicateResult } from '../../workflows/backup-types';
 import { BACKUP_ID, STATUS } from '../../workflows/search-attributes';
-import { ensureRecordings, isolatedConfig } from '../support/backup-fixture';
+import { ensureRecordings, isolatedConfig, seedSandbox } from '../support/backup-fixture';
+import { CountingLocation } from '../support/counting-location';
 import { FailingLocation } from '../support/failing-location';
 import { temporalHarness, type TemporalHarness } from '../support/temporal';
 
@@ -59,6 +60,16 @@ function threeRegionConfig(): Config {
     const s3 = base.locations.find((l) => l.kind === 's3')!;
     return { locations: [...base.locations, { ...s3, name: 'tertiary', region: 'ap-southeast', prefix: `${s3.prefix}-ap` }] };
   });
+}
+
+/** What each replicate activity of a backup returned, by location: read from the workflow's history. */
+async function replicateResults(handle: WorkflowHandle, h: TemporalHarness): Promise<Map<string, ReplicateResult>> {
+  const events = (await handle.fetchHistory()).events ?? [];
+  const replicateIds = new Set(events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'replicate').map((e) => String(e.eventId)));
+  const replicated = events
+    .filter((e) => e.activityTaskCompletedEventAttributes && replicateIds.has(String(e.activityTaskCompletedEventAttributes.scheduledEventId)))
+    .map((e) => h.client.options.loadedDataConverter.payloadConverter.fromPayload<ReplicateResult>(e.activityTaskCompletedEventAttributes!.result!.payloads![0]!));
+  return new Map(replicated.map((r) => [r.location, r]));
 }
 
 describe('backup workflow when a location fails', () => {
@@ -178,12 +189,7 @@ describe('backup workflow when a location fails', () => {
     expect(flaky.refused).toHaveLength(1);
 
     // Replication copied only to the location that lacked blobs, and there every blob the copy could not write.
-    const events = (await handle.fetchHistory()).events ?? [];
-    const replicateIds = new Set(events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'replicate').map((e) => String(e.eventId)));
-    const replicated = events
-      .filter((e) => e.activityTaskCompletedEventAttributes && replicateIds.has(String(e.activityTaskCompletedEventAttributes.scheduledEventId)))
-      .map((e) => h.client.options.loadedDataConverter.payloadConverter.fromPayload<ReplicateResult>(e.activityTaskCompletedEventAttributes!.result!.payloads![0]!));
-    const by = new Map(replicated.map((r) => [r.location, r]));
+    const by = await replicateResults(handle, h);
     expect(by.get(secondary!.name)?.blobsCopied).toBe(0);
     expect(by.get('tertiary')!.blobsCopied).toBeGreaterThan(0);
     expect(by.get('tertiary')!.blobsCopied + by.get('tertiary')!.blobsPresent).toBe(result.recordings.objects);
@@ -197,6 +203,41 @@ describe('backup workflow when a location fails', () => {
       expect((await keysUnder(location, blobsPrefix(deployment))).sort(), `blobs at ${location.name}`).toEqual(blobs.sort());
     }
   }, 180_000);
+
+  it('catches up a location that missed a backup at the next one, asking it only about the blobs it lacks', async () => {
+    const config = threeRegionConfig();
+    const deps = createDependencies(config);
+    const deployment = config.deployment.name;
+    const [primary, secondary, tertiary] = deps.locations();
+    const controlPlane = deps.controlPlane('production');
+    const first = await backupResult(await backupWith(config, undefined, controlPlane));
+
+    // New recordings, backed up while the third location is out of the configuration: it misses that backup.
+    await seedSandbox('production', { organisations: 0, resources: 0, connectors: 0, auditEntries: 0, recordings: 3, recordingBytes: 5_000 });
+    const missed = await backupResult(await backupWith(config, [primary!, secondary!], controlPlane));
+    expect(missed.recordings.copiedObjects).toBeGreaterThanOrEqual(3);
+    expect(await readManifest(tertiary!, deployment, missed.backupId)).toBeUndefined();
+
+    // Back in, with nothing new: its baseline is the newest backup it holds, so it gets what it missed.
+    const counted = new CountingLocation(tertiary!);
+    const handle = await backupWith(config, [primary!, secondary!, counted], controlPlane);
+    const result = await backupResult(handle);
+    expect(result.recordings.copiedObjects).toBe(0);
+    const by = await replicateResults(handle, h);
+    expect(by.get('secondary')).toMatchObject({ baselineBackupId: missed.backupId, blobsShared: result.recordings.objects, blobsCopied: 0, blobsPresent: 0 });
+    expect(by.get('tertiary')).toMatchObject({ baselineBackupId: first.backupId, blobsCopied: missed.recordings.copiedObjects, blobsPresent: 0 });
+    expect(by.get('tertiary')!.blobsShared).toBe(result.recordings.objects - missed.recordings.copiedObjects);
+    const asked = new Set(counted.under(blobsPrefix(deployment)).filter((r) => r.operation !== 'put').map((r) => r.key));
+    expect(asked.size).toBe(missed.recordings.copiedObjects);
+
+    // Every blob everywhere, and the third location holds the new backup's manifest.
+    const blobs = (await keysUnder(primary!, blobsPrefix(deployment))).sort();
+    expect(blobs).toHaveLength(result.recordings.objects);
+    for (const location of deps.locations()) {
+      expect(await readManifest(location, deployment, result.backupId), `manifest at ${location.name}`).toBeDefined();
+      expect((await keysUnder(location, blobsPrefix(deployment))).sort(), `blobs at ${location.name}`).toEqual(blobs);
+    }
+  }, 240_000);
 
   it('refuses a configuration with locations in one region before entering maintenance mode', async () => {
     const oneRegion = isolatedConfig((base) => ({ locations: base.locations.map((l) => ({ ...l, region: 'eu-central' })) }));

@@ -12,7 +12,9 @@ import { listDump } from '../../src/postgres';
 import { createDependencies } from '../../src/runtime/dependencies';
 import type { ControlPlane } from '../../src/vaultpam/control-plane';
 import { verifyChecksums } from '../../activities/verify';
+import { backupPrefix, blobsPrefix, manifestKey } from '../../src/storage';
 import { isolatedConfig, seedSandbox } from '../support/backup-fixture';
+import { CountingLocation } from '../support/counting-location';
 import { temporalHarness, type TemporalHarness } from '../support/temporal';
 
 describe('backup workflow', () => {
@@ -68,6 +70,28 @@ describe('backup workflow', () => {
     expect(manifest.recordings.copiedObjects).toBe(added);
     expect(manifest.recordings.copiedBytes).toBe(added * 30_000);
     expect(manifest.recordings.reusedObjects).toBe(before.recordings.objects);
+  });
+
+  it('asks no location about any blob when nothing is new: sync, verify, replicate and prune cost what changed', async () => {
+    const catalog = await listBackups(deps.locations(), config.deployment.name);
+    const before = catalog[0]!.manifest;
+    const oldest = catalog.at(-1)!.backupId;
+    expect(catalog.length).toBeGreaterThan(1);
+    const counted = deps.locations().map((l) => new CountingLocation(l));
+    const result = await backup({ locations: () => counted });
+    expect(result.recordings.copiedObjects).toBe(0);
+    expect(result.recordings.reusedObjects).toBe(before.recordings.objects);
+    expect(result.pruned?.removed ?? []).toEqual([]);
+    const blobs = blobsPrefix(config.deployment.name);
+    for (const location of counted) {
+      // Not a HEAD, a ranged read, a listing nor a delete under blobs/: no request grows with the recordings held.
+      expect(location.under(blobs), `blob requests at ${location.name}`).toEqual([]);
+      // Nor is an older backup's index read (prune marks only when a backup expires): only its manifest, by the catalog.
+      const older = location.under(backupPrefix(config.deployment.name, oldest)).filter((r) => r.key !== manifestKey(config.deployment.name, oldest));
+      expect(older, `requests for ${oldest} at ${location.name}`).toEqual([]);
+      // The counter saw the backup's own writes there.
+      expect(location.requests.some((r) => r.operation === 'put' && r.key === manifestKey(config.deployment.name, result.backupId)), location.name).toBe(true);
+    }
   });
 
   it('holds maintenance mode during the pause only, and records its length', async () => {

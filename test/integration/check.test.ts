@@ -255,6 +255,25 @@ describe('repository check', () => {
     expect(slices).toEqual(['1/3', '2/3']);
   });
 
+  it('finds a shared blob lost at the primary that the next backup took over without asking there, and repairs it', async () => {
+    const entry = takeEntry();
+    await primary.delete([blobKey(deployment, entry.blob)]);
+    // The next backup trusts the backup it builds on for what it shares: it commits, naming the lost blob.
+    const next = await backup();
+    backupIds.push(next.backupId);
+    expect((await indexOf(next.backupId)).find((e) => e.key === entry.key)?.blob).toBe(entry.blob);
+
+    // The scheduled check is where that guarantee lives: it names the blob once, at the oldest backup naming it.
+    const found = await check();
+    const lost = find(found, { location: 'primary', recordingKey: entry.key, kind: 'blob-missing' });
+    expect(lost).toHaveLength(1);
+    expect(lost[0]!.backupId).toBe(backupIds[0]);
+    const repaired = await check({ repair: true });
+    expect(find(repaired, { location: 'primary', recordingKey: entry.key })[0]?.repair?.outcome).toBe('repaired');
+    expect(await primary.stat(blobKey(deployment, entry.blob))).toBeDefined();
+    expect((await check()).problems).toEqual([]);
+  });
+
   // Last: it leaves the repository damaged for good.
   it('refuses to repair a recording bad in every location and gone from the bucket, and names it', async () => {
     const entry = takeEntry();

@@ -9,6 +9,7 @@ import { createDependencies } from '../../src/runtime/dependencies';
 import { blobsPrefix, backupPrefix } from '../../src/storage';
 import { isolatedConfig } from '../support/backup-fixture';
 import { restoreFixture, type RestoreFixture } from '../support/restore-fixture';
+import { CountingLocation } from '../support/counting-location';
 import { temporalHarness, type TemporalHarness } from '../support/temporal';
 
 describe('retention', () => {
@@ -50,9 +51,17 @@ describe('retention', () => {
     await client.removeObjects(config.deployment.recordings.bucket, names.slice(0, 5));
 
     // Three days later, by the activities' clock.
-    const third = await backup({ now: () => new Date(Date.now() + 3 * 86_400_000) });
+    const counted = deps.locations().map((l) => new CountingLocation(l));
+    const third = await backup({ now: () => new Date(Date.now() + 3 * 86_400_000), locations: () => counted });
     expect(third.pruned!.removed.sort()).toEqual([first.backupId, second.backupId].sort());
     expect(third.pruned!.blobsRemoved).toBe(5 * deps.locations().length);
+    // Judged among the blobs the removed backups named, against the index of the one built on them: no location's
+    // blobs listed, and nothing deleted there but those five.
+    for (const location of counted) {
+      const underBlobs = location.under(blobsPrefix(deployment));
+      expect(underBlobs.filter((r) => r.operation === 'list'), `listings at ${location.name}`).toEqual([]);
+      expect(underBlobs.filter((r) => r.operation === 'delete'), `deletes at ${location.name}`).toHaveLength(5);
+    }
     expect((await listBackups(deps.locations(), deployment)).map((e) => e.backupId)).toEqual([third.backupId]);
     expect(await blobs()).toHaveLength(15);
     for (const location of deps.locations()) {

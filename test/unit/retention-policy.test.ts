@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import type { CatalogEntry } from '../../src/catalog/catalog';
 import { makePin } from '../../src/catalog/pins';
-import { selectExpired } from '../../src/catalog/retention';
+import { retainedNeighbours, selectExpired } from '../../src/catalog/retention';
 import { CHECKPOINT_KIND, type CheckpointManifest } from '../../src/catalog/checkpoint-manifest';
 import { pointIdTime, selectExpiredPoints } from '../../src/catalog/point-in-time-catalog';
 import { checkpointKey, checkpointsPrefix, parsePointInTimeKey, pointInTimeId } from '../../src/storage/layout';
@@ -46,6 +46,50 @@ describe('retention selection', () => {
   it('keeps backups younger than keepDays beyond keepLast', () => {
     const catalog = [entry('b3', 1), entry('b2', 2), entry('b1', 40)];
     expect(ids(selectExpired(catalog, { keepLast: 1, keepDays: 30, keepSafetySnapshotsDays: 7 }, now, new Set()))).toEqual(['b1']);
+  });
+});
+
+describe('the retained backups that can name an expired backup\'s blobs', () => {
+  /** `previous`: the backup it built on; `reused`: how many blobs it shares with it. */
+  function built(backupId: string, ageDays: number, previous?: string, reused = previous ? 10 : 0): CatalogEntry {
+    const e = entry(backupId, ageDays);
+    return { ...e, manifest: { ...e.manifest, recordings: { reusedObjects: reused, ...(previous ? { previousBackupId: previous } : {}) } } as CatalogEntry['manifest'] };
+  }
+  const names = (r: CatalogEntry[] | undefined) => r?.map((e) => e.backupId);
+
+  it('reads only the backup built on the oldest one when the oldest expires', () => {
+    const b1 = built('b1', 5);
+    const catalog = [built('b5', 1, 'b4'), built('b4', 2, 'b3'), built('b3', 3, 'b2'), built('b2', 4, 'b1'), b1];
+    expect(names(retainedNeighbours(catalog, [b1]))).toEqual(['b2']);
+  });
+
+  it('reads both sides of an expired run in the middle (a pinned older backup kept)', () => {
+    const catalog = [built('b5', 1, 'b4'), built('b4', 2, 'b3'), built('b3', 3, 'b2'), built('b2', 4, 'b1'), built('b1', 5)];
+    const expired = [catalog[2]!, catalog[3]!];
+    expect(names(retainedNeighbours(catalog, expired))).toEqual(['b4', 'b1']);
+  });
+
+  it('also reads a retained backup built on one removed earlier, whatever it shares', () => {
+    // b2 was removed earlier (a safety snapshot, say): b3 still names blobs that b1 wrote.
+    const b1 = built('b1', 5);
+    const catalog = [built('b4', 1, 'b3'), built('b3', 3, 'b2'), b1];
+    expect(names(retainedNeighbours(catalog, [b1]))).toEqual(['b3']);
+  });
+
+  it('cannot tell when an expired backup built on a removed one has an older backup retained', () => {
+    // b1 -> b2 (removed) -> b3 (expiring): b3's blobs may be b1's, and nothing links b1 to b3 any more.
+    const b3 = built('b3', 3, 'b2');
+    const catalog = [built('b4', 1, 'b3'), b3, built('b1', 5)];
+    expect(retainedNeighbours(catalog, [b3])).toBeUndefined();
+    // With nothing older retained, the removed link leads nowhere that is kept.
+    const newest = [built('b4', 1, 'b3'), b3];
+    expect(names(retainedNeighbours(newest, [b3]))).toEqual(['b4']);
+  });
+
+  it('cannot tell when a backup shares blobs without naming the one it built on', () => {
+    const b1 = built('b1', 5);
+    const catalog = [built('b3', 1, 'b2'), built('b2', 3, undefined, 7), b1];
+    expect(retainedNeighbours(catalog, [b1])).toBeUndefined();
   });
 });
 
