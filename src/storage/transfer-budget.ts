@@ -1,0 +1,74 @@
+// The worker's memory for upload buffers (backup.memoryBudgetMiB): every S3 part buffer is drawn from it and returned to it.
+
+/**
+ * Buffers for uploads, counted against one limit per worker process. Each upload is granted the buffer it needs to
+ * make progress at all (`take`: one part, or the whole object when it is smaller); the part size is fitted so that
+ * `backup.concurrency` uploads per location hold half the limit that way. A second buffer, which lets an upload fill
+ * one part while the previous one is on the wire, is granted only while the limit has room (`tryTake`), so a busy
+ * worker degrades to one part at a time instead of growing, and no upload ever waits on another (no deadlock when
+ * one recording is written to several locations at once).
+ *
+ * Part buffers are reused while uploads run, so their memory does not wait for the garbage collector; once no upload
+ * holds any, the free ones are dropped and the worker returns to its size at rest.
+ */
+/** Buffers smaller than this (whole small objects) go back to the allocator instead of being kept for reuse. */
+const REUSED_MIN_BYTES = 1024 * 1024;
+
+export class TransferBudget {
+  private held = 0;
+  private peak = 0;
+  private readonly free: Buffer[] = [];
+  private freeBytes = 0;
+
+  /** @param limitBytes the most that `tryTake` hands out in total; `Infinity` for no limit (tools and tests). */
+  constructor(readonly limitBytes: number) {
+    if (!(limitBytes > 0)) throw new RangeError(`a transfer budget must be positive, got ${limitBytes}`);
+  }
+
+  /** Bytes held by uploads now. */
+  get bytesHeld(): number {
+    return this.held;
+  }
+
+  /** The most bytes held at once since this budget was made (the benchmark and tests read it). */
+  get peakBytesHeld(): number {
+    return this.peak;
+  }
+
+  /** The buffer an upload cannot do without: always granted. */
+  take(bytes: number): Buffer {
+    return this.grant(bytes);
+  }
+
+  /** An extra buffer, granted only while the budget has room for it. */
+  tryTake(bytes: number): Buffer | undefined {
+    return this.held + bytes <= this.limitBytes ? this.grant(bytes) : undefined;
+  }
+
+  /** Returns a buffer from `take` or `tryTake`; its contents are not read again by the caller. */
+  give(buffer: Buffer): void {
+    this.held = Math.max(0, this.held - buffer.length);
+    if (this.held === 0) {
+      this.free.length = 0;
+      this.freeBytes = 0;
+    } else if (buffer.length >= REUSED_MIN_BYTES && this.held + this.freeBytes + buffer.length <= this.limitBytes) {
+      // Whole-object buffers of small recordings are all of different sizes: only part buffers are worth keeping.
+      this.free.push(buffer);
+      this.freeBytes += buffer.length;
+    }
+  }
+
+  private grant(bytes: number): Buffer {
+    const reused = this.free.findIndex((buffer) => buffer.length === bytes);
+    let buffer: Buffer;
+    if (reused >= 0) {
+      buffer = this.free.splice(reused, 1)[0]!;
+      this.freeBytes -= bytes;
+    } else {
+      buffer = Buffer.allocUnsafeSlow(bytes);
+    }
+    this.held += bytes;
+    this.peak = Math.max(this.peak, this.held);
+    return buffer;
+  }
+}
