@@ -50,18 +50,16 @@ export async function uploadInParts(target: PartUploadTarget, body: AsyncIterabl
   const { size, partSize, budget, mismatch } = options;
   const firstCapacity = size !== undefined && size <= partSize ? size : partSize;
   const held: Buffer[] = [];
-  const take = (bytes: number) => {
-    const buffer = budget.take(bytes);
-    held.push(buffer);
-    return buffer;
-  };
   const tryTake = (bytes: number) => {
     const buffer = budget.tryTake(bytes);
     if (buffer) held.push(buffer);
     return buffer;
   };
 
-  let filling = take(firstCapacity);
+  // Asked for before the first await: the puts of one recording to several locations ask together (see TransferBudget).
+  const first = budget.take(firstCapacity);
+  let filling = await first;
+  held.push(filling);
   let offset = 0;
   let total = 0;
   let uploadId: string | undefined;

@@ -1,12 +1,16 @@
 // The worker's memory for upload buffers (backup.memoryBudgetMiB): every S3 part buffer is drawn from it and returned to it.
 
 /**
- * Buffers for uploads, counted against one limit per worker process. Each upload is granted the buffer it needs to
- * make progress at all (`take`: one part, or the whole object when it is smaller); the part size is fitted so that
- * `backup.concurrency` uploads per location hold half the limit that way. A second buffer, which lets an upload fill
- * one part while the previous one is on the wire, is granted only while the limit has room (`tryTake`), so a busy
- * worker degrades to one part at a time instead of growing, and no upload ever waits on another (no deadlock when
- * one recording is written to several locations at once).
+ * Buffers for uploads, counted against one limit per worker process. Each upload waits for the buffer it needs to make
+ * progress at all (`take`: one part, or the whole object when it is smaller); the part size is fitted so that
+ * `backup.concurrency` uploads per S3 location hold half the limit that way, so they wait only when more copies run in
+ * one worker than that (several shards taken at once). A second buffer, which lets an upload fill one part while the
+ * previous one is on the wire, is granted only while the limit has room (`tryTake`, never waits), so a busy worker
+ * degrades to one part at a time instead of growing.
+ *
+ * Waiting uploads are served in the order they asked, and a recording written to several S3 locations asks for its
+ * buffers all at once (one `put` per location, started together): so whoever holds a buffer either holds all it
+ * needs or is first in line, and every wait ends.
  *
  * Part buffers are reused while uploads run, so their memory does not wait for the garbage collector; once no upload
  * holds any, the free ones are dropped and the worker returns to its size at rest.
@@ -19,6 +23,7 @@ export class TransferBudget {
   private peak = 0;
   private readonly free: Buffer[] = [];
   private freeBytes = 0;
+  private readonly queue: { bytes: number; resolve: (buffer: Buffer) => void }[] = [];
 
   /** @param limitBytes the most that `tryTake` hands out in total; `Infinity` for no limit (tools and tests). */
   constructor(readonly limitBytes: number) {
@@ -35,20 +40,33 @@ export class TransferBudget {
     return this.peak;
   }
 
-  /** The buffer an upload cannot do without: always granted. */
-  take(bytes: number): Buffer {
-    return this.grant(bytes);
+  /** The buffer an upload cannot do without: granted in turn, once the limit has room for it. */
+  take(bytes: number): Promise<Buffer> {
+    if (this.queue.length === 0 && this.fits(bytes)) return Promise.resolve(this.grant(bytes));
+    return new Promise((resolve) => this.queue.push({ bytes, resolve }));
   }
 
-  /** An extra buffer, granted only while the budget has room for it. */
+  /** An extra buffer, granted only while the budget has room for it and no upload waits. */
   tryTake(bytes: number): Buffer | undefined {
-    return this.held + bytes <= this.limitBytes ? this.grant(bytes) : undefined;
+    return this.queue.length === 0 && this.fits(bytes) ? this.grant(bytes) : undefined;
+  }
+
+  /** A request larger than the whole limit is granted alone, so it cannot wait forever. */
+  private fits(bytes: number): boolean {
+    return this.held + bytes <= this.limitBytes || this.held === 0;
+  }
+
+  private serveQueue(): void {
+    for (let next = this.queue[0]; next && this.fits(next.bytes); next = this.queue[0]) {
+      this.queue.shift();
+      next.resolve(this.grant(next.bytes));
+    }
   }
 
   /** Returns a buffer from `take` or `tryTake`; its contents are not read again by the caller. */
   give(buffer: Buffer): void {
     this.held = Math.max(0, this.held - buffer.length);
-    if (this.held === 0) {
+    if (this.held === 0 && this.queue.length === 0) {
       this.free.length = 0;
       this.freeBytes = 0;
     } else if (buffer.length >= REUSED_MIN_BYTES && this.held + this.freeBytes + buffer.length <= this.limitBytes) {
@@ -56,6 +74,7 @@ export class TransferBudget {
       this.free.push(buffer);
       this.freeBytes += buffer.length;
     }
+    this.serveQueue();
   }
 
   private grant(bytes: number): Buffer {

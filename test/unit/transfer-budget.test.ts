@@ -59,21 +59,32 @@ describe('memory budget for uploads', () => {
     }
   });
 
-  it('grants each upload its first buffer, a second only within the limit, and keeps no buffer once idle', () => {
+  it('grants each upload its first buffer in turn, a second only within the limit, and keeps no buffer once idle', async () => {
     const budget = new TransferBudget(10 * MIB);
-    const first = budget.take(4 * MIB);
-    const second = budget.take(4 * MIB);
+    const first = await budget.take(4 * MIB);
+    const second = await budget.take(4 * MIB);
     expect(budget.tryTake(4 * MIB)).toBeUndefined(); // 12 MiB would pass the limit
     const small = budget.tryTake(64 * 1024)!;
     expect(small.length).toBe(64 * 1024);
     expect(budget.bytesHeld).toBe(8 * MIB + 64 * 1024);
+
+    // Past the limit, uploads wait, and are served in the order they asked.
+    const served: string[] = [];
+    const third = budget.take(4 * MIB).then((buffer) => (served.push('third'), buffer));
+    const fourth = budget.take(1 * MIB).then((buffer) => (served.push('fourth'), buffer));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(served).toEqual([]);
+    expect(budget.tryTake(1 * MIB)).toBeUndefined(); // no extra buffer while an upload waits
     budget.give(first);
-    // A returned part buffer is reused rather than allocated again.
-    // (Compared by identity, never handed to expect: printing a 4 MiB buffer takes a minute.)
-    expect(budget.take(4 * MIB) === first).toBe(true);
-    for (const buffer of [first, second, small]) budget.give(buffer);
+    const reused = await third;
+    // A returned part buffer is reused rather than allocated again. (Compared by identity, never handed to expect:
+    // printing a 4 MiB buffer takes a minute.)
+    expect(reused === first).toBe(true);
+    const fifth = await fourth;
+    expect(served).toEqual(['third', 'fourth']);
+    expect(budget.peakBytesHeld).toBeLessThanOrEqual(10 * MIB);
+    for (const buffer of [reused, second, small, fifth]) budget.give(buffer);
     expect(budget.bytesHeld).toBe(0);
-    expect(budget.peakBytesHeld).toBe(8 * MIB + 64 * 1024);
-    expect(budget.take(4 * MIB) === first).toBe(false); // dropped once no upload held any
+    expect((await budget.take(4 * MIB)) === first).toBe(false); // dropped once no upload held any
   });
 });
