@@ -10,7 +10,8 @@
  *
  * Waiting uploads are served in the order they asked, and a recording written to several S3 locations asks for its
  * buffers all at once (one `put` per location, started together): so whoever holds a buffer either holds all it
- * needs or is first in line, and every wait ends.
+ * needs or is first in line, and every wait ends. A wait that lasts `maxWaitMs` ends with a buffer past the limit
+ * (counted in `overrunCount`), so a copy never stalls long enough to miss its heartbeats.
  *
  * Part buffers are reused while uploads run, so their memory does not wait for the garbage collector; once no upload
  * holds any, the free ones are dropped and the worker returns to its size at rest.
@@ -18,15 +19,26 @@
 /** Buffers smaller than this (whole small objects) go back to the allocator instead of being kept for reuse. */
 const REUSED_MIN_BYTES = 1024 * 1024;
 
+/** How long an upload waits for its first buffer at most (well inside the 30 s heartbeat timeout of the copies). */
+const DEFAULT_MAX_WAIT_MS = 10_000;
+
 export class TransferBudget {
   private held = 0;
   private peak = 0;
   private readonly free: Buffer[] = [];
   private freeBytes = 0;
-  private readonly queue: { bytes: number; resolve: (buffer: Buffer) => void }[] = [];
+  private readonly queue: { bytes: number; resolve: (buffer: Buffer) => void; timer: NodeJS.Timeout }[] = [];
+  private overruns = 0;
 
-  /** @param limitBytes the most that `tryTake` hands out in total; `Infinity` for no limit (tools and tests). */
-  constructor(readonly limitBytes: number) {
+  /**
+   * @param limitBytes the most handed out in total while no wait has run out; `Infinity` for no limit (tools, tests).
+   * @param maxWaitMs how long an upload waits for its first buffer before it is granted one past the limit: a copy
+   * whose uploads all wait sends no bytes, so its activity would stop heartbeating (progress is its bytes).
+   */
+  constructor(
+    readonly limitBytes: number,
+    private readonly maxWaitMs = DEFAULT_MAX_WAIT_MS,
+  ) {
     if (!(limitBytes > 0)) throw new RangeError(`a transfer budget must be positive, got ${limitBytes}`);
   }
 
@@ -43,7 +55,23 @@ export class TransferBudget {
   /** The buffer an upload cannot do without: granted in turn, once the limit has room for it. */
   take(bytes: number): Promise<Buffer> {
     if (this.queue.length === 0 && this.fits(bytes)) return Promise.resolve(this.grant(bytes));
-    return new Promise((resolve) => this.queue.push({ bytes, resolve }));
+    return new Promise((resolve) => {
+      const waiter = {
+        bytes,
+        resolve,
+        timer: setTimeout(() => {
+          this.queue.splice(this.queue.indexOf(waiter), 1);
+          this.overruns += 1;
+          resolve(this.grant(bytes));
+        }, this.maxWaitMs),
+      };
+      this.queue.push(waiter);
+    });
+  }
+
+  /** Buffers granted past the limit because their wait ran out. */
+  get overrunCount(): number {
+    return this.overruns;
   }
 
   /** An extra buffer, granted only while the budget has room for it and no upload waits. */
@@ -59,6 +87,7 @@ export class TransferBudget {
   private serveQueue(): void {
     for (let next = this.queue[0]; next && this.fits(next.bytes); next = this.queue[0]) {
       this.queue.shift();
+      clearTimeout(next.timer);
       next.resolve(this.grant(next.bytes));
     }
   }

@@ -215,7 +215,7 @@ describe('s3 location (real server)', () => {
 
   it('draws every part buffer from a shared budget: concurrent uploads hold no more than it, and nothing once done', async () => {
     // Four uploads of three parts and a bit, one budget of three parts: the fourth waits for a buffer, none holds two.
-    const budget = new TransferBudget(3 * PART_SIZE);
+    const budget = new TransferBudget(3 * PART_SIZE, 120_000); // no wait runs out, however loaded the machine
     const budgeted = createLocation(s3Config({ prefix: 'budgeted' }), { secretKey }, { partSize: PART_SIZE, budget });
     const size = 3 * PART_SIZE + 777;
     const sources = [0, 1, 2, 3].map(() => generated(size));
@@ -233,7 +233,7 @@ describe('s3 location (real server)', () => {
   it('writes each recording to two S3 locations at once from a budget of two parts without waiting forever', async () => {
     // Every copy needs a buffer at both locations; with room for two, copies that each got one would block each other
     // if buffers were not granted in the order asked.
-    const budget = new TransferBudget(2 * PART_SIZE);
+    const budget = new TransferBudget(2 * PART_SIZE, 120_000);
     const pair = ['fan-a', 'fan-b'].map((prefix) => createLocation(s3Config({ prefix }), { secretKey }, { partSize: PART_SIZE, budget }));
     const size = 2 * PART_SIZE + 321;
     const sources = [0, 1, 2].map(() => generated(size));

@@ -86,5 +86,19 @@ describe('memory budget for uploads', () => {
     for (const buffer of [reused, second, small, fifth]) budget.give(buffer);
     expect(budget.bytesHeld).toBe(0);
     expect((await budget.take(4 * MIB)) === first).toBe(false); // dropped once no upload held any
+    expect(budget.overrunCount).toBe(0);
+  });
+
+  it('grants a first buffer past the limit once its wait runs out, so a copy keeps moving (and heartbeating)', async () => {
+    const budget = new TransferBudget(4 * MIB, 50);
+    const held = await budget.take(4 * MIB);
+    const started = Date.now();
+    const late = await budget.take(1 * MIB);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(40);
+    expect(budget.overrunCount).toBe(1);
+    expect(budget.bytesHeld).toBe(5 * MIB);
+    budget.give(held);
+    budget.give(late);
+    expect(budget.bytesHeld).toBe(0);
   });
 });
