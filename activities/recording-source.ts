@@ -3,7 +3,8 @@
 import { PassThrough } from 'node:stream';
 import { CryptoError, createDecryptStream, encryptedSize } from '../src/crypto';
 import type { Dependencies } from '../src/runtime/dependencies';
-import { blobKey, isNotFound, type BackupLocation } from '../src/storage';
+import { blobKey, isNotFound, type BackupLocation, type TransferBudget } from '../src/storage';
+import { metadataHeaders, uploadInParts } from '../src/storage/s3-part-upload';
 import { blobState } from '../src/catalog/recording-blobs';
 import { locationByName } from './backup-context';
 import type { IndexEntry } from '../src/catalog/recordings-index';
@@ -81,7 +82,7 @@ export async function putRecordingFromBackup(
     try {
       const problem = await blobProblem(location, deployment, entry);
       if (problem) throw new BlobProblemError(problem);
-      const etag = await uploadDecrypted(target, location, deployment, entry, metadata);
+      const etag = await uploadDecrypted(deps.transferBudget(), target, location, deployment, entry, metadata);
       return { etag, location: location.name, skipped };
     } catch (err) {
       // A location that does not answer is passed over too: another may hold a good copy.
@@ -95,6 +96,7 @@ export async function putRecordingFromBackup(
 }
 
 async function uploadDecrypted(
+  budget: TransferBudget,
   target: { client: ReturnType<Dependencies['recordingsClient']>; bucket: string },
   location: BackupLocation,
   deployment: string,
@@ -105,7 +107,7 @@ async function uploadDecrypted(
   const source = await location.get(blobKey(deployment, entry.blob));
   const decrypt = createDecryptStream(Buffer.from(entry.blobKey, 'base64'));
   // The body ends only if every chunk authenticated, the final one included: on an error it is destroyed without
-  // ending, so the client never completes the object (a large one stays an incomplete multipart upload, removed below).
+  // ending, so the object is never completed (a multipart upload is aborted, its parts removed).
   const body = new PassThrough();
   let failed: Error | undefined;
   const failedPromise = new Promise<never>((_, reject) => {
@@ -120,18 +122,19 @@ async function uploadDecrypted(
   });
   failedPromise.catch(() => undefined);
   source.pipe(decrypt).pipe(body);
-  let counted = 0;
-  decrypt.on('data', (chunk: Buffer) => (counted += chunk.length));
+  // Part buffers from the worker's budget; a body of the wrong length or a failed decrypt aborts the upload.
+  const put = uploadInParts({ client, bucket, objectName: entry.key, headers: metadataHeaders(metadata) }, body, {
+    size: entry.size,
+    partSize: client.partSize,
+    budget,
+    mismatch: (actual) => new BlobProblemError(`blob ${blobKey(deployment, entry.blob)} decrypted to ${actual} bytes, expected ${entry.size}`),
+  });
   try {
-    const put = client.putObject(bucket, entry.key, body, entry.size, metadata);
-    const result = await Promise.race([put, failedPromise]);
-    if (counted !== entry.size) throw new BlobProblemError(`blob ${blobKey(deployment, entry.blob)} decrypted to ${counted} bytes, expected ${entry.size}`);
-    return result.etag;
+    return (await Promise.race([put, failedPromise])).etag;
   } catch (err) {
-    if (failed) {
-      await client.removeIncompleteUpload(bucket, entry.key).catch(() => undefined);
-      throw failed;
-    }
+    // The upload sees its body destroyed, aborts its parts and returns its buffers: only then is the attempt over.
+    await put.catch(() => undefined);
+    if (failed) throw failed;
     throw err;
   }
 }

@@ -5,7 +5,7 @@
 //   npm run bench -- --scale [--scale-recordings N] [--scale-audit N] [--keep]
 //   npm run bench -- --scale --scale-audit 0 --scale-recordings N --nothing-new [--before-root DIR]
 //
-// The workers run as child processes (scripts/bench-worker.ts), so the RSS sampled from /proc is a worker's alone;
+// The workers run as child processes (the compiled worker, `dist/cli.js worker`), so the RSS sampled from /proc is a worker's alone;
 // this process only starts workflows, runs the baselines and reads the histories. rclone is the Debian package,
 // installed with apt-get when missing. Its configuration file lives in a private temporary directory and is removed
 // at the end; no secret is printed.
@@ -13,12 +13,11 @@ import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { chmod, mkdtemp, readFile, readdir, rm, rmdir, stat, writeFile } from 'node:fs/promises';
-import { cpus, loadavg, release, tmpdir, totalmem, type as osType } from 'node:os';
+import { cpus, hostname, loadavg, release, tmpdir, totalmem, type as osType } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
 import type { Client, WorkflowHandle } from '@temporalio/client';
-import { bundleWorkflowCode } from '@temporalio/worker';
 import { DUMP_COMPRESS_LEVEL } from '../activities/dump';
 import { openArtifact } from '../src/catalog/artifacts';
 import { readManifest } from '../src/catalog/catalog';
@@ -32,7 +31,6 @@ import { restoreWorkflowId } from '../src/operations/restore';
 import { createDatabase, dropDatabase, findPgTool, restoreDump, withClient } from '../src/postgres';
 import { createDependencies, type Dependencies } from '../src/runtime/dependencies';
 import { connectClient } from '../src/temporal/connect';
-import { workflowsPath } from '../src/temporal/worker';
 import { createSandboxInstance, type SandboxInstance } from '../sandbox/instance';
 import { emptyBucket } from '../sandbox/recordings';
 import type { BackupResult } from '../workflows/backup-types';
@@ -351,31 +349,39 @@ class WorkerProcess {
   private exited: Promise<number | null>;
 
   private constructor(
-    readonly identity: string,
+    readonly label: string,
     private readonly child: ReturnType<typeof spawn>,
   ) {
     this.exited = new Promise((resolve) => child.once('close', resolve));
     this.timer = setInterval(() => void this.sample(), SAMPLE_MS);
   }
 
-  /** `root`: the checkout whose code the worker runs (another one for before/after figures). */
-  static async start(configFile: string, taskQueue: string, bundlePath: string, identity: string, root = repoRoot): Promise<WorkerProcess> {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'scripts', 'bench-worker.ts'), configFile, taskQueue, bundlePath, identity], {
+  /** `root`: the checkout whose compiled worker runs (another one, built with scripts/build.mjs, for before/after figures). */
+  static async start(configFile: string, label: string, root = repoRoot): Promise<WorkerProcess> {
+    // The compiled worker as an operator runs it (dist/, with the workflow bundle made at build time); the task queue is
+    // the configuration file's own.
+    const child = spawn(process.execPath, [join(root, 'dist', 'cli.js'), '--config', configFile, 'worker'], {
       cwd: root,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let output = '';
     child.stderr!.on('data', (chunk: Buffer) => (output = (output + chunk.toString()).slice(-4000)));
+    child.stdout!.resume();
     await new Promise<void>((resolve, reject) => {
-      child.stdout!.on('data', (chunk: Buffer) => {
-        if (chunk.toString().includes('ready')) resolve();
+      child.stderr!.on('data', () => {
+        if (output.includes('worker polling')) resolve();
       });
       child.once('error', reject);
-      child.once('close', (code) => reject(new Error(`worker ${identity} exited (${code}) before it was ready:\n${output.trim()}`)));
+      child.once('close', (code) => reject(new Error(`worker ${label} exited (${code}) before it was ready:\n${output.trim()}`)));
     });
-    const worker = new WorkerProcess(identity, child);
+    const worker = new WorkerProcess(label, child);
     worker.readyRss = await vmField(child.pid!, 'VmRSS');
     return worker;
+  }
+
+  /** The worker's identity in workflow histories: the SDK's default, process id at host name. */
+  get identity(): string {
+    return `${this.child.pid}@${hostname()}`;
   }
 
   /** RSS once connected, before any task: the runtime's own share (V8, Temporal's core, the workflow bundle). */
@@ -468,7 +474,6 @@ interface Harness {
   client: Client;
   taskQueue: string;
   configFile: string;
-  bundlePath: string;
   workers: WorkerProcess[];
   started: WorkflowHandle[];
 }
@@ -610,7 +615,6 @@ async function withHarness<T>(
   name: string,
   workerCount: number,
   keep: boolean,
-  bundlePath: string,
   workDir: string,
   work: (h: Harness) => Promise<T>,
   configure: (input: ConfigInput) => ConfigInput = (input) => input,
@@ -621,9 +625,10 @@ async function withHarness<T>(
   const config = parseConfig(configInput);
   const deps = createDependencies(config);
   const configFile = join(workDir, `${name}.config.json`);
-  // File references only: the workers resolve the secrets themselves.
-  await writeFile(configFile, JSON.stringify(configInput), { mode: 0o600 });
-  const h: Harness = { instance, config, configInput, deps, client: undefined as unknown as Client, taskQueue: `bench-${randomUUID()}`, configFile, bundlePath, workers: [], started: [] };
+  const taskQueue = `bench-${randomUUID()}`;
+  // File references only: the workers resolve the secrets themselves. The task queue is this run's own.
+  await writeFile(configFile, JSON.stringify({ ...configInput, temporal: { ...configInput.temporal, taskQueue } }), { mode: 0o600 });
+  const h: Harness = { instance, config, configInput, deps, client: undefined as unknown as Client, taskQueue, configFile, workers: [], started: [] };
   const interrupt = () => {
     progress('interrupted; terminating this run\'s workflows, then cleaning up');
     for (const handle of h.started) handle.terminate('benchmark interrupted').catch(() => undefined);
@@ -632,7 +637,7 @@ async function withHarness<T>(
   process.once('SIGTERM', interrupt);
   try {
     h.client = await connectClient(config);
-    for (let i = 1; i <= workerCount; i++) h.workers.push(await WorkerProcess.start(configFile, h.taskQueue, bundlePath, `bench-worker-${i}`));
+    for (let i = 1; i <= workerCount; i++) h.workers.push(await WorkerProcess.start(configFile, `bench-worker-${i}`));
     return await work(h);
   } finally {
     process.removeListener('SIGINT', interrupt);
@@ -696,9 +701,9 @@ interface Target {
   where: string;
 }
 
-async function compare(o: CompareOptions, keep: boolean, bundlePath: string, workDir: string, out: string[]): Promise<void> {
+async function compare(o: CompareOptions, keep: boolean, workDir: string, out: string[]): Promise<void> {
   const name = `cmp-${randomBytes(4).toString('hex')}`;
-  await withHarness(name, 1, keep, bundlePath, workDir, async (h) => {
+  await withHarness(name, 1, keep, workDir, async (h) => {
     const rclone = await RcloneRemotes.create(h.config, h.deps, `${name}-rclone`);
     const bucket = `src:${h.config.deployment.recordings.bucket}`;
     const backBucket = `${h.config.deployment.recordings.bucket}-back`;
@@ -841,9 +846,9 @@ function formatTargets(targets: Target[]): string {
 
 // ---------------------------------------------------------------------------------------------- --scale
 
-async function scaleRecordings(count: number, keep: boolean, bundlePath: string, workDir: string, out: string[]): Promise<void> {
+async function scaleRecordings(count: number, keep: boolean, workDir: string, out: string[]): Promise<void> {
   const name = `scr-${randomBytes(4).toString('hex')}`;
-  await withHarness(name, 2, keep, bundlePath, workDir, async (h) => {
+  await withHarness(name, 2, keep, workDir, async (h) => {
     const rclone = await RcloneRemotes.create(h.config, h.deps, `${name}-rclone`);
     try {
       progress(`seeding ${count} recordings of 1 KiB straight into the bucket (64 at a time)`);
@@ -860,12 +865,12 @@ async function scaleRecordings(count: number, keep: boolean, bundlePath: string,
       await rclone.purge();
       // The disk holds one copy at a time: the first backup goes before the second is made (which is then full too).
       await deletePrefix(h);
-      h.workers.push(await WorkerProcess.start(h.configFile, h.taskQueue, h.bundlePath, 'bench-worker-2'));
+      h.workers.push(await WorkerProcess.start(h.configFile, 'bench-worker-2'));
       const two = await timedBackup(h, `full, 2 workers`);
       const shardsBy = (runs: ActivityRun[]) => {
         const by = new Map<string, number>();
         for (const r of runs.filter((x) => x.type === 'syncRecordings')) by.set(r.identity, (by.get(r.identity) ?? 0) + 1);
-        return [...by].map(([id, n]) => `${id.replace(/@.*/, '')}: ${n}`).join(', ');
+        return [...by].map(([id, n]) => `${h.workers.find((w) => w.identity === id)?.label ?? id.replace(/@.*/, '')}: ${n}`).join(', ');
       };
       const rows = [
         ['product, full backup, 1 worker', seconds(one.ms), shardsBy(one.runs), topPhases(one.runs)],
@@ -877,7 +882,7 @@ async function scaleRecordings(count: number, keep: boolean, bundlePath: string,
       out.push(markdownTable(['run', 'wall time', 'shards by worker', 'longest steps'], rows, ['l', 'r', 'l', 'l']));
       out.push(`\nratio 1 worker / rclone ${ratio(one.ms, s3Ms + fsMs).toFixed(2)}×, 2 workers / rclone ${ratio(two.ms, s3Ms + fsMs).toFixed(2)}×, 2 workers / 1 worker ${ratio(two.ms, one.ms).toFixed(2)}×.`);
       const ready = (w: WorkerProcess) => (w.readyRss === undefined ? '?' : mib(w.readyRss));
-      out.push(`Worker RSS peaks: ${h.workers.map((w) => `${w.identity} (${ready(w)} once ready) ${[...w.peaks].filter(([p]) => p !== 'idle').map(([p, v]) => `${p} ${mib(v)}`).join(', ')}`).join('; ')}.`);
+      out.push(`Worker RSS peaks: ${h.workers.map((w) => `${w.label} (${ready(w)} once ready) ${[...w.peaks].filter(([p]) => p !== 'idle').map(([p, v]) => `${p} ${mib(v)}`).join(', ')}`).join('; ')}.`);
     } finally {
       if (!keep) await rclone.purge().catch(() => undefined);
       await rclone.dispose();
@@ -897,29 +902,25 @@ async function timedListing(h: Harness): Promise<{ ms: number; objects: number }
  * An incremental backup with nothing new after a full one, at `count` recordings of 1 KiB: what each step costs per
  * recording held. With `beforeRoot`, that checkout's worker runs the same incremental first, on the same data.
  */
-async function scaleNothingNew(scale: ScaleOptions, keep: boolean, bundlePath: string, workDir: string, out: string[]): Promise<void> {
+async function scaleNothingNew(scale: ScaleOptions, keep: boolean, workDir: string, out: string[]): Promise<void> {
   const count = scale.recordings;
   const name = `snn-${randomBytes(4).toString('hex')}`;
-  await withHarness(name, 1, keep, bundlePath, workDir, async (h) => {
+  await withHarness(name, 1, keep, workDir, async (h) => {
     progress(`seeding ${count} recordings of 1 KiB straight into the bucket (64 at a time)`);
     const seedMs = await seedInstance(h.instance, { resources: 10, connectors: 5, audit: 0, recordings: count, 'recording-bytes': KIB, concurrency: 64 });
     const full = await timedBackup(h, 'full');
     const listing = await timedListing(h);
     const runs: { label: string; backup: TimedBackup; peak?: number }[] = [];
-    const rerun = async (label: string, root: string, bundle: string) => {
+    const rerun = async (label: string, root: string) => {
       for (const w of h.workers) await w.stop();
-      h.workers = [await WorkerProcess.start(h.configFile, h.taskQueue, bundle, `bench-worker-${label}`, root)];
+      h.workers = [await WorkerProcess.start(h.configFile, `bench-worker-${label}`, root)];
       const backup = await timedBackup(h, `nothing new, ${label}`);
       if (backup.result.recordings.copiedObjects !== 0) throw new Error(`the incremental backup with nothing new copied ${backup.result.recordings.copiedObjects} recordings`);
       runs.push({ label, backup, peak: h.workers[0]!.peaks.get(`nothing new, ${label}`) });
     };
-    if (scale.beforeRoot) {
-      const beforeBundle = join(workDir, 'before-workflow-bundle.js');
-      const quiet = { info: () => {}, warn: () => {}, error: console.error, debug: () => {}, trace: () => {}, log: () => {} };
-      await writeFile(beforeBundle, (await bundleWorkflowCode({ workflowsPath: join(scale.beforeRoot, 'workflows'), logger: quiet })).code);
-      await rerun('before', scale.beforeRoot, beforeBundle);
-    }
-    await rerun('this code', repoRoot, bundlePath);
+    // The other checkout's compiled worker (build it there first: node scripts/build.mjs).
+    if (scale.beforeRoot) await rerun('before', scale.beforeRoot);
+    await rerun('this code', repoRoot);
 
     const span = (b: TimedBackup, type: string) => phaseSpans(b.runs).find(([t]) => t === type)?.[1];
     const cell = (ms: number | undefined) => (ms === undefined ? '-' : seconds(ms));
@@ -947,13 +948,13 @@ async function scaleNothingNew(scale: ScaleOptions, keep: boolean, bundlePath: s
   });
 }
 
-async function scaleAudit(scale: ScaleOptions, keep: boolean, bundlePath: string, workDir: string, out: string[]): Promise<void> {
+async function scaleAudit(scale: ScaleOptions, keep: boolean, workDir: string, out: string[]): Promise<void> {
   const rows = scale.audit;
   const name = `sca-${randomBytes(4).toString('hex')}`;
   // --single-dump: no table is large enough for a part of its own.
   const configure = (input: ConfigInput): ConfigInput =>
     scale.singleDump ? { ...input, backup: { ...input.backup, parallelDump: { jobs: 2, minTableBytes: Number.MAX_SAFE_INTEGER } } } : input;
-  await withHarness(name, 1, keep, bundlePath, workDir, async (h) => {
+  await withHarness(name, 1, keep, workDir, async (h) => {
     // Five million rows per statement: one huge INSERT would hold its whole transaction's WAL at once.
     const chunk = 5_000_000;
     const seedStarted = performance.now();
@@ -1022,14 +1023,11 @@ export async function runComparison(argv: string[]): Promise<void> {
     const out: string[] = [];
     workDir = await mkdtemp(join(tmpdir(), 'vaultpam-bench-compare-'));
     await chmod(workDir, 0o700);
-    const bundlePath = join(workDir, 'workflow-bundle.js');
-    const quiet = { info: () => {}, warn: () => {}, error: console.error, debug: () => {}, trace: () => {}, log: () => {} };
-    await writeFile(bundlePath, (await bundleWorkflowCode({ workflowsPath, logger: quiet })).code);
     progress(`stack at ${localStackDir()}; load average at start ${loadAtStart}`);
-    if (options.compare) await compare(options.compare, options.keep, bundlePath, workDir, out);
-    if (options.scale?.recordings && options.scale.nothingNew) await scaleNothingNew(options.scale, options.keep, bundlePath, workDir, out);
-    else if (options.scale?.recordings) await scaleRecordings(options.scale.recordings, options.keep, bundlePath, workDir, out);
-    if (options.scale?.audit) await scaleAudit(options.scale, options.keep, bundlePath, workDir, out);
+    if (options.compare) await compare(options.compare, options.keep, workDir, out);
+    if (options.scale?.recordings && options.scale.nothingNew) await scaleNothingNew(options.scale, options.keep, workDir, out);
+    else if (options.scale?.recordings) await scaleRecordings(options.scale.recordings, options.keep, workDir, out);
+    if (options.scale?.audit) await scaleAudit(options.scale, options.keep, workDir, out);
     out.push(`\nCommand: npm run bench -- ${argv.join(' ')}. Load average (1, 5, 15 min) at start ${loadAtStart}, at end ${load()}.`);
     process.stdout.write(`${out.join('\n')}\n`);
   } catch (error) {

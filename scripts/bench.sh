@@ -15,5 +15,7 @@ if [ "${1:-}" = "--cli" ]; then
   node scripts/build.mjs --if-stale >&2
   exec node --import tsx scripts/bench-cli.ts "$@"
 fi
+# --compare and --scale run the compiled worker (dist/), as an operator does.
+node scripts/build.mjs --if-stale >&2
 # --expose-gc: the benchmark collects garbage before each phase, so each peak RSS belongs to that phase.
 exec node --expose-gc --import tsx scripts/bench.ts "$@"

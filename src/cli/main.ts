@@ -106,6 +106,9 @@ program
   .command('worker')
   .description('run a worker on the task queue until interrupted (run as many as you like, on as many machines)')
   .action(async () => {
+    // V8 favours memory over speed from here on (smaller heap growth steps, less kept between collections): about
+    // 40 MiB less at rest, for a process whose heavy work (crypto, hashing, sockets) runs in native code.
+    (await import('node:v8')).setFlagsFromString('--optimize-for-size');
     const { createActivityMetrics, serveMetrics } = await import('../metrics/activity-metrics');
     const { createWorker } = await import('../temporal/worker');
     const cfg = config();

@@ -373,12 +373,14 @@ export const configSchema = z
         /** @default 16 */
         maxShards: z.number().int().min(1).max(256).default(16),
         /**
-         * Memory for transfer buffers, in MiB: S3 uploads use parts of budget / (2 × concurrency), between 5 and
-         * 32 MiB, so peak memory follows this setting, not the size of the largest recording. Uploads to backup
-         * locations divide it again by the number of S3 locations, since each recording is written to all at once.
-         * @default 256
+         * Memory for upload buffers, in MiB, per worker: every S3 part buffer is drawn from it, so peak memory follows
+         * this setting, not the size of the largest recording. Parts are budget / (2 × concurrency × S3 locations),
+         * between 5 and 32 MiB (each recording is written to every S3 location at once; a restore writes to one
+         * bucket). Each upload holds one part, and a second one (to fill while the first is sent) while the budget has
+         * room. It must hold one 5 MiB part (S3's smallest) per upload: concurrency × S3 locations × 5 MiB.
+         * @default 64, or concurrency × S3 locations × 5 MiB when that is more (see `memoryBudgetMiB()`)
          */
-        memoryBudgetMiB: z.number().int().min(64).max(65_536).default(256),
+        memoryBudgetMiB: z.number().int().min(16).max(65_536).optional(),
         /** Scratch directory for temporary files (never holds plaintext). */
         workDir: z.string().default('/tmp'),
         /** Recovery point objective: preflight fails when the newest committed backup is older than this. */
@@ -485,6 +487,17 @@ export const configSchema = z
       }
       names.add(location.name);
     });
+    const uploads = concurrentUploads(config);
+    const budget = config.backup.memoryBudgetMiB;
+    if (budget !== undefined && budget < uploads * MIN_PART_MIB) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['backup', 'memoryBudgetMiB'],
+        message:
+          `memoryBudgetMiB ${budget} is too small: backup.concurrency ${config.backup.concurrency} × ${Math.max(1, uploads / config.backup.concurrency)} S3 location(s) ` +
+          `= ${uploads} uploads at once, each holding at least one ${MIN_PART_MIB} MiB part (S3's smallest); set it to at least ${uploads * MIN_PART_MIB}, or lower backup.concurrency`,
+      });
+    }
     if (!config.encryption.keys.some((k) => k.id === config.encryption.activeKeyId)) {
       ctx.addIssue({
         code: 'custom',
@@ -495,4 +508,19 @@ export const configSchema = z
   });
 
 export type Config = z.infer<typeof configSchema>;
+
+/** S3's smallest multipart part, in MiB: the least memory an upload of a large object holds. */
+export const MIN_PART_MIB = 5;
+/** backup.memoryBudgetMiB when none is set (and the configuration needs no more). */
+export const DEFAULT_MEMORY_BUDGET_MIB = 64;
+
+/** S3 uploads one worker runs at once: each of backup.concurrency copies writes to every S3 location (a restore, to one bucket). */
+export function concurrentUploads(config: Pick<Config, 'backup' | 'locations'>): number {
+  return config.backup.concurrency * Math.max(1, config.locations.filter((l) => l.kind === 's3').length);
+}
+
+/** The worker's memory budget for upload buffers, in MiB: the configured one, else the default, raised to what the uploads need. */
+export function memoryBudgetMiB(config: Pick<Config, 'backup' | 'locations'>): number {
+  return config.backup.memoryBudgetMiB ?? Math.max(DEFAULT_MEMORY_BUDGET_MIB, concurrentUploads(config) * MIN_PART_MIB);
+}
 export type ConfigInput = z.input<typeof configSchema>;

@@ -2,9 +2,9 @@
 import type * as Minio from 'minio';
 import { resolveSecret } from '../config/secrets';
 import { targetDeployment, type TargetName } from '../config/load';
-import type { Config, DeploymentConfig, SecretRef } from '../config/schema';
+import { MIN_PART_MIB, concurrentUploads, memoryBudgetMiB, type Config, type DeploymentConfig, type SecretRef } from '../config/schema';
 import { KeyRing } from '../crypto';
-import { DEFAULT_PART_SIZE, createLocation, createS3Client, type BackupLocation } from '../storage';
+import { DEFAULT_PART_SIZE, TransferBudget, createLocation, createS3Client, type BackupLocation } from '../storage';
 import { RateLimiter } from '../storage/rate-limiter';
 import { ThrottledLocation } from '../storage/throttled-location';
 import { createCommandServiceControl } from '../vaultpam/command-service-control';
@@ -22,6 +22,8 @@ export interface Dependencies {
   recordingsClient(target: TargetName): Minio.Client;
   /** The bandwidth limit on reads from a target's recordings bucket, shared by every copy; undefined when unlimited. */
   recordingsLimiter(target: TargetName): RateLimiter | undefined;
+  /** The worker's upload buffers (backup.memoryBudgetMiB), shared by the backup locations and the restore's uploads. */
+  transferBudget(): TransferBudget;
   /** Every configured backup location, in configuration order. */
   locations(): BackupLocation[];
   /** The master keys, resolved inside the worker. */
@@ -45,13 +47,15 @@ export function createDependencies(config: Config, overrides: DependencyOverride
   };
   const secret = (ref: SecretRef) => resolveSecret(ref);
   const MIB = 1024 * 1024;
-  // Two parts in flight per upload, `concurrency` uploads at once: parts sized so that they fit the memory budget.
-  const fitted = (uploadsPerTransfer: number) =>
-    Math.max(5 * MIB, Math.min(DEFAULT_PART_SIZE, Math.floor((config.backup.memoryBudgetMiB * MIB) / (2 * config.backup.concurrency * uploadsPerTransfer) / MIB) * MIB));
-  const partSize = fitted(1);
-  // The recordings copy writes each blob to every S3 location at once: one upload each, sharing the same budget.
-  const locationPartSize = fitted(Math.max(1, config.locations.filter((l) => l.kind === 's3').length));
+  const budgetBytes = memoryBudgetMiB(config) * MIB;
+  // Two parts per upload, `concurrency` uploads at once: parts sized so that they fit the memory budget (the schema
+  // refuses a budget that cannot hold one 5 MiB part per upload).
+  const fitted = (uploads: number) => Math.max(MIN_PART_MIB * MIB, Math.min(DEFAULT_PART_SIZE, Math.floor(budgetBytes / (2 * uploads) / MIB) * MIB));
+  // A restore writes to one bucket; the recordings copy writes each blob to every S3 location at once.
+  const partSize = fitted(config.backup.concurrency);
+  const locationPartSize = fitted(concurrentUploads(config));
   const deployment = (target: TargetName) => targetDeployment(config, target);
+  const transferBudget = () => once('transferBudget', () => new TransferBudget(budgetBytes));
 
   return {
     config,
@@ -77,12 +81,13 @@ export function createDependencies(config: Config, overrides: DependencyOverride
         const limit = deployment(target).recordings.maxBytesPerSecond;
         return limit ? new RateLimiter(limit) : undefined;
       }),
+    transferBudget,
     locations:
       overrides.locations ??
       (() =>
         once('locations', () =>
           config.locations.map((location) => {
-            const made = createLocation(location, { secretKey: location.kind === 's3' ? secret(location.secretKey) : undefined }, { partSize: locationPartSize });
+            const made = createLocation(location, { secretKey: location.kind === 's3' ? secret(location.secretKey) : undefined }, { partSize: locationPartSize, budget: transferBudget() });
             return location.maxBytesPerSecond ? new ThrottledLocation(made, new RateLimiter(location.maxBytesPerSecond)) : made;
           }),
         )),

@@ -1,7 +1,7 @@
 // Public surface of the storage layer.
 export type { BackupLocation, ByteRange, ListedObject, LocationKind, ObjectHead, ObjectStat, PutResult } from './backup-location';
 export { readHeadOf } from './read-head';
-export { createLocation, type LocationSecrets } from './create-location';
+export { createLocation, type LocationOptions, type LocationSecrets } from './create-location';
 export { FilesystemLocation, type FilesystemLocationConfig } from './filesystem-location';
 export {
   auditEntryKey,
@@ -24,6 +24,7 @@ export {
 } from './layout';
 export { DEFAULT_PART_SIZE, createS3Client, type S3ClientOptions, type S3ConnectionSettings } from './s3-client';
 export { S3Location, type S3LocationConfig } from './s3-location';
+export { TransferBudget } from './transfer-budget';
 export {
   InvalidKeyError,
   LocationUnavailableError,

@@ -1,22 +1,20 @@
 // Backup location in an S3-compatible bucket, through the minio client.
 import type { BucketItem, Client } from 'minio';
-import { Readable, Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { setTimeout as delay } from 'node:timers/promises';
+import type { Readable } from 'node:stream';
 import type { LocationConfig } from '../config/schema';
 import type { IncomingMessage } from 'node:http';
 import type { BackupLocation, ByteRange, ListedObject, ObjectHead, ObjectStat, PutResult } from './backup-location';
 import { assertValidKey, assertValidPrefix, normaliseRootPrefix } from './object-key';
 import { readHeadByStat } from './read-head';
 import { MAX_PARTS } from './s3-client';
+import { putBuffer, uploadInParts } from './s3-part-upload';
+import { TransferBudget } from './transfer-budget';
 import { LocationUnavailableError, NotFoundError, SizeMismatchError, StorageError } from './storage-errors';
 
 export type S3LocationConfig = Extract<LocationConfig, { kind: 's3' }>;
 
 /** S3's DeleteObjects takes at most 1000 keys; batches go one after another to stay gentle on the server. */
 const DELETE_BATCH = 1000;
-/** How long a failed put waits for minio's own upload to settle before aborting its multipart parts. */
-const ABORT_GRACE_MS = 1000;
 
 function errorCode(err: unknown): string | undefined {
   const code = (err as { code?: unknown } | undefined)?.code;
@@ -27,43 +25,6 @@ const MISSING_OBJECT_CODES = new Set(['NoSuchKey', 'NotFound']);
 const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'ETIMEDOUT', 'EAI_AGAIN']);
 const CREDENTIAL_CODES = new Set(['InvalidAccessKeyId', 'SignatureDoesNotMatch', 'AccessDenied', 'Forbidden']);
 
-/** Counts bytes on their way to the client and fails the stream on a length other than the announced one. */
-class LengthGuard extends Transform {
-  bytes = 0;
-  constructor(
-    private readonly expected: number | undefined,
-    private readonly onMismatch: (actual: number) => Error,
-  ) {
-    super();
-  }
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null, data?: Buffer) => void): void {
-    this.bytes += chunk.length;
-    if (this.expected !== undefined && this.bytes > this.expected) callback(this.onMismatch(this.bytes));
-    else callback(null, chunk);
-  }
-  override _flush(callback: (error?: Error | null) => void): void {
-    callback(this.expected !== undefined && this.bytes !== this.expected ? this.onMismatch(this.bytes) : null);
-  }
-}
-
-/** The chunks already read, then the rest of the body; the body is released if the consumer stops early. */
-async function* replay(head: Buffer[], rest: AsyncIterator<Buffer | string>): AsyncGenerator<Buffer> {
-  let finished = false;
-  try {
-    for (let chunk = head.shift(); chunk; chunk = head.shift()) yield chunk;
-    for (;;) {
-      const next = await rest.next();
-      if (next.done) {
-        finished = true;
-        return;
-      }
-      yield Buffer.isBuffer(next.value) ? next.value : Buffer.from(next.value);
-    }
-  } finally {
-    if (!finished) await rest.return?.();
-  }
-}
-
 export class S3Location implements BackupLocation {
   readonly kind = 's3' as const;
   readonly name: string;
@@ -73,15 +34,25 @@ export class S3Location implements BackupLocation {
   private readonly rootPrefix: string;
   private readonly address: string;
 
+  /**
+   * @param budget where part buffers come from: the worker's (backup.memoryBudgetMiB), shared by every location and
+   * the restore; a budget of its own, without limit, when none is given.
+   */
   constructor(
     config: S3LocationConfig,
     private readonly client: Client,
+    private readonly budget: TransferBudget = new TransferBudget(Infinity),
   ) {
     this.name = config.name;
     this.region = config.region;
     this.bucket = config.bucket;
     this.rootPrefix = normaliseRootPrefix(config.prefix);
     this.address = `${config.useSSL ? 'https://' : ''}${config.endPoint}:${config.port}`;
+  }
+
+  /** Bytes per multipart part: each upload holds one or two buffers of this size from the budget. */
+  get partSize(): number {
+    return this.client.partSize;
   }
 
   describe(): string {
@@ -133,7 +104,7 @@ export class S3Location implements BackupLocation {
       if (size !== undefined && size !== body.length) throw mismatch(body.length);
       return this.putWhole(key, objectName, body);
     }
-    const partSize = this.client.partSize;
+    const partSize = this.partSize;
     if (size !== undefined && size > partSize * MAX_PARTS) {
       body.destroy();
       throw new StorageError(
@@ -142,53 +113,17 @@ export class S3Location implements BackupLocation {
       );
     }
 
-    // Size unknown (or zero): read up to one part first, so a body that ends within it goes up in a single PUT.
-    // minio would start a multipart upload for any stream of unknown size, and fail outright on an empty one.
-    // Size known: minio chooses by itself, and a second buffer of a whole part per upload is not paid.
-    const chunks = body[Symbol.asyncIterator]() as AsyncIterator<Buffer | string>;
-    const head: Buffer[] = [];
-    let headLength = 0;
     try {
-      while ((size === undefined || size === 0) && headLength <= partSize) {
-        const next = await chunks.next();
-        if (next.done) {
-          const whole = Buffer.concat(head, headLength);
-          if (size !== undefined && size !== whole.length) throw mismatch(whole.length);
-          return await this.putWhole(key, objectName, whole);
-        }
-        const chunk = Buffer.isBuffer(next.value) ? next.value : Buffer.from(next.value);
-        head.push(chunk);
-        headLength += chunk.length;
-        if (size !== undefined && headLength > size) throw mismatch(headLength);
-      }
+      return await uploadInParts({ client: this.client, bucket: this.bucket, objectName }, body, { size, partSize, budget: this.budget, mismatch });
     } catch (err) {
-      await chunks.return?.();
-      throw err;
-    }
-
-    // minio's multipart path neither listens for errors on the stream it is handed nor aborts its
-    // upload: a failing source would hang it. So the body reaches minio through a guard whose
-    // failure is awaited here, and a failed upload is aborted so no parts linger on the server.
-    const guard = new LengthGuard(size, mismatch);
-    const fed = pipeline(Readable.from(replay(head, chunks), { objectMode: false }), guard);
-    const upload = this.client.putObject(this.bucket, objectName, guard, size);
-    try {
-      const [result] = await Promise.all([upload, fed]);
-      return { etag: result.etag };
-    } catch (err) {
-      guard.destroy();
-      // minio may still be initiating its multipart upload; let it settle (or give up on it) first,
-      // so the abort below finds the upload instead of racing it.
-      await Promise.race([upload.catch(() => undefined), delay(ABORT_GRACE_MS)]);
-      await this.client.removeIncompleteUpload(this.bucket, objectName).catch(() => undefined);
+      body.destroy();
       throw this.translate(err, `put "${key}"`);
     }
   }
 
   private async putWhole(key: string, objectName: string, body: Buffer): Promise<PutResult> {
     try {
-      const result = await this.client.putObject(this.bucket, objectName, body, body.length);
-      return { etag: result.etag };
+      return await putBuffer({ client: this.client, bucket: this.bucket, objectName }, body);
     } catch (err) {
       throw this.translate(err, `put "${key}"`);
     }

@@ -6,6 +6,7 @@ import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createDecryptStream, createEncryptStream, encryptedSize, generateDataKey } from '../../src/crypto';
+import { putToEach } from '../../src/storage/fan-out-put';
 import { localStackDir, localStackPorts } from '../../src/config/local-stack';
 import type { LocationConfig } from '../../src/config/schema';
 import {
@@ -13,6 +14,7 @@ import {
   LocationUnavailableError,
   NotFoundError,
   SizeMismatchError,
+  TransferBudget,
   createLocation,
   createS3Client,
   isNotFound,
@@ -209,6 +211,40 @@ describe('s3 location (real server)', () => {
     expect(put.etag).toMatch(/-\d+$/); // a multipart ETag carries its part count
     expect((await location.stat('prod/backups/b3/db.dump.raw'))?.size).toBe(size);
     expect(await sha256(await location.get('prod/backups/b3/db.dump.raw'))).toBe(source.digest());
+  });
+
+  it('draws every part buffer from a shared budget: concurrent uploads hold no more than it, and nothing once done', async () => {
+    // Four uploads of three parts and a bit, one budget of three parts: the fourth waits for a buffer, none holds two.
+    const budget = new TransferBudget(3 * PART_SIZE, 120_000); // no wait runs out, however loaded the machine
+    const budgeted = createLocation(s3Config({ prefix: 'budgeted' }), { secretKey }, { partSize: PART_SIZE, budget });
+    const size = 3 * PART_SIZE + 777;
+    const sources = [0, 1, 2, 3].map(() => generated(size));
+    const puts = await Promise.all(sources.map((source, i) => budgeted.put(`prod/backups/b8/part-${i}`, source.stream, i === 0 ? size : undefined)));
+    for (const put of puts) expect(put.etag).toMatch(/-\d+$/);
+    expect(budget.peakBytesHeld).toBe(3 * PART_SIZE);
+    expect(budget.bytesHeld).toBe(0);
+    for (const [i, source] of sources.entries()) expect(await sha256(await budgeted.get(`prod/backups/b8/part-${i}`))).toBe(source.digest());
+    // A small object of known size holds a buffer of its own size only.
+    const small = new TransferBudget(4 * PART_SIZE);
+    await createLocation(s3Config({ prefix: 'budgeted' }), { secretKey }, { partSize: PART_SIZE, budget: small }).put('prod/backups/b8/small', generated(65_561).stream, 65_561);
+    expect(small.peakBytesHeld).toBe(65_561);
+  });
+
+  it('writes each recording to two S3 locations at once from a budget of two parts without waiting forever', async () => {
+    // Every copy needs a buffer at both locations; with room for two, copies that each got one would block each other
+    // if buffers were not granted in the order asked.
+    const budget = new TransferBudget(2 * PART_SIZE, 120_000);
+    const pair = ['fan-a', 'fan-b'].map((prefix) => createLocation(s3Config({ prefix }), { secretKey }, { partSize: PART_SIZE, budget }));
+    const size = 2 * PART_SIZE + 321;
+    const sources = [0, 1, 2].map(() => generated(size));
+    const results = await withTimeout(Promise.all(sources.map((source, i) => putToEach(pair, `prod/blobs/fan-${i}`, source.stream, size))), 90_000, 'three fan-out puts');
+    for (const result of results) expect(result).toEqual({ written: ['offsite', 'offsite'], failed: [] });
+    expect(budget.peakBytesHeld).toBeLessThanOrEqual(2 * PART_SIZE);
+    expect(budget.bytesHeld).toBe(0);
+    for (const [i, source] of sources.entries()) {
+      const digest = source.digest();
+      for (const location of pair) expect(await sha256(await location.get(`prod/blobs/fan-${i}`))).toBe(digest);
+    }
   });
 
   it('stores an encrypted dump stream of announced size and decrypts it on the way back', async () => {
