@@ -21,7 +21,11 @@ describe('configuration', () => {
   });
 
   it('takes ports from the environment and rejects a non-port with the variable named', () => {
-    expect(loadConfig({ env: { VAULTPAM_PG_PORT: '6000' } }).deployment.postgres.port).toBe(6000);
+    // Production has a cluster of its own; staging keeps the other.
+    const config = loadConfig({ env: { VAULTPAM_PG_PORT: '6000', VAULTPAM_PG_PRODUCTION_PORT: '6001' } });
+    expect(config.deployment.postgres.port).toBe(6001);
+    expect(config.staging?.postgres.port).toBe(6000);
+    expect(() => loadConfig({ env: { VAULTPAM_PG_PRODUCTION_PORT: '0' } })).toThrow(/VAULTPAM_PG_PRODUCTION_PORT=0 is not a port/);
     expect(() => loadConfig({ env: { VAULTPAM_PG_PORT: 'sixty' } })).toThrow(/VAULTPAM_PG_PORT=sixty is not a port/);
   });
 
