@@ -10,11 +10,14 @@ import { createPinActivities } from './pins';
 import { createPreflightActivities } from './preflight';
 import { createPruneActivities } from './prune';
 import { createQuiesceActivities } from './quiesce';
+import { createRecoverToMomentActivities } from './recover-to-moment';
 import { createReplicateActivities } from './replicate';
 import { createRestoreActivities } from './restore';
 import { createRestoreNotificationActivities } from './restore-notifications';
 import { createRotateKeyActivities } from './rotate-key';
+import { createStreamWalActivities } from './stream-wal';
 import { createSyncActivities } from './sync';
+import { createTakeBaseBackupActivities } from './take-base-backup';
 import { createTimeoutActivities } from './timeouts';
 import { createCatalogActivities, createVerifyActivities } from './verify';
 
@@ -38,6 +41,9 @@ export function createActivities(deps: Dependencies) {
     ...createRotateKeyActivities(deps),
     ...createCheckActivities(deps),
     ...createAuditActivities(deps),
+    ...createTakeBaseBackupActivities(deps),
+    ...createStreamWalActivities(deps),
+    ...createRecoverToMomentActivities(deps),
   };
 }
 
