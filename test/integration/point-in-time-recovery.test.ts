@@ -11,6 +11,7 @@ import { scratchPaths } from '../../src/postgres/scratch-instance';
 import { pointInTimeWindow } from '../../src/catalog/point-in-time-window';
 import { readWalMark } from '../../src/catalog/wal-mark';
 import { parseLsn, parseSegmentName, segmentOf } from '../../src/postgres/wal-position';
+import { protectionStatus } from '../../src/operations/protect';
 import { createDependencies } from '../../src/runtime/dependencies';
 import { walSegmentKey } from '../../src/storage';
 import type { protectWorkflow } from '../../workflows/protect';
@@ -134,6 +135,10 @@ describe('point-in-time protection of the production cluster', () => {
 
     const state = await protection.query<ProtectionState>(PROTECTION_MARKS_QUERY);
     expect(state.lastBaseId).toBeDefined();
+    // What `protect status` shows: the workflow runs, and its window reaches past the moment at every location.
+    const status = await protectionStatus(h.client, config, deps.locations(), deps.keyRing());
+    expect(status.running).toBe(true);
+    for (const location of status.window.locations) expect(location.window!.to >= moment, location.location).toBe(true);
     const window = await pointInTimeWindow(deps.locations(), deployment, deps.keyRing());
     expect(window.gaps).toEqual([]);
     expect(window.window!.from <= moment && moment <= window.window!.to).toBe(true);

@@ -49,6 +49,14 @@ describe('configuration', () => {
     expect(message).toMatch(/encryption\.activeKeyId: activeKeyId "missing" names no key/);
   });
 
+  it('takes point-in-time settings with defaults, and names a bad one with its fix', () => {
+    const base = localStackConfig();
+    const enabled = parseConfig({ ...base, deployment: { ...base.deployment, pointInTime: { enabled: true } } }).deployment.pointInTime;
+    expect(enabled).toMatchObject({ enabled: true, slot: 'vaultpam_backup', partialUploadSeconds: 30, baseBackupEveryHours: 24, windowDays: 7 });
+    expect(() => parseConfig({ ...base, deployment: { ...base.deployment, pointInTime: { partialUploadSeconds: 90 } } })).toThrow(/deployment\.pointInTime\.partialUploadSeconds: .*at least once a minute/);
+    expect(() => parseConfig({ ...base, deployment: { ...base.deployment, pointInTime: { slot: 'Bad-Slot' } } })).toThrow(/deployment\.pointInTime\.slot: a replication slot name/);
+  });
+
   it('refuses an unknown location kind and a missing secret reference', () => {
     const base = localStackConfig();
     expect(() => parseConfig({ ...base, locations: [{ name: 'x', region: 'r', kind: 'ftp' }] })).toThrow(/locations\.0\.kind/);
