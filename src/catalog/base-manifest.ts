@@ -11,7 +11,10 @@ export const baseManifestSchema = z.object({
   format: z.literal(1),
   deployment: z.string().min(1),
   baseId: z.string().min(1),
-  /** The base is consistent from stopLsn on: recovery replays WAL from startLsn's segment and may stop at any commit after stopTime. */
+  /**
+   * Bounds of the WAL the base needs, read from the server around pg_basebackup: startLsn at or before its
+   * checkpoint, stopLsn at or past its end. Recovery replays from startLsn's segment and may stop at any commit after stopTime.
+   */
   startLsn: lsnText,
   stopLsn: lsnText,
   timeline: z.number().int().positive(),
