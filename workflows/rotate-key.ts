@@ -25,12 +25,16 @@ export async function rotateKeyWorkflow(input: { deployment: string; requestedBy
   }
   try {
     const result = await transfer.rewrapDataKeys({ deployment: input.deployment });
+    // Point-in-time protection's keys follow: WAL key epochs and base data keys (no segment is rewritten).
+    const pointInTime = await transfer.rewrapPointInTimeKeys({ deployment: input.deployment });
     // After the rewrap: from here on entries are sealed under the new key, and older ones verify while the old key stays in the ring.
     await recordAuditQuietly(input.deployment, 'key.rotated', auditPrincipal(input.requestedBy), {}, {
       activeKeyId: result.activeKeyId,
       rewrapped: result.rewrappedCount,
       alreadyCurrent: result.alreadyCurrent,
       journalsRewrapped: result.journalsRewrapped,
+      walEpochsRewrapped: pointInTime.epochsRewrapped,
+      basesRewrapped: pointInTime.basesRewrapped,
     });
     upsertSearchAttributes([{ key: STATUS, value: 'completed' }]);
     return result;

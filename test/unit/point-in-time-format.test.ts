@@ -7,7 +7,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { readWalMark, writeWalMark } from '../../src/catalog/wal-mark';
 import { encodeWalObject, putWalObject, readWalObject } from '../../src/catalog/wal-object';
 import { ensureWalKeyEpoch, readWalKeyEpoch } from '../../src/catalog/wal-key-epoch';
-import { KeyRing, unwrapKey } from '../../src/crypto';
+import { readAll } from '../../src/catalog/artifacts';
+import { rewrapPointInTimeKeys } from '../../src/catalog/rewrap-point-in-time-keys';
+import { KeyRing } from '../../src/crypto';
 import { formatLsn, parseLsn, parseSegmentName, segmentEndingAt, segmentName, segmentOf } from '../../src/postgres/wal-position';
 import { FilesystemLocation, baseManifestKey, parseBaseManifestKey, parseWalKey, walKeyEpochKey, walMarkKey, walPartialKey, walSegmentKey } from '../../src/storage';
 
@@ -50,10 +52,14 @@ describe('point-in-time storage format', () => {
     expect((await readWalObject(location, key, reader)).equals(segment)).toBe(true);
 
     // Rotation: the epoch object is rewrapped under a new master key; the segment is untouched and still opens.
-    const ringB = new KeyRing({ activeKeyId: 'b', keys: new Map([['b', randomBytes(32)]]) });
-    const epoch = (await readWalKeyEpoch(location, 'prod', current.epoch))!;
-    const rewrapped = { ...epoch, dataKey: ringB.wrap(unwrapKey(epoch.dataKey, ringA)) };
-    await location.put(walKeyEpochKey('prod', current.epoch), Buffer.from(JSON.stringify(rewrapped)));
+    const keyB = randomBytes(32);
+    const ringAB = new KeyRing({ activeKeyId: 'b', keys: new Map([['a', ringA.get('a')!], ['b', keyB]]) });
+    const segmentBefore = (await readAll(await location.get(key))).toString('hex');
+    expect(await rewrapPointInTimeKeys([location], 'prod', ringAB)).toMatchObject({ epochsRewrapped: 1 });
+    expect(await rewrapPointInTimeKeys([location], 'prod', ringAB)).toMatchObject({ epochsRewrapped: 0 });
+    expect((await readWalKeyEpoch(location, 'prod', current.epoch))!.dataKey.keyId).toBe('b');
+    expect((await readAll(await location.get(key))).toString('hex')).toBe(segmentBefore);
+    const ringB = new KeyRing({ activeKeyId: 'b', keys: new Map([['b', keyB]]) });
     const readerB = { ...reader, keyRing: ringB, keyCache: new Map<string, Buffer>() };
     expect((await readWalObject(location, key, readerB)).equals(segment)).toBe(true);
     await expect(readWalObject(location, key, { ...reader, keyCache: new Map() })).rejects.toThrow(/"b"/);
