@@ -147,6 +147,24 @@ describe('point-in-time protection of the production cluster', () => {
     expect(await labelsIn(instance)).toEqual(['seed', 'before-1', 'before-2']);
   }, 120_000);
 
+  it('keeps the newest mark under a minute old (here: seconds) under a steady write load', async () => {
+    const ages: number[] = [];
+    const until = Date.now() + 8000;
+    let n = 0;
+    while (Date.now() < until) {
+      await write(`load-${n++}`);
+      if (n % 10 === 0) {
+        const [mark, now] = await Promise.all([readWalMark(deps.locations()[0]!, deployment, deps.keyRing()), serverNow()]);
+        ages.push(Date.parse(now) - Date.parse(mark!.time));
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(ages.length).toBeGreaterThan(5);
+    // Partials every second (partialUploadSeconds: 1): the recovery point is the upload period plus the upload.
+    expect(Math.max(...ages)).toBeLessThan(15_000);
+    await testDb.query("DELETE FROM events WHERE label LIKE 'load-%'");
+  }, 60_000);
+
   it('streams on without a gap after the worker is SIGKILLed mid-slice', async () => {
     workers[0]!.child.kill('SIGKILL');
     await workers[0]!.exited;
