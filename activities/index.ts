@@ -13,11 +13,14 @@ import { createPointInTimeActivities } from './point-in-time';
 import { createPreflightActivities } from './preflight';
 import { createPruneActivities } from './prune';
 import { createQuiesceActivities } from './quiesce';
+import { createRecoverToMomentActivities } from './recover-to-moment';
 import { createReplicateActivities } from './replicate';
 import { createRestoreActivities } from './restore';
 import { createRestoreNotificationActivities } from './restore-notifications';
 import { createRotateKeyActivities } from './rotate-key';
+import { createStreamWalActivities } from './stream-wal';
 import { createSyncActivities } from './sync';
+import { createTakeBaseBackupActivities } from './take-base-backup';
 import { createTimeoutActivities } from './timeouts';
 import { createCatalogActivities, createVerifyActivities } from './verify';
 
@@ -44,6 +47,9 @@ export function createActivities(deps: Dependencies) {
     ...createCheckpointRecordingsActivities(deps),
     ...createCheckpointConnectorsActivities(deps),
     ...createPointInTimeActivities(deps),
+    ...createTakeBaseBackupActivities(deps),
+    ...createStreamWalActivities(deps),
+    ...createRecoverToMomentActivities(deps),
   };
 }
 

@@ -1,6 +1,7 @@
 // Master-key rotation's activity: the rewrap of every data key, heartbeating per object; run under the deployment's lock.
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { RotationListingError, rewrapDataKeys, type RotationResult } from '../src/catalog/rewrap-data-keys';
+import { rewrapPointInTimeKeys, type PointInTimeRotationResult } from '../src/catalog/rewrap-point-in-time-keys';
 import type { Dependencies } from '../src/runtime/dependencies';
 
 export function createRotateKeyActivities(deps: Dependencies) {
@@ -16,6 +17,12 @@ export function createRotateKeyActivities(deps: Dependencies) {
         }
         throw err;
       }
+    },
+
+    /** WAL key epochs and base data keys under the active master key; a retry skips what is already current. */
+    async rewrapPointInTimeKeys(input: { deployment: string }): Promise<PointInTimeRotationResult> {
+      const ctx = Context.current();
+      return rewrapPointInTimeKeys(deps.locations(), input.deployment, deps.keyRing(), (detail) => ctx.heartbeat(detail));
     },
   };
 }

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# The local stack: PostgreSQL, the Temporal dev server (+ Web UI), an S3 server and the sandbox VaultPAM,
+# The local stack: PostgreSQL (one cluster for staging, one for production), the Temporal dev server (+ Web UI), an S3 server and the sandbox VaultPAM,
 # provisioned under .stack/, bound to 127.0.0.1, idempotent. Works before `npm install`.
 #
 #   scripts/stack.sh up | down | status | env
 #   scripts/stack.sh sandbox start|stop|status <production|staging>
-#   scripts/stack.sh service start|stop|kill <postgres|temporal|s3>   (one piece: for crash tests and maintenance)
+#   scripts/stack.sh service start|stop|kill <postgres|postgres-production|temporal|s3>   (one piece: for crash tests
+#                                                                 and maintenance; "postgres" is both clusters)
 #
-# Ports and places (environment): VAULTPAM_STACK_DIR (.stack), VAULTPAM_PG_PORT (55432),
+# Ports and places (environment): VAULTPAM_STACK_DIR (.stack), VAULTPAM_PG_PORT (55432, staging's cluster),
+# VAULTPAM_PG_PRODUCTION_PORT (55433, production's cluster: WAL for point-in-time protection),
 # VAULTPAM_TEMPORAL_PORT (7233), VAULTPAM_TEMPORAL_UI_PORT (8233), VAULTPAM_S3_PORT (7070),
 # VAULTPAM_SANDBOX_PORT (8480), VAULTPAM_STAGING_PORT (8481).
 set -euo pipefail
@@ -14,6 +16,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 STACK=${VAULTPAM_STACK_DIR:-$ROOT/.stack}
 PG_PORT=${VAULTPAM_PG_PORT:-55432}
+PG_PRODUCTION_PORT=${VAULTPAM_PG_PRODUCTION_PORT:-55433}
 TEMPORAL_PORT=${VAULTPAM_TEMPORAL_PORT:-7233}
 TEMPORAL_UI_PORT=${VAULTPAM_TEMPORAL_UI_PORT:-8233}
 S3_PORT=${VAULTPAM_S3_PORT:-7070}
@@ -180,15 +183,24 @@ pg_home() {
 # The cluster's log sits beside it, where the postgres user can write.
 pg_log() { if [ "$(pg_home)" = "$STACK/pg" ]; then printf '%s' "$LOGS/postgres.log"; else printf '%s' "$(pg_home)/postgres.log"; fi; }
 
-pg_up() {
-  local bindir home log data
+# A cluster: "staging" (data/, VAULTPAM_PG_PORT) or "production" (data-production/, VAULTPAM_PG_PRODUCTION_PORT), both
+# under pg_home. Production's streams WAL (point-in-time protection): wal_level=replica, replication slots, a
+# `host replication` entry for the product's user, and max_slot_wal_keep_size so an abandoned slot cannot fill the disk.
+pg_data() { if [ "$1" = production ]; then printf '%s' "$(pg_home)/data-production"; else printf '%s' "$(pg_home)/data"; fi; }
+pg_port() { if [ "$1" = production ]; then printf '%s' "$PG_PRODUCTION_PORT"; else printf '%s' "$PG_PORT"; fi; }
+pg_port_var() { if [ "$1" = production ]; then printf VAULTPAM_PG_PRODUCTION_PORT; else printf VAULTPAM_PG_PORT; fi; }
+pg_cluster_log() { if [ "$1" = production ]; then printf '%s' "$(dirname "$(pg_log)")/postgres-production.log"; else pg_log; fi; }
+
+pg_up() { # cluster
+  local cluster=$1 bindir home log data port opts
   ensure_postgres_installed
   bindir=$(pg_bindir)
   home=$(pg_home)
-  log=$(pg_log)
-  data=$home/data
-  if port_open "$PG_PORT" && [ -f "$data/postmaster.pid" ]; then return 0; fi
-  port_open "$PG_PORT" && die "port $PG_PORT is taken by another program; set VAULTPAM_PG_PORT to a free port"
+  log=$(pg_cluster_log "$cluster")
+  data=$(pg_data "$cluster")
+  port=$(pg_port "$cluster")
+  if port_open "$port" && [ -f "$data/postmaster.pid" ]; then return 0; fi
+  port_open "$port" && die "port $port is taken by another program; set $(pg_port_var "$cluster") to a free port"
   if [ "$home" != "$STACK/pg" ]; then
     mkdir -p "$(dirname "$home")"
     chmod 755 "$(dirname "$home")"
@@ -205,38 +217,49 @@ pg_up() {
       { rm -f "$pwfile"; die "initdb failed; see $log"; }
     rm -f "$pwfile"
   fi
+  opts="-c listen_addresses=127.0.0.1 -p $port -k /tmp -c max_connections=200 -c fsync=on"
+  if [ "$cluster" = production ]; then
+    opts+=" -c wal_level=replica -c max_wal_senders=10 -c max_replication_slots=10 -c max_slot_wal_keep_size=1GB"
+    grep -q "^host replication $PG_USER 127.0.0.1/32 scram-sha-256" "$data/pg_hba.conf" ||
+      printf 'host replication %s 127.0.0.1/32 scram-sha-256\n' "$PG_USER" >>"$data/pg_hba.conf"
+  fi
   if [ "$(id -u)" = 0 ]; then chown -R postgres "$home"; touch "$log"; chown postgres "$log"; fi
   # The port lies in Linux's ephemeral range: a client's outgoing connection may hold it for a moment (then in
   # TIME-WAIT for up to a minute), with no server listening. That is waited out; a listener is another program.
   local tries=0
-  until as_pg "$bindir/pg_ctl" -D "$data" -l "$log" -w -t 60 \
-    -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k /tmp -c max_connections=200 -c fsync=on" start >/dev/null; do
+  until as_pg "$bindir/pg_ctl" -D "$data" -l "$log" -w -t 60 -o "$opts" start >/dev/null; do
     tries=$((tries + 1))
-    if [ "$tries" -ge 20 ] || port_open "$PG_PORT" || ! tail -n 5 "$log" | grep -q 'Address already in use'; then
-      die "PostgreSQL did not start; see $log"
+    if [ "$tries" -ge 20 ] || port_open "$port" || ! tail -n 5 "$log" | grep -q 'Address already in use'; then
+      die "PostgreSQL ($cluster) did not start; see $log"
     fi
-    say "port $PG_PORT is held by a closing connection; waiting for it to be released..."
+    say "port $port is held by a closing connection; waiting for it to be released..."
     sleep 5
   done
 }
 
-pg_down() {
+pg_down() { # cluster
   local bindir data
-  data=$(pg_home)/data
+  data=$(pg_data "$1")
   [ -f "$data/postmaster.pid" ] || return 0
   bindir=$(pg_bindir) || return 0
   as_pg "$bindir/pg_ctl" -D "$data" -m fast -w stop >/dev/null 2>&1 || true
 }
 
-pg_sql() { # sql (as the vaultpam superuser over the Unix socket)
-  local bindir
-  bindir=$(pg_bindir)
-  as_pg "$bindir/psql" -X -q -h /tmp -p "$PG_PORT" -U "$PG_USER" -d postgres -v ON_ERROR_STOP=1 -tAc "$1"
+pg_kill() { # cluster (as a crash would: no chance to clean up)
+  local pid_file
+  pid_file="$(pg_data "$1")/postmaster.pid"
+  [ -f "$pid_file" ] && kill -9 "$(head -1 "$pid_file")" 2>/dev/null || true
 }
 
-ensure_database() { # name
-  if [ -z "$(pg_sql "SELECT 1 FROM pg_database WHERE datname = '$1'")" ]; then
-    pg_sql "CREATE DATABASE \"$1\"" >/dev/null
+pg_sql() { # cluster sql (as the vaultpam superuser over the Unix socket)
+  local bindir
+  bindir=$(pg_bindir)
+  as_pg "$bindir/psql" -X -q -h /tmp -p "$(pg_port "$1")" -U "$PG_USER" -d postgres -v ON_ERROR_STOP=1 -tAc "$2"
+}
+
+ensure_database() { # cluster name
+  if [ -z "$(pg_sql "$1" "SELECT 1 FROM pg_database WHERE datname = '$2'")" ]; then
+    pg_sql "$1" "CREATE DATABASE \"$2\"" >/dev/null
   fi
 }
 
@@ -289,10 +312,10 @@ ensure_node_modules() {
 }
 
 sandbox_config() { # name -> writes .stack/sandbox/<name>.json
-  local name=$1 port db bucket token
+  local name=$1 port db bucket token pg_port
   case "$name" in
-    production) port=$SANDBOX_PORT db=vaultpam bucket=recordings token=control-plane-token ;;
-    staging) port=$STAGING_PORT db=vaultpam_staging bucket=recordings-staging token=staging-control-plane-token ;;
+    production) port=$SANDBOX_PORT db=vaultpam bucket=recordings token=control-plane-token pg_port=$PG_PRODUCTION_PORT ;;
+    staging) port=$STAGING_PORT db=vaultpam_staging bucket=recordings-staging token=staging-control-plane-token pg_port=$PG_PORT ;;
     *) die "unknown sandbox '$name': use production or staging" ;;
   esac
   mkdir -p "$STACK/sandbox/$name"
@@ -301,7 +324,7 @@ sandbox_config() { # name -> writes .stack/sandbox/<name>.json
   "name": "$name",
   "host": "127.0.0.1",
   "port": $port,
-  "postgres": { "host": "127.0.0.1", "port": $PG_PORT, "database": "$db", "user": "$PG_USER", "passwordFile": "$SECRETS/pg-password" },
+  "postgres": { "host": "127.0.0.1", "port": $pg_port, "database": "$db", "user": "$PG_USER", "passwordFile": "$SECRETS/pg-password" },
   "s3": { "endPoint": "127.0.0.1", "port": $S3_PORT, "accessKey": "$S3_ACCESS_KEY", "secretKeyFile": "$SECRETS/s3-secret-key", "bucket": "$bucket" },
   "tokenFile": "$SECRETS/$token",
   "stateDir": "$STACK/sandbox/$name"
@@ -316,7 +339,7 @@ sandbox_start() { # name
   if pid_alive "sandbox-$name" && port_open "$port"; then return 0; fi
   port_open "$port" && die "port $port is taken by another program; set VAULTPAM_SANDBOX_PORT / VAULTPAM_STAGING_PORT"
   ensure_node_modules
-  case "$name" in production) ensure_database vaultpam ;; staging) ensure_database vaultpam_staging ;; esac
+  case "$name" in production) ensure_database production vaultpam ;; staging) ensure_database staging vaultpam_staging ;; esac
   start_bg "sandbox-$name" "$LOGS/sandbox-$name.log" node --import tsx "$ROOT/sandbox/server.ts" --config "$STACK/sandbox/$name.json"
   wait_port "sandbox VaultPAM ($name)" "$port" 60 "$LOGS/sandbox-$name.log"
 }
@@ -330,12 +353,13 @@ status() {
   local st
   st() { if port_open "$1"; then printf up; else printf down; fi; }
   row "PostgreSQL" "$(st "$PG_PORT")" "127.0.0.1:$PG_PORT (cluster $(pg_home)/data)"
+  row "PostgreSQL (production)" "$(st "$PG_PRODUCTION_PORT")" "127.0.0.1:$PG_PRODUCTION_PORT (cluster $(pg_home)/data-production)"
   row "Temporal" "$(st "$TEMPORAL_PORT")" "127.0.0.1:$TEMPORAL_PORT (history $STACK/temporal/temporal.db)"
   row "Temporal Web UI" "$(st "$TEMPORAL_UI_PORT")" "http://127.0.0.1:$TEMPORAL_UI_PORT"
   row "S3 server" "$(st "$S3_PORT")" "http://127.0.0.1:$S3_PORT (versitygw, data $STACK/s3/data)"
   row "VaultPAM (production)" "$(st "$SANDBOX_PORT")" "http://127.0.0.1:$SANDBOX_PORT"
   row "VaultPAM (staging)" "$(st "$STAGING_PORT")" "http://127.0.0.1:$STAGING_PORT"
-  port_open "$PG_PORT" && port_open "$TEMPORAL_PORT" && port_open "$TEMPORAL_UI_PORT" && port_open "$S3_PORT" &&
+  port_open "$PG_PORT" && port_open "$PG_PRODUCTION_PORT" && port_open "$TEMPORAL_PORT" && port_open "$TEMPORAL_UI_PORT" && port_open "$S3_PORT" &&
     port_open "$SANDBOX_PORT" && port_open "$STAGING_PORT"
 }
 
@@ -344,7 +368,8 @@ up() {
   t0=$(now_ms)
   mkdir -p "$STACK" "$LOGS" "$RUN" "$BIN"
   make_secrets
-  pg_up
+  pg_up staging
+  pg_up production
   s3_up
   temporal_up
   sandbox_start production
@@ -357,7 +382,8 @@ down() {
   sandbox_stop production
   stop_pid temporal
   stop_pid s3
-  pg_down
+  pg_down production
+  pg_down staging
   say "stack down"
 }
 
@@ -365,6 +391,7 @@ env_out() {
   cat <<ENV
 VAULTPAM_STACK_DIR=$STACK
 VAULTPAM_PG_PORT=$PG_PORT
+VAULTPAM_PG_PRODUCTION_PORT=$PG_PRODUCTION_PORT
 VAULTPAM_TEMPORAL_PORT=$TEMPORAL_PORT
 VAULTPAM_TEMPORAL_UI_PORT=$TEMPORAL_UI_PORT
 VAULTPAM_S3_PORT=$S3_PORT
@@ -389,19 +416,22 @@ case "${1:-}" in
     esac
     ;;
   service)
-    [ $# -eq 3 ] || die "usage: stack.sh service start|stop|kill postgres|temporal|s3"
+    [ $# -eq 3 ] || die "usage: stack.sh service start|stop|kill postgres|postgres-production|temporal|s3"
     make_secrets
     case "$2:$3" in
-      start:postgres) pg_up ;;
+      start:postgres) pg_up staging; pg_up production ;;
+      start:postgres-production) pg_up production ;;
       start:temporal) temporal_up ;;
       start:s3) s3_up ;;
-      stop:postgres) pg_down ;;
+      stop:postgres) pg_down production; pg_down staging ;;
+      stop:postgres-production) pg_down production ;;
       stop:temporal | stop:s3) stop_pid "$3" ;;
       # As a crash would: no chance to clean up.
       kill:temporal | kill:s3) [ -f "$RUN/$3.pid" ] && kill -9 "$(cat "$RUN/$3.pid")" 2>/dev/null; rm -f "$RUN/$3.pid" ;;
-      kill:postgres) pid_file="$(pg_home)/data/postmaster.pid"; [ -f "$pid_file" ] && kill -9 "$(head -1 "$pid_file")" 2>/dev/null || true ;;
-      *) die "usage: stack.sh service start|stop|kill postgres|temporal|s3" ;;
+      kill:postgres) pg_kill production; pg_kill staging ;;
+      kill:postgres-production) pg_kill production ;;
+      *) die "usage: stack.sh service start|stop|kill postgres|postgres-production|temporal|s3" ;;
     esac
     ;;
-  *) die "usage: stack.sh up | down | status | env | sandbox start|stop|status <production|staging> | service start|stop|kill <postgres|temporal|s3>" ;;
+  *) die "usage: stack.sh up | down | status | env | sandbox start|stop|status <production|staging> | service start|stop|kill <postgres|postgres-production|temporal|s3>" ;;
 esac

@@ -10,3 +10,5 @@ export { rotateKeyWorkflow } from './rotate-key';
 export { checkWorkflow } from './check';
 export { scheduledCheckWorkflow } from './scheduled-check';
 export { auditLogWorkflow } from './audit-log';
+export { protectWorkflow } from './protect';
+export { discardScratchInstanceWorkflow, recoverToMomentWorkflow } from './recover-to-moment';

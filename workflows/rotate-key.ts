@@ -1,6 +1,6 @@
 // Master-key rotation as a workflow: under the deployment's lock (no backup, prune or restore runs meanwhile), every
 // backup's data key and every restore journal's key rewrapped under the active master key, in every location.
-import { proxyActivities, upsertSearchAttributes } from '@temporalio/workflow';
+import { patched, proxyActivities, upsertSearchAttributes } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { RotationResult } from '../src/catalog/rewrap-data-keys';
 import { auditPrincipal, recordAuditQuietly } from './audit-recorder';
@@ -25,6 +25,9 @@ export async function rotateKeyWorkflow(input: { deployment: string; requestedBy
   }
   try {
     const result = await transfer.rewrapDataKeys({ deployment: input.deployment });
+    // Point-in-time protection's keys follow: WAL key epochs and base data keys (no segment is rewritten). Patched: a
+    // rotation started by an earlier version replays without this step.
+    const pointInTime = patched('point-in-time-keys') ? await transfer.rewrapPointInTimeKeys({ deployment: input.deployment }) : { epochsRewrapped: 0, basesRewrapped: 0 };
     // After the rewrap: from here on entries are sealed under the new key, and older ones verify while the old key stays in the ring.
     await recordAuditQuietly(input.deployment, 'key.rotated', auditPrincipal(input.requestedBy), {}, {
       activeKeyId: result.activeKeyId,
@@ -33,6 +36,8 @@ export async function rotateKeyWorkflow(input: { deployment: string; requestedBy
       journalsRewrapped: result.journalsRewrapped,
       checkpointsRewrapped: result.checkpointsRewrapped,
       connectorExportsRewrapped: result.connectorExportsRewrapped,
+      walEpochsRewrapped: pointInTime.epochsRewrapped,
+      basesRewrapped: pointInTime.basesRewrapped,
     });
     upsertSearchAttributes([{ key: STATUS, value: 'completed' }]);
     return result;

@@ -12,6 +12,7 @@ import type { Config } from '../config/schema';
 import { VaultpamBackupError } from '../errors/catalogue';
 import type { DrillReport } from '../operations/restore';
 import type { RestoreReport } from '../../workflows/restore-types';
+import { protectCommand } from './protect-command';
 import { tokensCommand } from './tokens-command';
 import { workflowUrl } from './workflow-url';
 import type { Principal } from '../auth/principal';
@@ -68,6 +69,8 @@ async function withClient<T>(cfg: Config, fn: (client: Client) => Promise<T>): P
     await client.connection.close();
   }
 }
+
+program.addCommand(protectCommand(config, withClient));
 
 /**
  * The API to send a state-changing command through (--api, else api.url), with the caller's token; undefined: the

@@ -6,7 +6,10 @@ import type { ConfigInput, DeploymentConfig } from './schema';
 export { repoRoot };
 
 export interface LocalStackPorts {
+  /** Staging's PostgreSQL cluster. */
   postgres: number;
+  /** Production's PostgreSQL cluster: a cluster of its own, since base backups and WAL cover a whole cluster. */
+  postgresProduction: number;
   temporal: number;
   temporalUi: number;
   s3: number;
@@ -29,6 +32,7 @@ export function localStackPorts(env: NodeJS.ProcessEnv = process.env): LocalStac
   };
   return {
     postgres: port('VAULTPAM_PG_PORT', 55432),
+    postgresProduction: port('VAULTPAM_PG_PRODUCTION_PORT', 55433),
     temporal: port('VAULTPAM_TEMPORAL_PORT', 7233),
     temporalUi: port('VAULTPAM_TEMPORAL_UI_PORT', 8233),
     s3: port('VAULTPAM_S3_PORT', 7070),
@@ -46,7 +50,7 @@ function sandboxDeployment(stackDir: string, ports: LocalStackPorts, which: 'pro
     name: staging ? 'sandbox-staging' : 'sandbox',
     postgres: {
       host: '127.0.0.1',
-      port: ports.postgres,
+      port: staging ? ports.postgres : ports.postgresProduction,
       database: staging ? 'vaultpam_staging' : 'vaultpam',
       user: 'vaultpam',
       password: { file: join(secrets, 'pg-password') },

@@ -53,6 +53,24 @@ export const controlPlaneSchema = z.object({
 });
 export type ControlPlaneConfig = z.infer<typeof controlPlaneSchema>;
 
+/** Point-in-time protection of the deployment's cluster: physical base backups plus WAL streamed over a replication slot. */
+export const pointInTimeSchema = z.object({
+  /** @default false */
+  enabled: z.boolean().default(false),
+  /** The physical replication slot the stream holds on the cluster. @default "vaultpam_backup" */
+  slot: z
+    .string()
+    .regex(/^[a-z0-9_]{1,63}$/, 'a replication slot name is 1-63 lower-case letters, digits or "_", e.g. vaultpam_backup')
+    .default('vaultpam_backup'),
+  /** How often the segment being written is uploaded as a partial: the recovery point stays about this long. @default 30 */
+  partialUploadSeconds: z.number().positive().max(60, 'upload partial segments at least once a minute (at most 60), or the recovery point exceeds a minute').default(30),
+  /** How long one run of the WAL stream lasts before it returns (the protection workflow starts the next). @default 300 */
+  sliceSeconds: z.number().int().min(10, 'a slice of at least 10 seconds').max(3600, 'a slice of at most 3600 seconds, so a worker crash is noticed within the hour').default(300),
+  /** A new base backup is taken when the newest is this old. @default 24 */
+  baseBackupEveryHours: z.number().positive('give the hours between base backups, e.g. 24').default(24),
+}).strict();
+export type PointInTimeConfig = z.infer<typeof pointInTimeSchema>;
+
 /** One VaultPAM deployment: its database, its recordings bucket, its control plane. */
 export const deploymentSchema = z.object({
   name: slug,
@@ -63,6 +81,7 @@ export const deploymentSchema = z.object({
     maxBytesPerSecond: z.number().int().positive().optional(),
   }),
   controlPlane: controlPlaneSchema,
+  pointInTime: pointInTimeSchema.optional(),
 });
 export type DeploymentConfig = z.infer<typeof deploymentSchema>;
 

@@ -8,7 +8,8 @@ import { PgToolIncompatibleError, PgToolNotFoundError } from './postgres-errors'
 
 const execFileAsync = promisify(execFile);
 
-export type PgToolName = 'pg_dump' | 'pg_restore' | 'psql';
+/** Client tools, and the server's own (initdb-free recovery runs `pg_ctl`, which runs `postgres`). */
+export type PgToolName = 'pg_dump' | 'pg_restore' | 'psql' | 'pg_basebackup' | 'pg_receivewal' | 'pg_ctl' | 'postgres';
 
 /** Where Debian/Ubuntu packages put each major version's binaries side by side. */
 export const DEBIAN_PG_LIB_DIR = '/usr/lib/postgresql';

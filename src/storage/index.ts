@@ -21,6 +21,19 @@ export {
   pinsPrefix,
   restoreJournalKey,
   restoresPrefix,
+  baseManifestKey,
+  baseTarKey,
+  basesPrefix,
+  parseBaseManifestKey,
+  parseWalKey,
+  parseWalKeyEpochKey,
+  walKeyEpochKey,
+  walKeyEpochsPrefix,
+  walMarkKey,
+  walPartialKey,
+  walPrefix,
+  walSegmentKey,
+  type WalObject,
 } from './layout';
 export { DEFAULT_PART_SIZE, createS3Client, type S3ClientOptions, type S3ConnectionSettings } from './s3-client';
 export { S3Location, type S3LocationConfig } from './s3-location';

@@ -193,3 +193,96 @@ export const POINT_MANIFEST = MANIFEST;
 export function sweepMarkerKey(deployment: string): string {
   return `${segment(deployment, 'deployment')}/sweep.json`;
 }
+
+// ---------------------------------------------------------------- point-in-time protection (WAL and base backups)
+
+const WAL = 'wal';
+const WAL_KEYS = 'keys';
+const BASES = 'bases';
+const WAL_MARK = 'mark.json';
+const BASE_TAR = 'base.tar.enc';
+/** A WAL segment's file name: timeline, log and segment, 8 hex digits each. */
+const WAL_SEGMENT = /^[0-9A-F]{24}$/;
+/** A partial segment names the end LSN it covers (16 hex digits), so a newer partial never overwrites an older one. */
+const WAL_PARTIAL = /^([0-9A-F]{24})\.([0-9A-F]{16})\.partial$/;
+const WAL_KEY_EPOCH = /^([0-9A-Za-z-]{1,64})\.json$/;
+
+export type WalObject = { kind: 'segment'; segment: string } | { kind: 'partial'; segment: string; endLsn: bigint };
+
+/** `<deployment>/wal/`: the deployment's streamed WAL, its key epochs and its high-water mark. */
+export function walPrefix(deployment: string): string {
+  return `${segment(deployment, 'deployment')}/${WAL}/`;
+}
+
+function walSegmentName(name: string): string {
+  if (!WAL_SEGMENT.test(name)) throw new TypeError(`a WAL segment name must be 24 upper-case hex digits, got ${JSON.stringify(name)}`);
+  return name;
+}
+
+/** `<deployment>/wal/<segment>`: a complete WAL segment, written once. */
+export function walSegmentKey(deployment: string, name: string): string {
+  return `${walPrefix(deployment)}${walSegmentName(name)}`;
+}
+
+/** `<deployment>/wal/<segment>.<end LSN, 16 hex>.partial`: the first bytes of a segment still being written, up to its end LSN. */
+export function walPartialKey(deployment: string, name: string, endLsn: bigint): string {
+  if (endLsn < 0n || endLsn >= 1n << 64n) throw new TypeError(`an LSN must fit 64 bits, got ${endLsn}`);
+  return `${walPrefix(deployment)}${walSegmentName(name)}.${endLsn.toString(16).toUpperCase().padStart(16, '0')}.partial`;
+}
+
+/** Inverse of walSegmentKey and walPartialKey for keys found by listing walPrefix(); undefined for any other key. */
+export function parseWalKey(deployment: string, key: string): WalObject | undefined {
+  const prefix = walPrefix(deployment);
+  if (!key.startsWith(prefix)) return undefined;
+  const name = key.slice(prefix.length);
+  if (WAL_SEGMENT.test(name)) return { kind: 'segment', segment: name };
+  const partial = WAL_PARTIAL.exec(name);
+  return partial ? { kind: 'partial', segment: partial[1]!, endLsn: BigInt(`0x${partial[2]!}`) } : undefined;
+}
+
+/** `<deployment>/wal/keys/`: the wrapped data keys of the WAL stream, one per key epoch. */
+export function walKeyEpochsPrefix(deployment: string): string {
+  return `${walPrefix(deployment)}${WAL_KEYS}/`;
+}
+
+/** `<deployment>/wal/keys/<epoch>.json`: one epoch's data key, wrapped by a master key; rotation rewraps only this. */
+export function walKeyEpochKey(deployment: string, epoch: string): string {
+  if (!/^[0-9A-Za-z-]{1,64}$/.test(epoch)) throw new TypeError(`a WAL key epoch must be 1-64 letters, digits or "-", got ${JSON.stringify(epoch)}`);
+  return `${walKeyEpochsPrefix(deployment)}${epoch}.json`;
+}
+
+/** Inverse of walKeyEpochKey for keys found by listing walKeyEpochsPrefix(). */
+export function parseWalKeyEpochKey(deployment: string, key: string): { epoch: string } | undefined {
+  const prefix = walKeyEpochsPrefix(deployment);
+  if (!key.startsWith(prefix)) return undefined;
+  const match = WAL_KEY_EPOCH.exec(key.slice(prefix.length));
+  return match ? { epoch: match[1]! } : undefined;
+}
+
+/** `<deployment>/wal/mark.json`: the stream's high-water mark at this location (an LSN and the moment it covers). */
+export function walMarkKey(deployment: string): string {
+  return `${walPrefix(deployment)}${WAL_MARK}`;
+}
+
+/** `<deployment>/bases/`: physical base backups of the deployment's cluster. */
+export function basesPrefix(deployment: string): string {
+  return `${segment(deployment, 'deployment')}/${BASES}/`;
+}
+
+/** `<deployment>/bases/<baseId>/base.tar.enc`: the cluster's files as pg_basebackup's tar, encrypted. */
+export function baseTarKey(deployment: string, baseId: string): string {
+  return `${basesPrefix(deployment)}${segment(baseId, 'baseId')}/${BASE_TAR}`;
+}
+
+/** `<deployment>/bases/<baseId>/manifest.json`: written last; a base without one does not exist. */
+export function baseManifestKey(deployment: string, baseId: string): string {
+  return `${basesPrefix(deployment)}${segment(baseId, 'baseId')}/${MANIFEST}`;
+}
+
+/** Inverse of baseManifestKey for keys found by listing basesPrefix(); undefined for any other key. */
+export function parseBaseManifestKey(deployment: string, key: string): { baseId: string } | undefined {
+  const prefix = basesPrefix(deployment);
+  if (!key.startsWith(prefix) || !key.endsWith(`/${MANIFEST}`)) return undefined;
+  const baseId = key.slice(prefix.length, -(MANIFEST.length + 1));
+  return baseId.length > 0 && !baseId.includes('/') ? { baseId } : undefined;
+}

@@ -48,12 +48,13 @@ describe('a clone in a private directory', () => {
     const builtBin = join(localStackDir(), 'bin');
     for (const name of existsSync(builtBin) ? readdirSync(builtBin) : []) symlinkSync(join(builtBin, name), join(clone, '.stack', 'bin', name));
 
-    const [pg, temporal, ui, s3, sandbox, staging] = await freePorts(6);
+    const [pg, pgProduction, temporal, ui, s3, sandbox, staging] = await freePorts(7);
     env = {
       ...process.env,
       VAULTPAM_STACK_DIR: '',
       VAULTPAM_BACKUP_CONFIG: '',
       VAULTPAM_PG_PORT: String(pg),
+      VAULTPAM_PG_PRODUCTION_PORT: String(pgProduction),
       VAULTPAM_TEMPORAL_PORT: String(temporal),
       VAULTPAM_TEMPORAL_UI_PORT: String(ui),
       VAULTPAM_S3_PORT: String(s3),

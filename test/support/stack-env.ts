@@ -6,8 +6,10 @@ import { localStackDir } from '../../src/config/local-stack';
 export interface StackEnv {
   /** The stack's directory (VAULTPAM_STACK_DIR), holding secrets/, sandbox/, logs/. */
   stackDir: string;
-  /** The PostgreSQL superuser of the local cluster. */
+  /** The PostgreSQL superuser of the local staging cluster (VAULTPAM_PG_PORT), where tests make their own databases. */
   pg: { host: string; port: number; user: string; password: string; passwordFile: string };
+  /** The same superuser on production's cluster (VAULTPAM_PG_PRODUCTION_PORT), the one whose WAL is streamed. */
+  pgProduction: { host: string; port: number; user: string; password: string; passwordFile: string };
   /** The S3 server's root credentials. */
   s3: { endPoint: string; port: number; useSSL: false; region: string; accessKey: string; secretKey: string; secretKeyFile: string };
   temporal: { address: string };
@@ -40,6 +42,7 @@ export function stackEnv(): StackEnv {
   cached = {
     stackDir,
     pg: { host: '127.0.0.1', port: port('VAULTPAM_PG_PORT', 55432), user: 'vaultpam', password: secret(passwordFile), passwordFile },
+    pgProduction: { host: '127.0.0.1', port: port('VAULTPAM_PG_PRODUCTION_PORT', 55433), user: 'vaultpam', password: secret(passwordFile), passwordFile },
     s3: {
       endPoint: '127.0.0.1',
       port: port('VAULTPAM_S3_PORT', 7070),

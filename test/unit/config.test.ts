@@ -21,7 +21,11 @@ describe('configuration', () => {
   });
 
   it('takes ports from the environment and rejects a non-port with the variable named', () => {
-    expect(loadConfig({ env: { VAULTPAM_PG_PORT: '6000' } }).deployment.postgres.port).toBe(6000);
+    // Production has a cluster of its own; staging keeps the other.
+    const config = loadConfig({ env: { VAULTPAM_PG_PORT: '6000', VAULTPAM_PG_PRODUCTION_PORT: '6001' } });
+    expect(config.deployment.postgres.port).toBe(6001);
+    expect(config.staging?.postgres.port).toBe(6000);
+    expect(() => loadConfig({ env: { VAULTPAM_PG_PRODUCTION_PORT: '0' } })).toThrow(/VAULTPAM_PG_PRODUCTION_PORT=0 is not a port/);
     expect(() => loadConfig({ env: { VAULTPAM_PG_PORT: 'sixty' } })).toThrow(/VAULTPAM_PG_PORT=sixty is not a port/);
   });
 
@@ -43,6 +47,14 @@ describe('configuration', () => {
     expect(message).toMatch(/deployment\.name: use lower-case letters/);
     expect(message).toMatch(/locations\.1\.name: location name "primary" is used twice/);
     expect(message).toMatch(/encryption\.activeKeyId: activeKeyId "missing" names no key/);
+  });
+
+  it('takes point-in-time settings with defaults, and names a bad one with its fix', () => {
+    const base = localStackConfig();
+    const enabled = parseConfig({ ...base, deployment: { ...base.deployment, pointInTime: { enabled: true } } }).deployment.pointInTime;
+    expect(enabled).toMatchObject({ enabled: true, slot: 'vaultpam_backup', partialUploadSeconds: 30, baseBackupEveryHours: 24 });
+    expect(() => parseConfig({ ...base, deployment: { ...base.deployment, pointInTime: { partialUploadSeconds: 90 } } })).toThrow(/deployment\.pointInTime\.partialUploadSeconds: .*at least once a minute/);
+    expect(() => parseConfig({ ...base, deployment: { ...base.deployment, pointInTime: { slot: 'Bad-Slot' } } })).toThrow(/deployment\.pointInTime\.slot: a replication slot name/);
   });
 
   it('refuses an unknown location kind and a missing secret reference', () => {

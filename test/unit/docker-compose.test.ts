@@ -168,7 +168,14 @@ describe('docker-compose.yml', () => {
     expect(sandboxConfig.s3.secretKeyFile).toBe(fileOf(config.deployment.recordings.secretKey));
     expect(sandboxConfig.tokenFile).toBe(fileOf(config.deployment.controlPlane.token));
 
-    const postgres = compose.services.postgres!;
+    // Production's own cluster, the one the orchestrator and the sandbox both point at, able to stream its WAL.
+    expect(sandboxConfig.postgres.host).toBe(config.deployment.postgres.host);
+    const postgres = compose.services[config.deployment.postgres.host]!;
+    const settings = argv(postgres.command).join(' ');
+    for (const setting of ['wal_level=replica', 'max_wal_senders=', 'max_replication_slots=', 'max_slot_wal_keep_size=']) expect(settings).toContain(setting);
+    const hbaFile = /hba_file=(\S+)/.exec(settings)?.[1];
+    expect(hbaFile, 'postgres-production: its hba_file').toBeDefined();
+    expect(readFileSync(repoFile(postgres, hbaFile!), 'utf8')).toMatch(new RegExp(`^host\\s+replication\\s+${config.deployment.postgres.user}\\s+\\S+\\s+scram-sha-256$`, 'm'));
     const pgPasswordFile = environment(postgres).POSTGRES_PASSWORD_FILE!;
     expect(pgPasswordFile).toBe(fileOf(config.deployment.postgres.password));
     expectSecretFile('postgres', postgres, pgPasswordFile);

@@ -1,0 +1,215 @@
+// Point-in-time protection of production's cluster on the real stack: base backup and WAL streamed by the protection
+// workflow, recovery to a moment in a scratch instance, a segment lost at one location or both, a worker SIGKILLed mid-stream.
+import { randomBytes } from 'node:crypto';
+import { existsSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import pg from 'pg';
+import type { WorkflowHandle } from '@temporalio/client';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { DEFAULT_SCRATCH_ROOT, type ScratchInstance } from '../../activities/recover-to-moment';
+import { scratchPaths } from '../../src/postgres/scratch-instance';
+import { pointInTimeWindow } from '../../src/catalog/point-in-time-window';
+import { readWalMark } from '../../src/catalog/wal-mark';
+import { parseLsn, parseSegmentName, segmentOf } from '../../src/postgres/wal-position';
+import { protectionStatus } from '../../src/operations/protect';
+import { createDependencies } from '../../src/runtime/dependencies';
+import { walSegmentKey } from '../../src/storage';
+import type { protectWorkflow } from '../../workflows/protect';
+import { PROTECTION_MARKS_QUERY, protectWorkflowId, type ProtectionState } from '../../workflows/protect-types';
+import { isolatedConfig } from '../support/backup-fixture';
+import { stackEnv } from '../support/stack-env';
+import { temporalHarness, type TemporalHarness } from '../support/temporal';
+import { startWorkerProcess, type WorkerProcess } from '../support/worker-process';
+
+const suffix = randomBytes(4).toString('hex');
+const slot = `pitr_test_${suffix}`;
+const testDatabase = `pitr_test_${suffix}`;
+const config = isolatedConfig((base) => ({ deployment: { ...base.deployment, pointInTime: { enabled: true, slot, partialUploadSeconds: 1 } } }));
+const deps = createDependencies(config);
+const deployment = config.deployment.name;
+const env = stackEnv();
+const admin = new pg.Pool({ ...env.pgProduction, database: 'postgres', max: 2 });
+const testDb = new pg.Pool({ ...env.pgProduction, database: testDatabase, max: 2 });
+
+/** Every message down a failure's cause chain (workflow failure, activity failure, application failure). */
+function failureChain(err: unknown): string {
+  const parts: string[] = [];
+  for (let e = err as { message?: string; cause?: unknown } | undefined; e; e = e.cause as typeof e) parts.push(e.message ?? '');
+  return parts.join(' <- ');
+}
+
+async function serverNow(): Promise<string> {
+  return (await testDb.query<{ t: Date }>('SELECT clock_timestamp() AS t')).rows[0]!.t.toISOString();
+}
+
+async function write(label: string): Promise<bigint> {
+  await testDb.query('INSERT INTO events (label) VALUES ($1)', [label]);
+  return parseLsn((await testDb.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn')).rows[0]!.lsn);
+}
+
+/** Waits until every location's mark has passed `lsn` (the stream stored the WAL that holds it). */
+async function markPast(lsn: bigint, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const marks = await Promise.all(deps.locations().map((l) => readWalMark(l, deployment, deps.keyRing())));
+    if (marks.every((m) => m && parseLsn(m.lsn) >= lsn)) return;
+    if (Date.now() > deadline) throw new Error(`the WAL marks did not pass ${lsn.toString(16)} within ${timeoutMs} ms: ${JSON.stringify(marks.map((m) => m?.lsn))}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+describe('point-in-time protection of the production cluster', () => {
+  let h: TemporalHarness;
+  const workers: WorkerProcess[] = [];
+  let protection: WorkflowHandle<typeof protectWorkflow>;
+  const scratchIds: string[] = [];
+
+  const worker = async (identity: string) => {
+    const w = await startWorkerProcess({ taskQueue: h.taskQueue, config, workflowBundlePath: inject('workflowBundlePath'), identity });
+    workers.push(w);
+    return w;
+  };
+
+  async function recover(at: string): Promise<ScratchInstance> {
+    const scratchId = `pitr-${suffix}-${scratchIds.length}`;
+    scratchIds.push(scratchId);
+    return h.client.workflow.execute('recoverToMomentWorkflow', { taskQueue: h.taskQueue, workflowId: `recover-${scratchId}`, args: [{ target: 'production', at, scratchId, recoveryTimeoutSeconds: 120 }] });
+  }
+
+  async function labelsIn(instance: ScratchInstance): Promise<string[]> {
+    const client = new pg.Client({ host: instance.host, port: instance.port, user: env.pgProduction.user, password: env.pgProduction.password, database: testDatabase });
+    await client.connect();
+    try {
+      return (await client.query<{ label: string }>('SELECT label FROM events ORDER BY id')).rows.map((r) => r.label);
+    } finally {
+      await client.end();
+    }
+  }
+
+  beforeAll(async () => {
+    await admin.query(`CREATE DATABASE ${testDatabase}`);
+    await testDb.query('CREATE TABLE events (id serial PRIMARY KEY, label text NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp())');
+    h = await temporalHarness(config);
+    await worker('first');
+    protection = await h.client.workflow.start('protectWorkflow', {
+      taskQueue: h.taskQueue,
+      workflowId: protectWorkflowId(deployment),
+      args: [{ target: 'production', baseBackupEveryHours: 1000, sliceSeconds: 30, partialUploadSeconds: 1, heartbeatSeconds: 5 }],
+    });
+    await markPast(await write('seed'), 90_000);
+  }, 150_000);
+
+  afterAll(async () => {
+    await protection?.terminate('test over').catch(() => undefined);
+    for (const scratchId of scratchIds) {
+      await h.client.workflow.execute('discardScratchInstanceWorkflow', { taskQueue: h.taskQueue, workflowId: `discard-${scratchId}`, args: [{ scratchId }] });
+      expect(existsSync(scratchPaths(DEFAULT_SCRATCH_ROOT, scratchId).dir)).toBe(false);
+    }
+    for (const w of workers) await w.stop();
+    await h?.close();
+    // The slot would keep WAL (up to max_slot_wal_keep_size) for a stream that no longer runs.
+    for (let i = 0; i < 50; i++) {
+      const { rows } = await admin.query<{ active_pid: number | null }>('SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1', [slot]);
+      if (!rows[0]) break;
+      if (rows[0].active_pid) await admin.query('SELECT pg_terminate_backend($1)', [rows[0].active_pid]);
+      else {
+        await admin.query('SELECT pg_drop_replication_slot($1)', [slot]);
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    await testDb.end();
+    await admin.query(`DROP DATABASE IF EXISTS ${testDatabase} WITH (FORCE)`);
+    await admin.end();
+    rmSync(join(config.backup.workDir, 'wal-spool', `${deployment}-${slot}`), { recursive: true, force: true });
+  }, 120_000);
+
+  it('recovers writes made a few seconds before a moment, and none made after it', async () => {
+    await write('before-1');
+    await admin.query('SELECT pg_switch_wal()');
+    await write('before-2');
+    await new Promise((r) => setTimeout(r, 1500));
+    const moment = await serverNow();
+    await new Promise((r) => setTimeout(r, 1500));
+    await markPast(await write('after'));
+
+    const state = await protection.query<ProtectionState>(PROTECTION_MARKS_QUERY);
+    expect(state.lastBaseId).toBeDefined();
+    // What `protect status` shows: the workflow runs, and its window reaches past the moment at every location.
+    const status = await protectionStatus(h.client, config, deps.locations(), deps.keyRing());
+    expect(status.running).toBe(true);
+    for (const location of status.window.locations) expect(location.window!.to >= moment, location.location).toBe(true);
+    const window = await pointInTimeWindow(deps.locations(), deployment, deps.keyRing());
+    expect(window.gaps).toEqual([]);
+    expect(window.window!.from <= moment && moment <= window.window!.to).toBe(true);
+
+    const instance = await recover(moment);
+    expect(await labelsIn(instance)).toEqual(['seed', 'before-1', 'before-2']);
+  }, 120_000);
+
+  it('keeps the newest mark under a minute old (here: seconds) under a steady write load', async () => {
+    const ages: number[] = [];
+    const until = Date.now() + 8000;
+    let n = 0;
+    while (Date.now() < until) {
+      await write(`load-${n++}`);
+      if (n % 10 === 0) {
+        const [mark, now] = await Promise.all([readWalMark(deps.locations()[0]!, deployment, deps.keyRing()), serverNow()]);
+        ages.push(Date.parse(now) - Date.parse(mark!.time));
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(ages.length).toBeGreaterThan(5);
+    // Partials every second (partialUploadSeconds: 1): the recovery point is the upload period plus the upload.
+    expect(Math.max(...ages)).toBeLessThan(15_000);
+    await testDb.query("DELETE FROM events WHERE label LIKE 'load-%'");
+  }, 60_000);
+
+  it('streams on without a gap after the worker is SIGKILLed mid-slice', async () => {
+    workers[0]!.child.kill('SIGKILL');
+    await workers[0]!.exited;
+    await write('while-down-1');
+    await admin.query('SELECT pg_switch_wal()');
+    await write('while-down-2');
+    await worker('second');
+    await new Promise((r) => setTimeout(r, 1000));
+    const moment = await serverNow();
+    await markPast(await write('after-restart'), 90_000);
+
+    const window = await pointInTimeWindow(deps.locations(), deployment, deps.keyRing());
+    expect(window.gaps).toEqual([]);
+    for (const location of window.locations) expect(location.gaps, location.location).toEqual([]);
+    const instance = await recover(moment);
+    expect(await labelsIn(instance)).toEqual(['seed', 'before-1', 'before-2', 'after', 'while-down-1', 'while-down-2']);
+  }, 150_000);
+
+  it('recovers from the other location when a segment is lost at one, and names the gap when it is lost at both', async () => {
+    const window = await pointInTimeWindow(deps.locations(), deployment, deps.keyRing());
+    const [primary, secondary] = deps.locations();
+    // A complete segment between the base and the mark (pg_switch_wal above made some).
+    const base = window.holdings.bases[0]!;
+    const baseEnd = segmentOf(parseLsn(base.stopLsn), base.timeline, base.walSegmentBytes).number;
+    const lost = [...window.holdings.segments].sort().find((s) => parseSegmentName(s, base.walSegmentBytes).number > baseEnd)!;
+    expect(lost).toBeDefined();
+    await primary!.delete([walSegmentKey(deployment, lost)]);
+    const moment = await serverNow();
+    await markPast(await write('after-loss'));
+
+    const oneLost = await pointInTimeWindow(deps.locations(), deployment, deps.keyRing());
+    expect(oneLost.locations.find((l) => l.location === primary!.name)?.gaps).toContain(lost);
+    expect(oneLost.gaps).toEqual([]);
+    const instance = await recover(moment);
+    expect(instance.fallbacks).toBeGreaterThanOrEqual(1);
+    expect(await labelsIn(instance)).toContain('after-restart');
+
+    await secondary!.delete([walSegmentKey(deployment, lost)]);
+    const bothLost = await pointInTimeWindow(deps.locations(), deployment, deps.keyRing());
+    expect(bothLost.gaps).toContain(lost);
+    const refusal = await recover(await serverNow()).then(
+      () => 'recovered',
+      (err: unknown) => failureChain(err),
+    );
+    expect(refusal).toMatch(/outside what point-in-time protection/);
+    expect(refusal).toContain(lost);
+  }, 150_000);
+});
