@@ -10,7 +10,7 @@ import { writeWalMark } from '../src/catalog/wal-mark';
 import type { TargetName } from '../src/config/load';
 import { connectClient } from '../src/postgres';
 import { ensureReplicationSlot, sampleWalMoment, slotPosition, startWalReceiver, takeOverSlot } from '../src/postgres/wal-receiver';
-import { formatLsn, segmentEndingAt, segmentName, segmentStartLsn } from '../src/postgres/wal-position';
+import { formatLsn, parseSegmentName, segmentEndingAt, segmentName, segmentStartLsn } from '../src/postgres/wal-position';
 import type { Dependencies } from '../src/runtime/dependencies';
 import { parseWalKey, walPartialKey, walPrefix, walSegmentKey, type BackupLocation } from '../src/storage';
 import { pointInTimeOf } from './point-in-time-context';
@@ -38,6 +38,8 @@ export interface StreamWalResult {
 }
 
 const SEGMENT_FILE = /^[0-9A-F]{24}$/;
+/** A segment pg_receivewal is still writing (preallocated to the segment's size). */
+const PARTIAL_FILE = /^[0-9A-F]{24}\.partial$/;
 /** How long a mark waits for the receiver to flush the position it sampled. */
 const RECEIVE_WAIT_MS = 15_000;
 
@@ -107,6 +109,34 @@ async function uploadCompleteSegments(slice: Slice): Promise<void> {
   }
 }
 
+/**
+ * A receiver that died (its worker SIGKILLed) may have flushed a segment to its end, so the slot moved past it, without
+ * renaming its `.partial`: pg_receivewal restarts at the segment that holds the slot's position, so that segment would
+ * never come again. What the slot says was flushed (--synchronous: the spool's bytes) is stored before the spool is
+ * cleared: a whole segment as a segment, a part as a partial.
+ */
+async function storeFlushedPartials(slice: Slice, client: pg.Client, slot: string): Promise<void> {
+  const flushed = (await slotPosition(client, slot))?.flushedLsn;
+  if (flushed === undefined) return;
+  const segmentBytes = Number((await client.query<{ setting: string }>("SELECT setting FROM pg_settings WHERE name = 'wal_segment_size'")).rows[0]!.setting);
+  for (const file of readdirSync(slice.spool).filter((n) => PARTIAL_FILE.test(n)).sort()) {
+    const name = file.slice(0, 24);
+    const start = segmentStartLsn(parseSegmentName(name, segmentBytes), segmentBytes);
+    if (flushed <= start) continue;
+    const whole = start + BigInt(segmentBytes);
+    const bytes = readPrefix(join(slice.spool, file), Number((flushed < whole ? flushed : whole) - start));
+    if (start + BigInt(bytes.length) === whole) {
+      await uploadObject(slice, walSegmentKey(slice.deployment, name), bytes);
+      slice.result.segmentsUploaded++;
+      await removeSupersededPartials(slice, name);
+    } else {
+      await uploadObject(slice, walPartialKey(slice.deployment, name, start + BigInt(bytes.length)), bytes);
+      slice.result.partialsUploaded++;
+      await removeSupersededPartials(slice, name, start + BigInt(bytes.length));
+    }
+  }
+}
+
 export function createStreamWalActivities(deps: Dependencies) {
   return {
     /**
@@ -142,6 +172,7 @@ export function createStreamWalActivities(deps: Dependencies) {
         await takeOverSlot(client, pointInTime.slot, spool);
         // What an earlier run spooled: complete segments are stored; partials are streamed again from the slot.
         await uploadCompleteSegments(slice);
+        await storeFlushedPartials(slice, client, pointInTime.slot);
         for (const name of readdirSync(spool)) rmSync(join(spool, name), { force: true, recursive: true });
 
         const receiver = startWalReceiver(deployment.postgres, password, pointInTime.slot, spool, stop.signal);
