@@ -10,6 +10,11 @@ export function protectWorkflowId(deployment: string): string {
 
 export interface ProtectInput {
   target: TargetName;
+  /**
+   * The deployment's name: given, each slice also takes a recordings checkpoint and a connector export (when the
+   * inventory changed) beside the WAL stream, so the bucket and the inventory follow the database's moments.
+   */
+  deployment?: string;
   /** deployment.pointInTime.baseBackupEveryHours, read by whoever starts the workflow. */
   baseBackupEveryHours: number;
   /** Overrides deployment.pointInTime.sliceSeconds / partialUploadSeconds (tests use seconds). */
@@ -29,6 +34,12 @@ export interface ProtectionState {
   lastBaseId?: string;
   /** The newest high-water mark of the WAL stream. */
   mark?: { lsn: string; time: string };
+  /** The newest recordings checkpoint this workflow committed, and the moment it covers (the bucket's clock). */
+  recordingsCheckpoint?: { id: string; coveredAt: string };
+  /** The newest connector export this workflow stored (only when the inventory changed). */
+  connectorExport?: { id: string; exportedAt: string };
+  /** The last checkpoint that failed, and why: the WAL stream goes on, and the recordings' recovery point ages (its alert says so). */
+  checkpointProblem?: { at: string; message: string };
   slices: number;
   stopping?: boolean;
 }

@@ -1,4 +1,5 @@
-// Point-in-time protection of one deployment: a base backup whenever one is due, then WAL slices, forever (continue-as-new).
+// Point-in-time protection of one deployment: a base backup whenever one is due, then WAL slices, forever (continue-as-new),
+// each beside a recordings checkpoint and a connector export.
 import { condition, continueAsNew, defineQuery, defineSignal, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import { PROTECTION_MARKS_QUERY, STOP_PROTECTION_SIGNAL, type ProtectInput, type ProtectionState } from './protect-types';
@@ -27,6 +28,24 @@ export async function protectWorkflow(input: ProtectInput): Promise<ProtectionSt
     retry: { initialInterval: '1s', maximumInterval: '10s' },
   });
 
+  const objects = proxyActivities<Activities>({
+    startToCloseTimeout: '12h',
+    heartbeatTimeout: `${input.heartbeatSeconds ?? 30}s`,
+    // PruneSweeping is retried: a checkpoint waits while prune sweeps blobs.
+    retry: { initialInterval: '2s', maximumInterval: '1m', maximumAttempts: 10 },
+  });
+  /** The bucket and the inventory, beside the slice: a failure is recorded and the WAL stream goes on. */
+  const checkpointObjects = async (deployment: string): Promise<void> => {
+    try {
+      const recordings = await objects.checkpointRecordings({ deployment, target: input.target });
+      state.recordingsCheckpoint = { id: recordings.checkpointId, coveredAt: recordings.coveredAt };
+      const connectors = await objects.checkpointConnectors({ deployment, target: input.target });
+      if (connectors.changed && connectors.exportId) state.connectorExport = { id: connectors.exportId, exportedAt: connectors.exportedAt };
+    } catch (err) {
+      state.checkpointProblem = { at: new Date(Date.now()).toISOString(), message: err instanceof Error ? err.message : String(err) };
+    }
+  };
+
   const slicesPerRun = input.slicesPerRun ?? 100;
   for (let run = 0; run < slicesPerRun && !state.stopping; run++) {
     const now = Date.now();
@@ -36,7 +55,10 @@ export async function protectWorkflow(input: ProtectInput): Promise<ProtectionSt
       state.lastBaseAt = new Date(now).toISOString();
       state.lastBaseId = taken.baseId;
     }
-    const slice = await stream.streamWal({ target: input.target, ...(input.sliceSeconds ? { sliceSeconds: input.sliceSeconds } : {}), ...(input.partialUploadSeconds ? { partialUploadSeconds: input.partialUploadSeconds } : {}) });
+    const [slice] = await Promise.all([
+      stream.streamWal({ target: input.target, ...(input.sliceSeconds ? { sliceSeconds: input.sliceSeconds } : {}), ...(input.partialUploadSeconds ? { partialUploadSeconds: input.partialUploadSeconds } : {}) }),
+      input.deployment ? checkpointObjects(input.deployment) : Promise.resolve(),
+    ]);
     if (slice.mark) state.mark = slice.mark;
     state.slices++;
     // A stop asked during a slice ends the workflow after it; the slot stays, so protection resumes without a gap.

@@ -21,7 +21,7 @@ export async function startProtection(client: Client, config: Config, target: Ta
     throw new VaultpamBackupError('VPB_ERR_INPUT_INVALID', `point-in-time protection is not enabled for ${deployment.name}: set deployment.pointInTime.enabled to true`);
   }
   const workflowId = protectWorkflowId(deployment.name);
-  const input: ProtectInput = { target, baseBackupEveryHours: deployment.pointInTime.baseBackupEveryHours };
+  const input: ProtectInput = { target, deployment: deployment.name, baseBackupEveryHours: deployment.pointInTime.baseBackupEveryHours };
   try {
     await client.workflow.start('protectWorkflow', { taskQueue: config.temporal.taskQueue, workflowId, args: [input], staticSummary: `Point-in-time protection of ${deployment.name}` });
   } catch (err) {

@@ -19,6 +19,8 @@ import { PROTECTION_MARKS_QUERY, protectWorkflowId, type ProtectionState } from 
 import { isolatedConfig } from '../support/backup-fixture';
 import { stackEnv } from '../support/stack-env';
 import { temporalHarness, type TemporalHarness } from '../support/temporal';
+import { until } from '../support/until';
+import { checkpointAt } from '../../activities/point-in-time';
 import { startWorkerProcess, type WorkerProcess } from '../support/worker-process';
 
 const suffix = randomBytes(4).toString('hex');
@@ -30,6 +32,8 @@ const deployment = config.deployment.name;
 const env = stackEnv();
 const admin = new pg.Pool({ ...env.pgProduction, database: 'postgres', max: 2 });
 const testDb = new pg.Pool({ ...env.pgProduction, database: testDatabase, max: 2 });
+// An idle pooled connection the server ends (the test database is dropped WITH (FORCE) at the end) is no test failure.
+for (const pool of [admin, testDb]) pool.on('error', () => undefined);
 
 /** Every message down a failure's cause chain (workflow failure, activity failure, application failure). */
 function failureChain(err: unknown): string {
@@ -94,7 +98,7 @@ describe('point-in-time protection of the production cluster', () => {
     protection = await h.client.workflow.start('protectWorkflow', {
       taskQueue: h.taskQueue,
       workflowId: protectWorkflowId(deployment),
-      args: [{ target: 'production', baseBackupEveryHours: 1000, sliceSeconds: 30, partialUploadSeconds: 1, heartbeatSeconds: 5 }],
+      args: [{ target: 'production', deployment, baseBackupEveryHours: 1000, sliceSeconds: 30, partialUploadSeconds: 1, heartbeatSeconds: 5 }],
     });
     await markPast(await write('seed'), 90_000);
   }, 150_000);
@@ -135,6 +139,13 @@ describe('point-in-time protection of the production cluster', () => {
 
     const state = await protection.query<ProtectionState>(PROTECTION_MARKS_QUERY);
     expect(state.lastBaseId).toBeDefined();
+    // Beside the first slice, the bucket and the inventory: a committed recordings checkpoint and a first connector export.
+    const objects = await until(async () => {
+      const s = await protection.query<ProtectionState>(PROTECTION_MARKS_QUERY);
+      return s.recordingsCheckpoint && s.connectorExport ? s : undefined;
+    }, 'the first recordings checkpoint and connector export of the protection workflow');
+    expect(objects.checkpointProblem).toBeUndefined();
+    expect((await checkpointAt(deps, deployment, new Date())).id).toBe(objects.recordingsCheckpoint!.id);
     // What `protect status` shows: the workflow runs, and its window reaches past the moment at every location.
     const status = await protectionStatus(h.client, config, deps.locations(), deps.keyRing());
     expect(status.running).toBe(true);
