@@ -12,6 +12,7 @@ import { createPinActivities } from './pins';
 import { createPointInTimeActivities } from './point-in-time';
 import { createPreflightActivities } from './preflight';
 import { createPruneActivities } from './prune';
+import { createPrunePointInTimeActivities } from './prune-point-in-time';
 import { createQuiesceActivities } from './quiesce';
 import { createRecoverToMomentActivities } from './recover-to-moment';
 import { createReplicateActivities } from './replicate';
@@ -48,6 +49,7 @@ export function createActivities(deps: Dependencies) {
     ...createCheckpointConnectorsActivities(deps),
     ...createPointInTimeActivities(deps),
     ...createTakeBaseBackupActivities(deps),
+    ...createPrunePointInTimeActivities(deps),
     ...createStreamWalActivities(deps),
     ...createRecoverToMomentActivities(deps),
   };

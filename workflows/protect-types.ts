@@ -32,6 +32,8 @@ export interface ProtectionState {
   /** ISO time of the newest base backup this workflow took. */
   lastBaseAt?: string;
   lastBaseId?: string;
+  /** What the retention after the newest base removed (bases past pointInTime.windowDays, WAL before the oldest kept base). */
+  pruned?: { basesRemoved: number; walObjectsRemoved: number };
   /** The newest high-water mark of the WAL stream. */
   mark?: { lsn: string; time: string };
   /** The newest recordings checkpoint this workflow committed, and the moment it covers (the bucket's clock). */

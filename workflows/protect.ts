@@ -54,6 +54,9 @@ export async function protectWorkflow(input: ProtectInput): Promise<ProtectionSt
       const taken = await base.takeBaseBackup({ target: input.target, baseId });
       state.lastBaseAt = new Date(now).toISOString();
       state.lastBaseId = taken.baseId;
+      // A new base: bases past the window, and the WAL no kept base needs, can go.
+      const pruned = await base.prunePointInTime({ target: input.target });
+      state.pruned = { basesRemoved: pruned.basesRemoved.length, walObjectsRemoved: pruned.walObjectsRemoved };
     }
     const [slice] = await Promise.all([
       stream.streamWal({ target: input.target, ...(input.sliceSeconds ? { sliceSeconds: input.sliceSeconds } : {}), ...(input.partialUploadSeconds ? { partialUploadSeconds: input.partialUploadSeconds } : {}) }),
