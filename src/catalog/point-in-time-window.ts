@@ -131,3 +131,22 @@ export async function pointInTimeWindow(locations: readonly BackupLocation[], de
     })),
   };
 }
+
+/**
+ * The database's recovery point under point-in-time protection: the newest moment restorable from at least `copies`
+ * locations each on its own (its window reaches it with no gap there), and its age. Undefined when fewer than
+ * `copies` locations hold a window.
+ */
+export async function databaseRecoveryPoint(
+  locations: readonly BackupLocation[],
+  deployment: string,
+  keyRing: KeyRing,
+  now: Date,
+  copies = 2,
+): Promise<{ to: string; locations: string[]; ageSeconds: number } | undefined> {
+  const { locations: perLocation } = await pointInTimeWindow(locations, deployment, keyRing);
+  const held = perLocation.filter((l) => l.window).sort((a, b) => Date.parse(b.window!.to) - Date.parse(a.window!.to));
+  if (held.length < copies) return undefined;
+  const to = held[copies - 1]!.window!.to;
+  return { to, locations: held.slice(0, copies).map((l) => l.location), ageSeconds: Math.max(0, (now.getTime() - Date.parse(to)) / 1000) };
+}

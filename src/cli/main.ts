@@ -159,7 +159,7 @@ program
 
 program
   .command('status')
-  .description('the point-in-time recovery point: the newest recordings checkpoint held in two locations, and the newest connector export')
+  .description('the point-in-time recovery point: the newest moment the database is recoverable to and the newest recordings checkpoint, each from two locations, and the newest connector export')
   .option('--json', 'print as JSON')
   .action(async (opts: { json?: boolean }) => {
     const { CONNECTOR_EXPORT_KIND } = await import('../catalog/checkpoint-manifest');
@@ -171,14 +171,19 @@ program
     const deployment = cfg.deployment.name;
     const recordings = await recordingsRecoveryPoint(deps.locations(), deployment, deps.keyRing(), deps.now());
     const connectors = await newestPointHeld(deps.locations(), CONNECTOR_EXPORT_KIND, deployment, deps.keyRing(), 1);
+    const { databaseRecoveryPoint } = await import('../catalog/point-in-time-window');
+    const database = await databaseRecoveryPoint(deps.locations(), deployment, deps.keyRing(), deps.now());
     const status = {
       deployment,
+      database: database ?? null,
       recordings: recordings ?? null,
       connectors: connectors ? { exportId: connectors.id, exportedAt: connectors.manifest.exportedAt, locations: connectors.locations } : null,
     };
     if (opts.json) return printJson(status);
     process.stdout.write(
-      `${deployment}\n  recordings: ${
+      `${deployment}\n  database:   ${
+        database ? `recoverable to ${database.to} from ${database.locations.join(' and ')}: recovery point ${Math.round(database.ageSeconds)} s` : 'no moment is recoverable from two locations (is protection running? vaultpam-backup protect status)'
+      }\n  recordings: ${
         recordings ? `checkpoint ${recordings.checkpointId} covers ${recordings.coveredAt}: recovery point ${Math.round(recordings.ageSeconds)} s` : 'no checkpoint is held in two locations'
       }\n  connectors: ${connectors ? `export ${connectors.id} of ${connectors.manifest.exportedAt} (${connectors.locations.join(', ')})` : 'no export stored'}\n`,
     );

@@ -5,6 +5,7 @@ import type { Client } from '@temporalio/client';
 import { Gauge, Registry } from 'prom-client';
 import { listBackups, type CatalogEntry } from '../catalog/catalog';
 import { recordingsRecoveryPoint } from '../catalog/point-in-time-catalog';
+import { databaseRecoveryPoint } from '../catalog/point-in-time-window';
 import type { KeyRing } from '../crypto';
 import type { BackupLocation } from '../storage';
 import { readLastCheck, type LastCheck } from './last-check';
@@ -38,6 +39,8 @@ interface Reading {
   locations: LocationReading[];
   /** The moment the newest recordings checkpoint held (and authenticated) in two locations covers. */
   recordingsPoint?: number;
+  /** The newest moment the database can be recovered to from two locations (point-in-time protection's WAL). */
+  databasePoint?: number;
   drill?: { rtoMs: number | undefined; closedAt: Date };
 }
 
@@ -82,7 +85,13 @@ export function createCatalogMetrics(options: CatalogMetricsOptions): Registry {
         const locations = await Promise.all(options.locations().map((location) => readLocation(location, deployment)));
         const drill = options.client && options.stagingDeployment ? await readLastDrill(options.client, options.stagingDeployment).catch(() => undefined) : undefined;
         const checkpoint = options.keyRing ? await recordingsRecoveryPoint(options.locations(), deployment, options.keyRing(), options.now()).catch(() => undefined) : undefined;
-        return { locations, ...(drill ? { drill } : {}), ...(checkpoint ? { recordingsPoint: new Date(checkpoint.coveredAt).getTime() } : {}) };
+        const wal = options.keyRing ? await databaseRecoveryPoint(options.locations(), deployment, options.keyRing(), options.now()).catch(() => undefined) : undefined;
+        return {
+          locations,
+          ...(drill ? { drill } : {}),
+          ...(checkpoint ? { recordingsPoint: new Date(checkpoint.coveredAt).getTime() } : {}),
+          ...(wal ? { databasePoint: Date.parse(wal.to) } : {}),
+        };
       })();
       cached = { at, reading: fresh };
       // A failed reading is not kept: the next scrape tries again.
@@ -135,6 +144,18 @@ export function createCatalogMetrics(options: CatalogMetricsOptions): Registry {
       const r = await reading();
       this.reset();
       if (r.recordingsPoint !== undefined) this.set({ deployment }, ageSeconds(r.recordingsPoint));
+    },
+  });
+
+  new Gauge({
+    name: 'vaultpam_database_recovery_point_seconds',
+    help: 'Seconds since the newest moment the database can be recovered to from at least two locations (base backups plus streamed WAL, each location on its own); absent without point-in-time protection',
+    labelNames: ['deployment'],
+    registers: [registry],
+    async collect() {
+      const r = await reading();
+      this.reset();
+      if (r.databasePoint !== undefined) this.set({ deployment }, ageSeconds(r.databasePoint));
     },
   });
 

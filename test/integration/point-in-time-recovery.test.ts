@@ -8,7 +8,8 @@ import type { WorkflowHandle } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { DEFAULT_SCRATCH_ROOT, type ScratchInstance } from '../../activities/recover-to-moment';
 import { scratchPaths } from '../../src/postgres/scratch-instance';
-import { pointInTimeWindow } from '../../src/catalog/point-in-time-window';
+import { databaseRecoveryPoint, pointInTimeWindow } from '../../src/catalog/point-in-time-window';
+import { createCatalogMetrics } from '../../src/metrics/catalog-metrics';
 import { readWalMark } from '../../src/catalog/wal-mark';
 import { parseLsn, parseSegmentName, segmentName, segmentOf } from '../../src/postgres/wal-position';
 import { protectionStatus } from '../../src/operations/protect';
@@ -159,6 +160,16 @@ describe('point-in-time protection of the production cluster', () => {
 
     const instance = await recover(moment);
     expect(await labelsIn(instance)).toEqual(['seed', 'before-1', 'before-2']);
+
+    // The recovery point: the newest moment both locations can recover to on their own, and its age in the metrics.
+    const point = (await databaseRecoveryPoint(deps.locations(), deployment, deps.keyRing(), new Date()))!;
+    expect(point.locations.sort()).toEqual(deps.locations().map((l) => l.name).sort());
+    expect(point.to >= moment).toBe(true);
+    const metrics = createCatalogMetrics({ deployment, locations: () => deps.locations(), keyRing: () => deps.keyRing(), now: () => new Date(Date.parse(point.to) + 42_000) });
+    // The stream goes on meanwhile (a mark a second), so the gauge's own reading may be a few seconds newer.
+    const age = Number((await metrics.getSingleMetric('vaultpam_database_recovery_point_seconds')!.get()).values[0]!.value);
+    expect(age).toBeGreaterThan(30);
+    expect(age).toBeLessThanOrEqual(42);
   }, 120_000);
 
   it('keeps the newest mark under a minute old (here: seconds) under a steady write load', async () => {
