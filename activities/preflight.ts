@@ -3,6 +3,7 @@ import { log } from '@temporalio/activity';
 import type { TargetName } from '../src/config/load';
 import { checkDumpCompatibility, findPgBinaries, pgToolVersion } from '../src/postgres/binaries';
 import { connectClient, describeTarget, serverVersion } from '../src/postgres/connection';
+import { checkReplicationAccess } from '../src/postgres/replication-access';
 import type { Dependencies } from '../src/runtime/dependencies';
 import { listBackups } from '../src/catalog/catalog';
 import type { CheckResult } from '../workflows/preflight-types';
@@ -42,20 +43,27 @@ export function createPreflightActivities(deps: Dependencies) {
             const dumpVersion = await pgToolVersion(bins.pgDump);
             const compatibility = checkDumpCompatibility(version.versionNum, dumpVersion.major);
             const missing = KEY_TABLES.filter((t) => !present.rows.some((r) => r.name === t));
-            const ok = compatibility.ok && missing.length === 0;
+            // With point-in-time protection on, the cluster must also let the stream in: a refusal is named with its fix.
+            const replication = deps.deployment(target).pointInTime?.enabled ? await checkReplicationAccess(pgConfig, deps.postgresPassword(target)) : undefined;
+            const ok = compatibility.ok && missing.length === 0 && (replication?.ok ?? true);
             return {
               ok,
               summary: !compatibility.ok
                 ? compatibility.message
                 : missing.length
                   ? `tables missing from the VaultPAM schema: ${missing.join(', ')}`
-                  : `PostgreSQL ${version.text} ${describeTarget(pgConfig)}, pg_dump ${dumpVersion.major}.${dumpVersion.minor} compatible`,
-              ...(ok ? {} : { hint: compatibility.ok ? 'point deployment.postgres.database at the VaultPAM database' : 'install a matching PostgreSQL client' }),
+                  : replication && !replication.ok
+                    ? `point-in-time protection cannot stream from ${describeTarget(pgConfig)}: ${replication.problems.join('; ')}`
+                    : `PostgreSQL ${version.text} ${describeTarget(pgConfig)}, pg_dump ${dumpVersion.major}.${dumpVersion.minor} compatible${replication ? ', replication for point-in-time protection accepted' : ''}`,
+              ...(ok
+                ? {}
+                : { hint: !compatibility.ok ? 'install a matching PostgreSQL client' : missing.length ? 'point deployment.postgres.database at the VaultPAM database' : 'fix the replication settings named above, or set deployment.pointInTime.enabled to false' }),
               facts: {
                 serverVersion: version.text,
                 pgDump: bins.pgDump,
                 pgDumpVersion: `${dumpVersion.major}.${dumpVersion.minor}`,
                 databaseBytes: Number(rows[0]?.size ?? 0),
+                ...(replication ? { walLevel: replication.facts.walLevel, replicationSlotsInUse: replication.facts.slotsInUse, maxReplicationSlots: replication.facts.maxReplicationSlots, replicationAccepted: replication.ok } : {}),
               },
             };
           } finally {

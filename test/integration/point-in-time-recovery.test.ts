@@ -10,6 +10,7 @@ import { DEFAULT_SCRATCH_ROOT, type ScratchInstance } from '../../activities/rec
 import { scratchPaths } from '../../src/postgres/scratch-instance';
 import { databaseRecoveryPoint, pointInTimeWindow } from '../../src/catalog/point-in-time-window';
 import { createCatalogMetrics } from '../../src/metrics/catalog-metrics';
+import { checkReplicationAccess } from '../../src/postgres/replication-access';
 import { readWalMark } from '../../src/catalog/wal-mark';
 import { parseLsn, parseSegmentName, segmentName, segmentOf } from '../../src/postgres/wal-position';
 import { protectionStatus } from '../../src/operations/protect';
@@ -237,6 +238,23 @@ describe('point-in-time protection of the production cluster', () => {
     expect(refusal).toMatch(/outside what point-in-time protection/);
     expect(refusal).toContain(lost);
   }, 150_000);
+
+  it('preflight accepts the production cluster for streaming, and names the fix for a role without REPLICATION', async () => {
+    const pgConfig = config.deployment.postgres;
+    const accepted = await checkReplicationAccess(pgConfig, deps.postgresPassword('production'));
+    expect(accepted).toMatchObject({ ok: true, problems: [], facts: { walLevel: 'replica' } });
+    expect(accepted.facts.timeline).toBeGreaterThanOrEqual(1);
+    const role = `pitr_plain_${suffix}`;
+    await admin.query(`CREATE ROLE ${role} LOGIN PASSWORD 'plain-${suffix}'`);
+    try {
+      const refused = await checkReplicationAccess({ ...pgConfig, user: role }, `plain-${suffix}`);
+      expect(refused.ok).toBe(false);
+      expect(refused.problems.join('; ')).toMatch(new RegExp(`ALTER ROLE ${role} REPLICATION`));
+      expect(refused.problems.join('; ')).not.toContain(`plain-${suffix}`);
+    } finally {
+      await admin.query(`DROP ROLE IF EXISTS ${role}`);
+    }
+  });
 
   it('prunes bases past the window and the WAL no kept base needs, and keeps the newest base before the window', async () => {
     const [real] = (await pointInTimeWindow(deps.locations(), deployment, deps.keyRing())).holdings.bases;
