@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark: the local stack up, then scripts/bench.ts (backup, verify and restore figures) with the given flags;
-# with --cli first, scripts/bench-cli.ts (start-up time of the compiled command line, memory of an idle worker).
+# with --cli first, scripts/bench-cli.ts (start-up time of the compiled command line, memory of an idle worker); with
+# --recovery-point first, scripts/bench-recovery-point.ts (point-in-time protection's recovery point under load).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -14,6 +15,11 @@ if [ "${1:-}" = "--cli" ]; then
   shift
   node scripts/build.mjs --if-stale >&2
   exec node --import tsx scripts/bench-cli.ts "$@"
+fi
+if [ "${1:-}" = "--recovery-point" ]; then
+  # Point-in-time protection's recovery point under a steady write load, with the compiled worker.
+  node scripts/build.mjs --if-stale >&2
+  exec node --import tsx scripts/bench-recovery-point.ts "$@"
 fi
 # --compare and --scale run the compiled worker (dist/), as an operator does.
 node scripts/build.mjs --if-stale >&2
