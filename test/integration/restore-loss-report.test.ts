@@ -18,8 +18,10 @@ describe('two-sided loss report', () => {
     f = await restoreFixture();
     h = await temporalHarness(f.config);
     await f.seed({ resources: 20, auditEntries: 50, recordings: 10, recordingBytes: 3_000 });
-    // No pause after the seed: rows are counted from the database's point (to the microsecond), so rows seeded in
-    // the same second as the backup's point still count as the backup's, not as newer.
+    // Rows are counted from the database's point (to the microsecond), but recordings from the bucket's clock, which
+    // S3 gives to the second: a recording stamped in the same second as the backup's point counts as newer (the safe
+    // side for a loss). The seed is made to lie wholly before that second.
+    await new Promise((r) => setTimeout(r, 1_100));
     backupId = (await h.withWorker(async () => backupResult(await startBackup(h.client, f.config, { taskQueue: h.taskQueue, reason: 'before the accident' })))).backupId;
   }, 180_000);
   afterAll(async () => {
