@@ -122,7 +122,7 @@ function parseComparisonOptions(argv: string[]): ComparisonOptions | undefined {
         'scale-audit': { type: 'string' },
         'scale-tables': { type: 'string' },
         'single-dump': { type: 'boolean', default: false },
-        'nothing-new': { type: 'boolean', default: false },
+        'nothing-new': { type: 'boolean' },
         'before-root': { type: 'string' },
         keep: { type: 'boolean', default: false },
         help: { type: 'boolean', default: false },
