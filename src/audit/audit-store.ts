@@ -1,9 +1,9 @@
 // Reading and writing audit entries in the backup locations: one entry written everywhere, safe to repeat, and the
 // head (newest entry) found again from what the locations hold.
-import { readAll } from '../catalog/artifacts';
+import { readTextIfPresent } from '../catalog/artifacts';
 import { canonicalJson } from '../catalog/manifest-mac';
 import type { KeyRing } from '../crypto';
-import { auditEntryKey, auditPrefix, isNotFound, parseAuditEntryKey, type BackupLocation } from '../storage';
+import { auditEntryKey, auditPrefix, parseAuditEntryKey, type BackupLocation } from '../storage';
 import { EMPTY_HEAD, auditEntryHash, checkAuditEntryMac, parseAuditEntry, sameAuditBody, sealAuditEntry, type AuditEntry, type AuditHead, type UnsealedAuditEntry } from './audit-entry';
 
 /** Thrown when a location holds another entry at the sequence number being written, or the locations disagree on the head. */
@@ -14,13 +14,8 @@ export class AuditConflictError extends Error {
 /** The entry stored at `seq`, or undefined when the location has none; an unreadable object is an error naming it. */
 export async function readAuditEntry(location: BackupLocation, deployment: string, seq: number): Promise<AuditEntry | undefined> {
   const key = auditEntryKey(deployment, seq);
-  let text: string;
-  try {
-    text = (await readAll(await location.get(key))).toString('utf8');
-  } catch (err) {
-    if (isNotFound(err)) return undefined;
-    throw err;
-  }
+  const text = await readTextIfPresent(location, key);
+  if (text === undefined) return undefined;
   return parseAuditEntry(text, `${location.name}:${key}`);
 }
 

@@ -3,7 +3,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { PassThrough, Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createDecryptStream, createEncryptStream } from '../crypto';
-import type { BackupLocation } from '../storage';
+import { isNotFound, type BackupLocation } from '../storage';
 import { putToEach } from '../storage/fan-out-put';
 import type { Artifact } from './manifest';
 
@@ -108,4 +108,14 @@ export async function readAll(stream: Readable): Promise<Buffer> {
   const parts: Buffer[] = [];
   for await (const part of stream) parts.push(part as Buffer);
   return Buffer.concat(parts);
+}
+
+/** The object at `key` as UTF-8 text, or undefined when the location has none (any other failure is thrown). */
+export async function readTextIfPresent(location: BackupLocation, key: string): Promise<string | undefined> {
+  try {
+    return (await readAll(await location.get(key))).toString('utf8');
+  } catch (err) {
+    if (isNotFound(err)) return undefined;
+    throw err;
+  }
 }

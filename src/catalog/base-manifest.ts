@@ -1,8 +1,8 @@
 // A physical base backup's manifest: what it covers (LSNs, times, timeline), its tar's checksum and its wrapped data key.
 import { z } from 'zod';
 import { wrappedKeySchema, type KeyRing } from '../crypto';
-import { baseManifestKey, basesPrefix, isNotFound, parseBaseManifestKey, type BackupLocation } from '../storage';
-import { readAll } from './artifacts';
+import { baseManifestKey, basesPrefix, parseBaseManifestKey, type BackupLocation } from '../storage';
+import { readTextIfPresent } from './artifacts';
 import { checkRecordMac, recordAuthenticationSchema, sealRecord } from './point-in-time-mac';
 
 const lsnText = z.string().regex(/^[0-9A-F]{1,8}\/[0-9A-F]{1,8}$/, 'must be a WAL position such as 16/B374D848');
@@ -36,13 +36,8 @@ export function sealBaseManifest(manifest: Omit<BaseManifest, 'authentication'>,
 /** The base's manifest at a location, checked (schema, MAC, its own place); undefined when absent. */
 export async function readBaseManifest(location: BackupLocation, deployment: string, baseId: string, keyRing: KeyRing): Promise<BaseManifest | undefined> {
   const key = baseManifestKey(deployment, baseId);
-  let text: string;
-  try {
-    text = (await readAll(await location.get(key))).toString('utf8');
-  } catch (err) {
-    if (isNotFound(err)) return undefined;
-    throw err;
-  }
+  const text = await readTextIfPresent(location, key);
+  if (text === undefined) return undefined;
   const where = `${key} at ${location.describe()}`;
   const parsed = baseManifestSchema.safeParse(JSON.parse(text));
   if (!parsed.success) throw new Error(`the base manifest ${where} is malformed: ${parsed.error.issues[0]?.path.join('.')} ${parsed.error.issues[0]?.message}`);

@@ -1,9 +1,9 @@
 // The catalog of checkpoints and connector exports: their manifests in the locations, read authenticated, and the one
 // in force at a moment.
 import type { KeyRing } from '../crypto';
-import { isNotFound, type BackupLocation } from '../storage';
+import type { BackupLocation } from '../storage';
 import { POINT_MANIFEST, parsePointInTimeKey } from '../storage/layout';
-import { readAll } from './artifacts';
+import { readTextIfPresent } from './artifacts';
 import { CHECKPOINT_KIND, type PointKind } from './checkpoint-manifest';
 import { checkDocumentMac, sealDocument, type DocumentMac } from './manifest-mac';
 
@@ -61,13 +61,8 @@ export async function listPointIds(location: BackupLocation, kind: PointKind<unk
 export async function readPointManifest<M>(location: BackupLocation, kind: PointKind<M>, deployment: string, id: string, keyRing: KeyRing): Promise<M | undefined> {
   const key = kind.key(deployment, id, POINT_MANIFEST);
   const where = `${location.describe()}/${key}`;
-  let text: string;
-  try {
-    text = (await readAll(await location.get(key))).toString('utf8');
-  } catch (err) {
-    if (isNotFound(err)) return undefined;
-    throw err;
-  }
+  const text = await readTextIfPresent(location, key);
+  if (text === undefined) return undefined;
   let json: unknown;
   try {
     json = JSON.parse(text);

@@ -1,8 +1,8 @@
 // The WAL stream's high-water mark at a location: every commit up to `time` is in WAL this location holds up to `lsn`.
 import { z } from 'zod';
 import type { KeyRing } from '../crypto';
-import { isNotFound, walMarkKey, type BackupLocation } from '../storage';
-import { readAll } from './artifacts';
+import { walMarkKey, type BackupLocation } from '../storage';
+import { readTextIfPresent } from './artifacts';
 import { checkRecordMac, recordAuthenticationSchema, sealRecord } from './point-in-time-mac';
 
 export const walMarkSchema = z.object({
@@ -27,13 +27,8 @@ export async function writeWalMark(location: BackupLocation, mark: Omit<WalMark,
 /** The mark at a location, checked; undefined when the stream has written none there. */
 export async function readWalMark(location: BackupLocation, deployment: string, keyRing: KeyRing): Promise<WalMark | undefined> {
   const key = walMarkKey(deployment);
-  let text: string;
-  try {
-    text = (await readAll(await location.get(key))).toString('utf8');
-  } catch (err) {
-    if (isNotFound(err)) return undefined;
-    throw err;
-  }
+  const text = await readTextIfPresent(location, key);
+  if (text === undefined) return undefined;
   const where = `${key} at ${location.describe()}`;
   const parsed = walMarkSchema.safeParse(JSON.parse(text));
   if (!parsed.success) throw new Error(`the WAL mark ${where} is malformed: ${parsed.error.issues[0]?.path.join('.')} ${parsed.error.issues[0]?.message}`);
