@@ -2,6 +2,7 @@
 // and discarding a failed one so the catalog never shows it.
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { listBackups, writeManifest } from '../src/catalog/catalog';
+import { isPointInTimeBackup } from '../src/catalog/retention';
 import { ensureDataKey, loadDataKey, readWrappedKey } from '../src/catalog/data-key';
 import type { Artifact, Manifest } from '../src/catalog/manifest';
 import { MANIFEST_FORMAT, MANIFEST_FORMAT_PARTS } from '../src/catalog/manifest';
@@ -32,8 +33,9 @@ export function createCommitActivities(deps: Dependencies) {
       }
       for (const location of locations) await location.ensureReady();
       await ensureDataKey(primaryLocation(deps), input.deployment, input.backupId, deps.keyRing());
-      // Only an authentic manifest can be built on: its index names the blobs and keys this backup will share.
-      const [previous] = await listBackups(locations, input.deployment, { keyRing: deps.keyRing() });
+      // Only an authentic manifest can be built on: its index names the blobs and keys this backup will share. A backup
+      // made from a moment holds the bucket as it was then, not as the last backup saw it: the series goes on past it.
+      const previous = (await listBackups(locations, input.deployment, { keyRing: deps.keyRing() })).find((entry) => !isPointInTimeBackup(entry));
       return {
         primary: locations[0]!.name,
         locations: locations.map((l) => ({ name: l.name, region: l.region })),

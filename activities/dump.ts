@@ -2,6 +2,7 @@
 // pg_dumps of that snapshot (schema and small tables; each large table apart) streamed through encryption and SHA-256.
 import { Context, activityInfo } from '@temporalio/activity';
 import type { TargetName } from '../src/config/load';
+import type { PostgresConfig } from '../src/config/schema';
 import { writeArtifact } from '../src/catalog/artifacts';
 import { DB_ARTIFACT_NAME, partArtifactName, partFileName } from '../src/catalog/database-parts';
 import type { Artifact } from '../src/catalog/manifest';
@@ -68,6 +69,105 @@ async function runConcurrently<T>(items: readonly T[], limit: number, work: (ite
   if (failure) throw failure.error;
 }
 
+export interface SnapshotDumpInput {
+  ctx: Context;
+  snapshot: Snapshot;
+  postgres: PostgresConfig;
+  password: string | undefined;
+  location: BackupLocation;
+  deployment: string;
+  backupId: string;
+  dataKey: Buffer;
+  settings: { jobs: number; minTableBytes: number };
+}
+
+/**
+ * The pg_dumps of one exported snapshot (schema and small tables; each large table apart), each streamed through
+ * encryption and SHA-256 to the location, with the exact row counts of the key tables taken beside them. Heartbeats
+ * carry a checkpoint: a retry whose snapshot sees exactly the same keeps the artifacts already stored.
+ */
+export async function dumpSnapshot(input: SnapshotDumpInput): Promise<{ db: Artifact; dbParts: Record<string, Artifact>; rowCounts: Record<string, number> }> {
+  const { ctx, snapshot, location, dataKey, settings } = input;
+  const signal = ctx.cancellationSignal;
+  // The split into parts is kept from an earlier attempt only when its snapshot saw exactly what this one sees:
+  // otherwise parts of two points in time would make one backup. Then what that attempt stored is kept.
+  const earlier = (activityInfo().heartbeatDetails as { checkpoint?: DumpCheckpoint } | undefined)?.checkpoint;
+  const resumable = earlier !== undefined && earlier.visibility === snapshot.visibility;
+  const tables = resumable ? earlier.tables : (await snapshot.largeTables(settings.minTableBytes)).map((t) => t.table);
+  const checkpoint: DumpCheckpoint = { visibility: snapshot.visibility, tables, stored: resumable ? await stillStored(location, earlier.stored) : {} };
+
+  const runs = new Map<string, number>();
+  const beat = (phase: string) => {
+    const bytes = [...runs.values()].reduce((a, b) => a + b, 0);
+    ctx.heartbeat({ phase, bytes, running: [...runs.keys()], stored: Object.keys(checkpoint.stored).length, of: tables.length + 1, checkpoint });
+  };
+  beat('pg_dump');
+  const jobs = [
+    { name: DB_ARTIFACT_NAME, file: DB_ARTIFACT, options: tables.length ? { excludeTableData: tables } : {} },
+    ...tables.map((table, index) => ({ name: partArtifactName(table), file: partFileName(index), options: { table } })),
+  ].filter((job) => !checkpoint.stored[job.name]);
+
+  // One failed dump stops the others: the retry redoes what was not stored anyway.
+  const stopAll = new AbortController();
+  const stopOnCancel = () => stopAll.abort();
+  signal.addEventListener('abort', stopOnCancel, { once: true });
+  const dumpOne = async (job: (typeof jobs)[number]): Promise<void> => {
+    runs.set(job.name, 0);
+    // pg_dump's own progress drives the heartbeat: it keeps reporting while pg_dump reads a large catalog in silence.
+    const dumpRun = dumpDatabase({
+      config: input.postgres,
+      password: input.password,
+      snapshotId: snapshot.snapshotId,
+      signal: stopAll.signal,
+      serverVersionNum: snapshot.serverVersionNum,
+      compressLevel: DUMP_COMPRESS_LEVEL,
+      ...job.options,
+      onProgress: (progress) => {
+        runs.set(job.name, progress.bytes);
+        beat(progress.phase);
+      },
+    });
+    // Once pg_dump has exited, the last buffered part is still being encrypted and uploaded: that reports its own bytes.
+    let dumpEnded = false;
+    dumpRun.done.then(
+      () => (dumpEnded = true),
+      () => undefined,
+    );
+    const [artifact] = await Promise.all([
+      writeArtifact(location, backupKey(input.deployment, input.backupId, job.file), dumpRun.stream, dataKey, {
+        onBytes: (bytes) => {
+          if (dumpEnded) beat('uploading the dump');
+          else runs.set(job.name, bytes);
+        },
+        signal: stopAll.signal,
+      }),
+      dumpRun.done,
+    ]);
+    runs.delete(job.name);
+    // Stored whole (a location's put is atomic) before the checkpoint names it: a retry never takes a partial one.
+    checkpoint.stored[job.name] = 'table' in job.options && job.options.table ? { ...artifact, table: job.options.table } : artifact;
+    beat('pg_dump');
+    faultPoint(DUMP_FAULT_POINTS.partStored);
+  };
+  // The row counts run on the snapshot's own connection beside the pg_dumps: a count of a large table takes
+  // as long as a scan, which the dump need not wait for.
+  const counting = snapshot.rowCounts([...KEY_TABLES], (progress) => beat(progress.phase));
+  let rowCounts: Record<string, number>;
+  try {
+    const [, counts] = await Promise.all([runConcurrently(jobs, settings.jobs, dumpOne, () => stopAll.abort()), counting.catch((err: unknown) => {
+      stopAll.abort();
+      throw err;
+    })]);
+    rowCounts = counts;
+  } finally {
+    signal.removeEventListener('abort', stopOnCancel);
+  }
+
+  const { [DB_ARTIFACT_NAME]: db, ...dbParts } = checkpoint.stored;
+  if (!db) throw new Error('the main database archive is missing after the dump');
+  return { db, dbParts, rowCounts };
+}
+
 export function createDumpActivities(deps: Dependencies) {
   return {
     async dump(input: { deployment: string; backupId: string; target: TargetName; quiesceStartedAt: string }): Promise<CaptureResult> {
@@ -101,82 +201,7 @@ export function createDumpActivities(deps: Dependencies) {
         // counting a large audit log would otherwise lengthen the write pause.
         const connectors = await storeConnectors(location, input.deployment, input.backupId, inventory, dataKey);
 
-        // The split into parts is kept from an earlier attempt only when its snapshot saw exactly what this one sees:
-        // otherwise parts of two points in time would make one backup. Then what that attempt stored is kept.
-        const earlier = (activityInfo().heartbeatDetails as { checkpoint?: DumpCheckpoint } | undefined)?.checkpoint;
-        const resumable = earlier !== undefined && earlier.visibility === snapshot.visibility;
-        const tables = resumable ? earlier.tables : (await snapshot.largeTables(settings.minTableBytes)).map((t) => t.table);
-        const checkpoint: DumpCheckpoint = { visibility: snapshot.visibility, tables, stored: resumable ? await stillStored(location, earlier.stored) : {} };
-
-        const runs = new Map<string, number>();
-        const beat = (phase: string) => {
-          const bytes = [...runs.values()].reduce((a, b) => a + b, 0);
-          ctx.heartbeat({ phase, bytes, running: [...runs.keys()], stored: Object.keys(checkpoint.stored).length, of: tables.length + 1, checkpoint });
-        };
-        beat('pg_dump');
-        const jobs = [
-          { name: DB_ARTIFACT_NAME, file: DB_ARTIFACT, options: tables.length ? { excludeTableData: tables } : {} },
-          ...tables.map((table, index) => ({ name: partArtifactName(table), file: partFileName(index), options: { table } })),
-        ].filter((job) => !checkpoint.stored[job.name]);
-
-        // One failed dump stops the others: the retry redoes what was not stored anyway.
-        const stopAll = new AbortController();
-        const stopOnCancel = () => stopAll.abort();
-        signal.addEventListener('abort', stopOnCancel, { once: true });
-        const dumpOne = async (job: (typeof jobs)[number]): Promise<void> => {
-          runs.set(job.name, 0);
-          // pg_dump's own progress drives the heartbeat: it keeps reporting while pg_dump reads a large catalog in silence.
-          const dumpRun = dumpDatabase({
-            config: deployment.postgres,
-            password,
-            snapshotId: snapshot!.snapshotId,
-            signal: stopAll.signal,
-            serverVersionNum: snapshot!.serverVersionNum,
-            compressLevel: DUMP_COMPRESS_LEVEL,
-            ...job.options,
-            onProgress: (progress) => {
-              runs.set(job.name, progress.bytes);
-              beat(progress.phase);
-            },
-          });
-          // Once pg_dump has exited, the last buffered part is still being encrypted and uploaded: that reports its own bytes.
-          let dumpEnded = false;
-          dumpRun.done.then(
-            () => (dumpEnded = true),
-            () => undefined,
-          );
-          const [artifact] = await Promise.all([
-            writeArtifact(location, backupKey(input.deployment, input.backupId, job.file), dumpRun.stream, dataKey, {
-              onBytes: (bytes) => {
-                if (dumpEnded) beat('uploading the dump');
-                else runs.set(job.name, bytes);
-              },
-              signal: stopAll.signal,
-            }),
-            dumpRun.done,
-          ]);
-          runs.delete(job.name);
-          // Stored whole (a location's put is atomic) before the checkpoint names it: a retry never takes a partial one.
-          checkpoint.stored[job.name] = 'table' in job.options && job.options.table ? { ...artifact, table: job.options.table } : artifact;
-          beat('pg_dump');
-          faultPoint(DUMP_FAULT_POINTS.partStored);
-        };
-        // The row counts run on the snapshot's own connection beside the pg_dumps: a count of a large table takes
-        // as long as a scan, which the dump need not wait for.
-        const counting = snapshot.rowCounts([...KEY_TABLES], (progress) => beat(progress.phase));
-        let rowCounts: Record<string, number>;
-        try {
-          const [, counts] = await Promise.all([runConcurrently(jobs, settings.jobs, dumpOne, () => stopAll.abort()), counting.catch((err: unknown) => {
-            stopAll.abort();
-            throw err;
-          })]);
-          rowCounts = counts;
-        } finally {
-          signal.removeEventListener('abort', stopOnCancel);
-        }
-
-        const { [DB_ARTIFACT_NAME]: db, ...dbParts } = checkpoint.stored;
-        if (!db) throw new Error('the main database archive is missing after the dump');
+        const { db, dbParts, rowCounts } = await dumpSnapshot({ ctx, snapshot, postgres: deployment.postgres, password, location, deployment: input.deployment, backupId: input.backupId, dataKey, settings });
         const versionText = await serverVersionText(snapshot);
         return {
           quiesce: { startedAt: pauseStarted.toISOString(), endedAt: pauseEnded.toISOString(), pauseMs: pauseEnded.getTime() - pauseStarted.getTime(), recordingsPoint, databasePoint: snapshot.takenAtText },

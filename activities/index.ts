@@ -8,6 +8,7 @@ import { createCheckpointRecordingsActivities } from './checkpoint-recordings';
 import { createCommitActivities } from './commit';
 import { createDeploymentLockActivities } from './deployment-lock';
 import { createDumpActivities } from './dump';
+import { createDumpMomentActivities } from './dump-moment';
 import { createPinActivities } from './pins';
 import { createPointInTimeActivities } from './point-in-time';
 import { createPreflightActivities } from './preflight';
@@ -52,6 +53,7 @@ export function createActivities(deps: Dependencies) {
     ...createPrunePointInTimeActivities(deps),
     ...createStreamWalActivities(deps),
     ...createRecoverToMomentActivities(deps),
+    ...createDumpMomentActivities(deps),
   };
 }
 

@@ -5,7 +5,9 @@ import { CHECKPOINT_KIND, CONNECTOR_EXPORT_KIND, type CheckpointManifest, type C
 import { MomentOutOfRangeError, pointAt, type PointAt } from '../src/catalog/point-in-time-catalog';
 import { readRecordingsIndex, type IndexEntry } from '../src/catalog/recordings-index';
 import { unwrapKey } from '../src/crypto';
+import { pointInTimeWindow } from '../src/catalog/point-in-time-window';
 import type { Dependencies } from '../src/runtime/dependencies';
+import { POINT_IN_TIME_OUTSIDE_WINDOW } from './point-in-time-context';
 
 /** The newest recordings checkpoint whose moment is at or before `at`; MomentOutOfRangeError names the covered range. */
 export async function checkpointAt(deps: Dependencies, deployment: string, at: Date): Promise<PointAt<CheckpointManifest>> {
@@ -42,6 +44,9 @@ export async function* checkpointEntries(deps: Dependencies, found: PointAt<Chec
   throw new Error(`the index of checkpoint ${found.id} reads whole at no location: ${problems.join('; ')}`);
 }
 
+/** Where a restore to a moment comes from: a backup made from point-in-time protection, or the newest backup at or before it. */
+export type RestoreSource = { kind: 'point-in-time'; window: { from: string; to: string } } | { kind: 'backups' };
+
 /** What a restore to a moment would read, small enough for a workflow's history (no key, no listing). */
 export interface PointInTimeSelection {
   at: string;
@@ -51,6 +56,32 @@ export interface PointInTimeSelection {
 
 export function createPointInTimeActivities(deps: Dependencies) {
   return {
+    /**
+     * Where a restore of `deployment` to `at` comes from. With point-in-time protection on, from the streams: a moment
+     * outside the database's covered window is refused here, naming the window, before anything is written. Without
+     * it, from the newest backup taken at or before the moment.
+     */
+    async restoreSourceAt(input: { deployment: string; at: string }): Promise<RestoreSource> {
+      const deployment = deps.deployment('production');
+      if (deployment.name !== input.deployment || !deployment.pointInTime?.enabled) return { kind: 'backups' };
+      const at = new Date(input.at);
+      if (Number.isNaN(at.getTime())) {
+        throw ApplicationFailure.create({ type: 'RestoreInputInvalid', nonRetryable: true, message: `"${input.at}" is not a moment: give an ISO 8601 time, e.g. 2026-12-02T04:00:00Z` });
+      }
+      const window = await pointInTimeWindow(deps.locations(), input.deployment, deps.keyRing());
+      const gaps = window.gapCount ? `; missing WAL segments: ${window.gaps.join(', ')}${window.gapCount > window.gaps.length ? ` and ${window.gapCount - window.gaps.length} more` : ''}` : '';
+      if (!window.window || at < new Date(window.window.from) || at > new Date(window.window.to)) {
+        const covered = window.window ? `the covered window is ${window.window.from} to ${window.window.to}` : `no window is covered yet (${window.reason})`;
+        throw ApplicationFailure.create({
+          type: POINT_IN_TIME_OUTSIDE_WINDOW,
+          nonRetryable: true,
+          message: `${input.at} is outside what point-in-time protection of ${input.deployment} covers: ${covered}${gaps}. A backup taken before then is restored with --backup <id> (see vaultpam-backup backups list)`,
+        });
+      }
+      return { kind: 'point-in-time', window: { from: window.window.from, to: window.window.to } };
+    },
+
+
     /** The checkpoint and connector export a restore to `at` uses; a moment out of range fails naming the range. */
     async selectPointInTime(input: { deployment: string; at: string }): Promise<PointInTimeSelection> {
       const at = new Date(input.at);

@@ -60,93 +60,107 @@ async function partialsOf(locations: readonly BackupLocation[], deployment: stri
 
 export const DEFAULT_SCRATCH_ROOT = join(tmpdir(), 'vaultpam-backup-scratch');
 
-export function createRecoverToMomentActivities(deps: Dependencies) {
-  return {
-    /**
-     * Recovers the deployment's cluster as of `at` into a new scratch instance (0700 data directory, a free port) and
-     * returns how to reach it. A moment outside the covered window is refused, naming the window and any gap.
-     */
-    async recoverToMoment(input: RecoverToMomentInput): Promise<ScratchInstance> {
-      const ctx = Context.current();
-      const { deployment } = pointInTimeOf(deps, input.target);
-      const at = new Date(input.at);
-      if (Number.isNaN(at.getTime())) throw ApplicationFailure.create({ type: 'InputInvalid', message: `the moment to recover to is not a time: ${JSON.stringify(input.at)} (give ISO 8601, e.g. 2026-12-02T04:30:00Z)`, nonRetryable: true });
-      const locations = deps.locations();
-      const keyRing = deps.keyRing();
-      const name = deployment.name;
-      const window = await pointInTimeWindow(locations, name, keyRing);
-      const gapText = window.gapCount ? `; missing WAL segments: ${window.gaps.join(', ')}${window.gapCount > window.gaps.length ? ` and ${window.gapCount - window.gaps.length} more` : ''}` : '';
-      if (!window.window || at < new Date(window.window.from) || at > new Date(window.window.to)) {
-        const covered = window.window ? `the covered window is ${window.window.from} to ${window.window.to}` : `no window is covered (${window.reason})`;
-        throw ApplicationFailure.create({ type: POINT_IN_TIME_OUTSIDE_WINDOW, message: `${input.at} is outside what point-in-time protection of ${name} covers: ${covered}${gapText}`, nonRetryable: true });
-      }
-      const held = window.holdings;
-      const mark = held.mark!;
-      const base = basesFor(held, at)[0];
-      if (!base) throw ApplicationFailure.create({ type: POINT_IN_TIME_OUTSIDE_WINDOW, message: `no base backup of ${name} reaches ${input.at} without a gap${gapText}`, nonRetryable: true });
+/**
+ * Recovers the deployment's cluster as of `at` into a new scratch instance (0700 data directory, a free port) and
+ * returns how to reach it; `beat` is called through every phase (the base, each segment, the replay). A moment
+ * outside the covered window is refused, naming the window and any gap.
+ */
+export async function recoverScratchInstance(deps: Dependencies, input: RecoverToMomentInput, beat: (details: Record<string, unknown>) => void): Promise<ScratchInstance> {
+  const { deployment } = pointInTimeOf(deps, input.target);
+  const at = new Date(input.at);
+  if (Number.isNaN(at.getTime())) throw ApplicationFailure.create({ type: 'InputInvalid', message: `the moment to recover to is not a time: ${JSON.stringify(input.at)} (give ISO 8601, e.g. 2026-12-02T04:30:00Z)`, nonRetryable: true });
+  const locations = deps.locations();
+  const keyRing = deps.keyRing();
+  const name = deployment.name;
+  const window = await pointInTimeWindow(locations, name, keyRing);
+  const gapText = window.gapCount ? `; missing WAL segments: ${window.gaps.join(', ')}${window.gapCount > window.gaps.length ? ` and ${window.gapCount - window.gaps.length} more` : ''}` : '';
+  if (!window.window || at < new Date(window.window.from) || at > new Date(window.window.to)) {
+    const covered = window.window ? `the covered window is ${window.window.from} to ${window.window.to}` : `no window is covered (${window.reason})`;
+    throw ApplicationFailure.create({ type: POINT_IN_TIME_OUTSIDE_WINDOW, message: `${input.at} is outside what point-in-time protection of ${name} covers: ${covered}${gapText}`, nonRetryable: true });
+  }
+  const held = window.holdings;
+  const mark = held.mark!;
+  const base = basesFor(held, at)[0];
+  if (!base) throw ApplicationFailure.create({ type: POINT_IN_TIME_OUTSIDE_WINDOW, message: `no base backup of ${name} reaches ${input.at} without a gap${gapText}`, nonRetryable: true });
 
-      const paths = await prepareScratchDir(input.scratchRoot ?? DEFAULT_SCRATCH_ROOT, input.scratchId);
+  const paths = await prepareScratchDir(input.scratchRoot ?? DEFAULT_SCRATCH_ROOT, input.scratchId);
+  try {
+    // The base, from the first location whose copy opens and matches its checksum.
+    const failures: string[] = [];
+    let restored = false;
+    for (const location of locations) {
       try {
-        // The base, from the first location whose copy opens and matches its checksum.
-        const failures: string[] = [];
-        let restored = false;
-        for (const location of locations) {
+        const manifest = await readBaseManifest(location, name, base.baseId, keyRing);
+        if (!manifest) throw new Error('not there');
+        const tar = await openArtifact(location, { key: manifest.tar.key, size: manifest.tar.size, sha256: manifest.tar.sha256 } as Parameters<typeof openArtifact>[1], unwrapKey(manifest.dataKey, keyRing));
+        // tar unpacks a large base in silence: the heartbeat goes on meanwhile, with the bytes read so far.
+        let read = 0;
+        const beatBase = () => beat({ phase: 'base', baseId: base.baseId, location: location.name, bytes: read, of: manifest.tar.size });
+        beatBase();
+        const beating = setInterval(beatBase, 1000);
+        try {
+          await extractBaseTar(tar, paths.data, (bytes) => (read = bytes));
+        } finally {
+          clearInterval(beating);
+        }
+        restored = true;
+        break;
+      } catch (err) {
+        failures.push(`${location.name}: ${(err as Error).message}`);
+        await prepareScratchDir(input.scratchRoot ?? DEFAULT_SCRATCH_ROOT, input.scratchId);
+      }
+    }
+    if (!restored) throw new Error(`base backup ${base.baseId} could be read from no location: ${failures.join('; ')}`);
+
+    // The WAL from the base's start to the mark: each segment from the first location that holds it whole and
+    // authentic; the last one may be a partial, padded to a segment as PostgreSQL expects.
+    const reader: WalObjectReader = { keyRing, deployment: name, keyLocations: locations, keyCache: new Map() };
+    const bytes = mark.walSegmentBytes;
+    const first = segmentOf(parseLsn(base.startLsn), mark.timeline, bytes).number;
+    const last = segmentEndingAt(parseLsn(mark.lsn), mark.timeline, bytes).number;
+    let fallbacks = 0;
+    for (let n = first; n <= last; n++) {
+      const segment = segmentName({ timeline: mark.timeline, number: n }, bytes);
+      // Partials are listed now, not taken from the window's listing: a running stream supersedes them as it goes.
+      const candidates = [walSegmentKey(name, segment), ...(n === last ? await partialsOf(locations, name, segment) : [])];
+      let content: Buffer | undefined;
+      const why: string[] = [];
+      for (const key of candidates) {
+        for (const [index, location] of locations.entries()) {
           try {
-            const manifest = await readBaseManifest(location, name, base.baseId, keyRing);
-            if (!manifest) throw new Error('not there');
-            const tar = await openArtifact(location, { key: manifest.tar.key, size: manifest.tar.size, sha256: manifest.tar.sha256 } as Parameters<typeof openArtifact>[1], unwrapKey(manifest.dataKey, keyRing));
-            ctx.heartbeat({ phase: 'base', baseId: base.baseId, location: location.name });
-            await extractBaseTar(tar, paths.data);
-            restored = true;
+            content = await readWalObject(location, key, reader);
+            if (index > 0) fallbacks++;
             break;
           } catch (err) {
-            failures.push(`${location.name}: ${(err as Error).message}`);
-            await prepareScratchDir(input.scratchRoot ?? DEFAULT_SCRATCH_ROOT, input.scratchId);
+            if (!isNotFound(err)) why.push(`${location.name}: ${(err as Error).message}`);
           }
         }
-        if (!restored) throw new Error(`base backup ${base.baseId} could be read from no location: ${failures.join('; ')}`);
-
-        // The WAL from the base's start to the mark: each segment from the first location that holds it whole and
-        // authentic; the last one may be a partial, padded to a segment as PostgreSQL expects.
-        const reader: WalObjectReader = { keyRing, deployment: name, keyLocations: locations, keyCache: new Map() };
-        const bytes = mark.walSegmentBytes;
-        const first = segmentOf(parseLsn(base.startLsn), mark.timeline, bytes).number;
-        const last = segmentEndingAt(parseLsn(mark.lsn), mark.timeline, bytes).number;
-        let fallbacks = 0;
-        for (let n = first; n <= last; n++) {
-          const segment = segmentName({ timeline: mark.timeline, number: n }, bytes);
-          // Partials are listed now, not taken from the window's listing: a running stream supersedes them as it goes.
-          const candidates = [walSegmentKey(name, segment), ...(n === last ? await partialsOf(locations, name, segment) : [])];
-          let content: Buffer | undefined;
-          const why: string[] = [];
-          for (const key of candidates) {
-            for (const [index, location] of locations.entries()) {
-              try {
-                content = await readWalObject(location, key, reader);
-                if (index > 0) fallbacks++;
-                break;
-              } catch (err) {
-                if (!isNotFound(err)) why.push(`${location.name}: ${(err as Error).message}`);
-              }
-            }
-            if (content) break;
-          }
-          if (!content) throw new Error(`WAL segment ${segment} could be read from no location${why.length ? `: ${why.join('; ')}` : ''}`);
-          if (content.length < bytes) content = Buffer.concat([content, Buffer.alloc(bytes - content.length)]);
-          writeFileSync(join(paths.wal, segment), content, { mode: 0o600 });
-          ctx.heartbeat({ phase: 'wal', segment });
-        }
-
-        const port = await freePort();
-        writeRecoverySettings(paths, at.toISOString(), port);
-        await startScratchInstance(paths, deployment.postgres);
-        const connection = { ...deployment.postgres, host: '127.0.0.1', port };
-        await waitForPromotion(paths, connection, deps.postgresPassword(input.target), () => ctx.heartbeat({ phase: 'recovery', port }), (input.recoveryTimeoutSeconds ?? 600) * 1000);
-        return { scratchId: input.scratchId, host: '127.0.0.1', port, database: deployment.postgres.database, user: deployment.postgres.user, baseId: base.baseId, segments: Number(last - first + 1n), fallbacks };
-      } catch (err) {
-        await discardScratchDir(paths, deployment.postgres);
-        throw err;
+        if (content) break;
       }
+      if (!content) throw new Error(`WAL segment ${segment} could be read from no location${why.length ? `: ${why.join('; ')}` : ''}`);
+      if (content.length < bytes) content = Buffer.concat([content, Buffer.alloc(bytes - content.length)]);
+      writeFileSync(join(paths.wal, segment), content, { mode: 0o600 });
+      beat({ phase: 'wal', segment });
+    }
+
+    const port = await freePort();
+    writeRecoverySettings(paths, at.toISOString(), port);
+    await startScratchInstance(paths, deployment.postgres);
+    const connection = { ...deployment.postgres, host: '127.0.0.1', port };
+    await waitForPromotion(paths, connection, deps.postgresPassword(input.target), () => beat({ phase: 'recovery', port }), (input.recoveryTimeoutSeconds ?? 600) * 1000);
+    return { scratchId: input.scratchId, host: '127.0.0.1', port, database: deployment.postgres.database, user: deployment.postgres.user, baseId: base.baseId, segments: Number(last - first + 1n), fallbacks };
+  } catch (err) {
+    await discardScratchDir(paths, deployment.postgres);
+    throw err;
+  }
+}
+
+export function createRecoverToMomentActivities(deps: Dependencies) {
+  return {
+    /** Recovers the cluster as of `at` into a scratch instance left running for the caller (recoverScratchInstance). */
+    async recoverToMoment(input: RecoverToMomentInput): Promise<ScratchInstance> {
+      const ctx = Context.current();
+      return recoverScratchInstance(deps, input, (details) => ctx.heartbeat(details));
     },
 
     /** Stops a scratch instance and removes its directory; nothing there is not an error. */

@@ -355,6 +355,11 @@ export interface CreateSandboxInstanceOptions {
   name: string;
   /** @default a free port the system picks */
   port?: number;
+  /**
+   * Which of the local stack's PostgreSQL clusters holds its database: `production`'s streams WAL (point-in-time
+   * protection), `staging`'s does not. @default staging
+   */
+  cluster?: 'staging' | 'production';
 }
 
 /**
@@ -386,7 +391,7 @@ export async function createSandboxInstance(options: CreateSandboxInstanceOption
     name,
     host,
     port: options.port ?? (await freePort(host)),
-    postgres: { host: '127.0.0.1', port: ports.postgres, database, user: 'vaultpam', passwordFile: join(secrets, 'pg-password') },
+    postgres: { host: '127.0.0.1', port: options.cluster === 'production' ? ports.postgresProduction : ports.postgres, database, user: 'vaultpam', passwordFile: join(secrets, 'pg-password') },
     s3: { endPoint: '127.0.0.1', port: ports.s3, accessKey: 'vaultpam', secretKeyFile: join(secrets, 's3-secret-key'), bucket },
     tokenFile,
     stateDir: join(dir, 'state'),

@@ -12,3 +12,4 @@ export { scheduledCheckWorkflow } from './scheduled-check';
 export { auditLogWorkflow } from './audit-log';
 export { protectWorkflow } from './protect';
 export { discardScratchInstanceWorkflow, recoverToMomentWorkflow } from './recover-to-moment';
+export { momentBackupWorkflow } from './moment-backup';

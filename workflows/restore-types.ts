@@ -113,6 +113,7 @@ export type RestoreStep =
   | 'authorize'
   | 'lock'
   | 'preflight'
+  | 'backup-moment'
   | 'loss-report'
   | 'awaiting-confirmation'
   | 'safety-snapshot'
@@ -136,6 +137,11 @@ export interface RestoreReport {
   status: 'running' | 'awaiting-confirmation' | 'completed' | 'rolled-back' | 'failed' | 'not-confirmed' | 'refused';
   step: RestoreStep;
   backup?: ResolvedBackup;
+  /**
+   * A restore to a moment of point-in-time protection: the backup made from that moment (it is `backup`), and the
+   * base backup, recordings checkpoint and connector export it was made from.
+   */
+  moment?: { at: string; backupId: string; baseId: string; segments: number; checkpointId: string; checkpointCoveredAt: string; exportId: string; exportedAt: string };
   lossReport?: LossReport;
   lossReportDigest?: string;
   /** The principal of the verified signed request (absent when the restore was started without one). */

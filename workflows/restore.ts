@@ -20,6 +20,7 @@ import { explainFailure } from '../src/errors/failure-explanation';
 import type { RestoreEvent } from '../activities/restore-notifications';
 import { configuredActivities, type ActivityPolicies } from './activity-policies';
 import { backupWorkflow } from './backup';
+import { momentBackupWorkflow, type MomentBackupInput } from './moment-backup';
 import type { BackupInput } from './backup-types';
 import type { ConfirmArgs, RecordingsCheck, RestoreApproval, RestoreInput, RestoreReport, RestoreStep, UnrecoverableAcceptance } from './restore-types';
 import { pinBackup, unpinBackups } from './backup-pins';
@@ -30,7 +31,7 @@ import { BACKUP_ID, DEPLOYMENT, OPERATION, STATUS, STEP } from './search-attribu
 export const reportQuery = defineQuery<RestoreReport>('report');
 export const confirmUpdate = defineUpdate<RestoreReport, [ConfirmArgs]>('confirm');
 
-const nonRetryableErrorTypes = ['RestoreInputInvalid', 'BackupNotFound', 'BackupCorrupt', 'RestoreVerifyFailed', 'SmokeTestFailed', 'RestoreStateInvalid', 'RestoreRequestInvalid', 'ApprovalInvalid', 'RestoreNotApproved'];
+const nonRetryableErrorTypes = ['PointInTimeOutsideWindow', 'RestoreInputInvalid', 'BackupNotFound', 'BackupCorrupt', 'RestoreVerifyFailed', 'SmokeTestFailed', 'RestoreStateInvalid', 'RestoreRequestInvalid', 'ApprovalInvalid', 'RestoreNotApproved'];
 
 /** What a restore holds while it runs, released in its finally whatever happened: its lock, its pins. */
 interface Held {
@@ -224,7 +225,45 @@ async function restoreSteps(input: RestoreInput, held: Held): Promise<RestoreRep
     if (!input.backupId === !input.at) {
       throw ApplicationFailure.create({ type: 'RestoreInputInvalid', nonRetryable: true, message: 'give either a backup id or a time (--at), not both' });
     }
-    const pinned = await pinBackup(input.deployment, 'restore', input.backupId ? { backupId: input.backupId } : { at: input.at! });
+    let backupId = input.backupId;
+    // patched: a restore to a moment begun before point-in-time protection was restored from replays without it.
+    if (input.at && patched('point-in-time-restore')) {
+      const source = await quick.restoreSourceAt({ deployment: input.deployment, at: input.at });
+      if (source.kind === 'point-in-time') {
+        // The moment becomes a committed backup of its own (database recovered to it, the recordings checkpoint and
+        // connector export in force then), so everything below treats it as any backup.
+        enter('backup-moment');
+        const momentInput: MomentBackupInput = {
+          deployment: input.deployment,
+          at: input.at,
+          ...(requester ? { requestedBy: requester } : {}),
+          reason: `restore ${restoreId} to ${input.at}`,
+          underParentLock: held.lock === input.deployment,
+        };
+        const made = await executeChild(momentBackupWorkflow, {
+          workflowId: `moment-${restoreId}`,
+          args: [momentInput],
+          typedSearchAttributes: [
+            { key: DEPLOYMENT, value: input.deployment },
+            { key: OPERATION, value: 'backup' },
+          ],
+          staticSummary: `Backup of ${input.deployment} as of ${input.at}, for restore ${restoreId}`,
+        });
+        report.moment = {
+          at: made.at,
+          backupId: made.backupId,
+          baseId: made.baseId,
+          segments: made.segments,
+          checkpointId: made.selection.checkpoint.checkpointId,
+          checkpointCoveredAt: made.selection.checkpoint.coveredAt,
+          exportId: made.selection.connectors.exportId,
+          exportedAt: made.selection.connectors.exportedAt,
+        };
+        backupId = made.backupId;
+        enter('preflight');
+      }
+    }
+    const pinned = await pinBackup(input.deployment, 'restore', backupId ? { backupId } : { at: input.at! });
     held.pins.push(pinned);
     const backup = await transfer.resolveBackup({ deployment: input.deployment, backupId: pinned });
     report.backup = backup;

@@ -88,6 +88,20 @@ export const manifestSchema = z.object({
   }),
   locations: z.array(z.object({ name: z.string(), region: z.string() })).min(1),
   /**
+   * A backup made from a moment of point-in-time protection (tag `point-in-time`): the moment, the base backup and
+   * the recordings checkpoint and connector export it was made from. Absent from backups taken from the live deployment.
+   */
+  moment: z
+    .object({
+      at: z.string(),
+      baseId: z.string(),
+      checkpointId: z.string(),
+      checkpointCoveredAt: z.string(),
+      exportId: z.string(),
+      exportedAt: z.string(),
+    })
+    .optional(),
+  /**
    * The audit trail's newest entry when the backup committed (its own "backup.committed" entry): a trail that later
    * lacks it, or holds another entry there, was cut or edited. Absent in manifests written before the audit trail.
    */

@@ -4,6 +4,8 @@ import type { CatalogEntry } from './catalog';
 
 /** The tag a restore's safety snapshot carries. */
 export const SAFETY_SNAPSHOT_TAG = 'pre-restore';
+/** The tag of a backup made from a moment of point-in-time protection, for a restore to that moment. */
+export const POINT_IN_TIME_TAG = 'point-in-time';
 
 export interface RetentionPolicy {
   keepLast: number;
@@ -15,10 +17,20 @@ export function isSafetySnapshot(entry: Pick<CatalogEntry, 'manifest'>): boolean
   return entry.manifest.tags.includes(SAFETY_SNAPSHOT_TAG);
 }
 
+export function isPointInTimeBackup(entry: Pick<CatalogEntry, 'manifest'>): boolean {
+  return entry.manifest.tags.includes(POINT_IN_TIME_TAG);
+}
+
+/** Backups a restore made (its safety snapshot, or the backup of the moment it restores): not part of the daily series. */
+export function isMadeByRestore(entry: Pick<CatalogEntry, 'manifest'>): boolean {
+  return isSafetySnapshot(entry) || isPointInTimeBackup(entry);
+}
+
 /**
  * `catalog` newest first (as listBackups returns it). Regular backups: kept while among the newest `keepLast` regular
  * ones or younger than `keepDays`; the newest regular backup always. Safety snapshots do not count toward keepLast
- * (a few restores must not push the daily backups out) and are kept for `keepSafetySnapshotsDays`. The newest backup
+ * (a few restores must not push the daily backups out) and are kept for `keepSafetySnapshotsDays`; so are the backups
+ * made from a moment for a restore to it. The newest backup
  * of all is always kept, and so is every backup named by a pin in force.
  */
 export function selectExpired(catalog: readonly CatalogEntry[], policy: RetentionPolicy, now: Date, pinned: ReadonlySet<string>): { expired: CatalogEntry[]; keptForPins: string[] } {
@@ -28,7 +40,7 @@ export function selectExpired(catalog: readonly CatalogEntry[], policy: Retentio
   let regularSeen = 0;
   catalog.forEach((entry, i) => {
     let expires: boolean;
-    if (isSafetySnapshot(entry)) {
+    if (isMadeByRestore(entry)) {
       expires = age(entry) > policy.keepSafetySnapshotsDays * 86_400_000;
     } else {
       expires = regularSeen >= policy.keepLast && age(entry) > policy.keepDays * 86_400_000;

@@ -3,7 +3,7 @@ import { execFile, spawn } from 'node:child_process';
 import { appendFileSync, chmodSync, chownSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
+import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import type { PostgresConfig } from '../config/schema';
@@ -58,12 +58,20 @@ export async function prepareScratchDir(root: string, scratchId: string): Promis
 }
 
 /** Unpacks pg_basebackup's tar into the data directory. */
-export async function extractBaseTar(tar: Readable, dataDir: string): Promise<void> {
+export async function extractBaseTar(tar: Readable, dataDir: string, onBytes?: (bytes: number) => void): Promise<void> {
   const child = spawn('tar', ['-x', '-f', '-', '-C', dataDir], { stdio: ['pipe', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr = (stderr + chunk).slice(-2000)));
   const exited = new Promise<number | null>((resolve) => child.once('close', resolve));
-  await pipeline(tar, child.stdin);
+  let bytes = 0;
+  const counter = new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      bytes += chunk.length;
+      onBytes?.(bytes);
+      done(null, chunk);
+    },
+  });
+  await pipeline(tar, counter, child.stdin);
   const code = await exited;
   if (code !== 0) throw new Error(`tar could not unpack the base backup (exit ${code}): ${stderr.trim()}`);
 }

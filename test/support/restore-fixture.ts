@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { parseConfig } from '../../src/config/load';
-import type { Config } from '../../src/config/schema';
+import type { Config, DeploymentConfig } from '../../src/config/schema';
 import { tableChecksums, tableRowCounts } from '../../src/postgres';
 import { createDependencies, type Dependencies, type DependencyOverrides } from '../../src/runtime/dependencies';
 import { createSandboxInstance, type SandboxInstance } from '../../sandbox/instance';
@@ -25,13 +25,22 @@ export interface RestoreFixture {
   destroy(): Promise<void>;
 }
 
-export async function restoreFixture(overrides: { smokeTestResourceId?: string } = {}): Promise<RestoreFixture> {
+export interface RestoreFixtureOptions {
+  smokeTestResourceId?: string;
+  /** The cluster of the instance's database: production's streams WAL. @default staging */
+  cluster?: 'staging' | 'production';
+  /** Point-in-time protection of the instance (its cluster must be production's). */
+  pointInTime?: DeploymentConfig['pointInTime'];
+}
+
+export async function restoreFixture(options: RestoreFixtureOptions = {}): Promise<RestoreFixture> {
   const name = `rt-${randomBytes(3).toString('hex')}`;
-  const instance = await createSandboxInstance({ name });
+  const instance = await createSandboxInstance({ name, ...(options.cluster ? { cluster: options.cluster } : {}) });
   const base = isolatedConfig();
+  const overrides = options.smokeTestResourceId ? { smokeTestResourceId: options.smokeTestResourceId } : {};
   const config = parseConfig({
     ...base,
-    deployment: { ...instance.deployment, controlPlane: { ...instance.deployment.controlPlane, ...overrides } },
+    deployment: { ...instance.deployment, controlPlane: { ...instance.deployment.controlPlane, ...overrides }, ...(options.pointInTime ? { pointInTime: options.pointInTime } : {}) },
     staging: undefined,
   });
   const deps = createDependencies(config);

@@ -1,0 +1,207 @@
+// A restore to a moment of point-in-time protection, on the real stack: the database, the recordings and the
+// connectors come back as they were at a moment between two rounds of changes, through the ordinary restore (loss
+// report, approvals, swap); a moment outside the covered window is refused naming the window, and changes nothing.
+import { randomBytes } from 'node:crypto';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import pg from 'pg';
+import type { WorkflowHandle } from '@temporalio/client';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { listBackups } from '../../src/catalog/catalog';
+import { listPoints } from '../../src/catalog/point-in-time-catalog';
+import { CHECKPOINT_KIND, CONNECTOR_EXPORT_KIND } from '../../src/catalog/checkpoint-manifest';
+import { readWalMark } from '../../src/catalog/wal-mark';
+import { restoreReport } from '../../src/operations/restore';
+import type { protectWorkflow } from '../../workflows/protect';
+import { protectWorkflowId } from '../../workflows/protect-types';
+import type { RestoreReport } from '../../workflows/restore-types';
+import { startApprovedRestore } from '../support/approved-restore';
+import { restoreFixture, type RestoreFixture } from '../support/restore-fixture';
+import { temporalHarness, type TemporalHarness } from '../support/temporal';
+import { until } from '../support/until';
+import { startWorkerProcess, type WorkerProcess } from '../support/worker-process';
+
+const slot = `moment_test_${randomBytes(4).toString('hex')}`;
+
+interface Connector {
+  id: string;
+  name: string;
+  kind: string;
+  config: Record<string, unknown>;
+  enabled: boolean;
+}
+
+describe('restore to a moment of point-in-time protection', () => {
+  let f: RestoreFixture;
+  let h: TemporalHarness;
+  let worker: WorkerProcess;
+  let protection: WorkflowHandle<typeof protectWorkflow>;
+  let db: pg.Pool;
+
+  const deployment = () => f.config.deployment.name;
+  const bucket = () => f.config.deployment.recordings.bucket;
+
+  async function serverNow(): Promise<string> {
+    return (await db.query<{ t: string }>(`SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS t`)).rows[0]!.t;
+  }
+
+  async function createResource(name: string): Promise<void> {
+    const created = await f.api('POST', '/resources', { name, kind: 'ssh', address: `${name}.example.internal:22` });
+    expect(created.status, JSON.stringify(created.json)).toBe(201);
+  }
+
+  async function resourceNames(): Promise<string[]> {
+    return (await db.query<{ name: string }>('SELECT name FROM resources ORDER BY name')).rows.map((r) => r.name);
+  }
+
+  async function connectorNames(): Promise<string[]> {
+    const exported = (await f.api('GET', '/admin/connectors/export')).json as { connectors: Connector[] };
+    return exported.connectors.map((c) => c.name).sort();
+  }
+
+  async function addConnector(name: string): Promise<void> {
+    const exported = (await f.api('GET', '/admin/connectors/export')).json as { exportedAt: string; connectors: Connector[] };
+    const imported = await f.api('POST', '/admin/connectors/import', {
+      exportedAt: exported.exportedAt,
+      connectors: [...exported.connectors, { id: `c-${name}`, name, kind: 'ssh-gateway', config: { host: `${name}.example.internal` }, enabled: true }],
+    });
+    expect(imported.status, JSON.stringify(imported.json)).toBe(200);
+  }
+
+  async function recordingKeys(): Promise<string[]> {
+    const keys: string[] = [];
+    for await (const o of f.deps.recordingsClient('production').listObjectsV2(bucket(), '', true) as AsyncIterable<{ name: string }>) keys.push(o.name);
+    return keys.sort();
+  }
+
+  /** Waits until the protection has a checkpoint and an export (when `exportAfter`) and a WAL mark at or after `moment`. */
+  async function coveredAfter(moment: string, what: { checkpoint?: boolean; export?: boolean; mark?: boolean }): Promise<void> {
+    await until(
+      async () => {
+        const locations = f.deps.locations();
+        const keyRing = f.deps.keyRing();
+        if (what.checkpoint) {
+          const checkpoints = await listPoints(locations, CHECKPOINT_KIND, deployment(), keyRing);
+          if (!checkpoints.some((c) => c.manifest.coveredAt > moment && c.locations.length === locations.length)) return undefined;
+        }
+        if (what.export) {
+          const exports = await listPoints(locations, CONNECTOR_EXPORT_KIND, deployment(), keyRing);
+          if (!exports.some((e) => e.manifest.exportedAt > moment && e.locations.length === locations.length)) return undefined;
+        }
+        if (what.mark) {
+          const marks = await Promise.all(locations.map((l) => readWalMark(l, deployment(), keyRing)));
+          if (!marks.every((m) => m && m.time > moment)) return undefined;
+        }
+        return true;
+      },
+      `protection covering ${moment} (${Object.keys(what).join(', ')})`,
+      120_000,
+    );
+  }
+
+  beforeAll(async () => {
+    f = await restoreFixture({ cluster: 'production', pointInTime: { enabled: true, slot, partialUploadSeconds: 1, baseBackupEveryHours: 1000 } });
+    const pgConfig = f.config.deployment.postgres;
+    db = new pg.Pool({ host: pgConfig.host, port: pgConfig.port, user: pgConfig.user, password: f.deps.postgresPassword('production'), database: pgConfig.database, max: 2 });
+    db.on('error', () => undefined);
+    await f.seed({ organisations: 1, usersPerOrg: 1, resources: 3, connectors: 1, auditEntries: 10, recordings: 2, recordingBytes: 2_000 });
+    h = await temporalHarness(f.config);
+    worker = await startWorkerProcess({ taskQueue: h.taskQueue, config: f.config, workflowBundlePath: inject('workflowBundlePath'), identity: 'moment' });
+    protection = await h.client.workflow.start('protectWorkflow', {
+      taskQueue: h.taskQueue,
+      workflowId: protectWorkflowId(deployment()),
+      args: [{ target: 'production', deployment: deployment(), baseBackupEveryHours: 1000, sliceSeconds: 4, partialUploadSeconds: 1, heartbeatSeconds: 10 }],
+    });
+  }, 180_000);
+
+  afterAll(async () => {
+    await protection?.terminate('test over').catch(() => undefined);
+    await worker?.stop();
+    await h?.close();
+    if (!f) return;
+    // The slot would keep WAL for a stream that no longer runs.
+    const admin = new pg.Client({ ...f.config.deployment.postgres, password: f.deps.postgresPassword('production'), database: 'postgres' });
+    await admin.connect();
+    for (let i = 0; i < 50; i++) {
+      const { rows } = await admin.query<{ active_pid: number | null }>('SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1', [slot]);
+      if (!rows[0]) break;
+      if (rows[0].active_pid) await admin.query('SELECT pg_terminate_backend($1)', [rows[0].active_pid]);
+      else {
+        await admin.query('SELECT pg_drop_replication_slot($1)', [slot]);
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    await admin.end();
+    await db?.end();
+    await f?.destroy();
+    rmSync(join(f.config.backup.workDir, 'wal-spool', `${deployment()}-${slot}`), { recursive: true, force: true });
+  }, 120_000);
+
+  it('refuses a moment before the covered window, naming the window, and changes nothing', async () => {
+    await coveredAfter(await serverNow(), { mark: true });
+    const before = await f.fingerprint();
+    const anHourAgo = new Date(Date.now() - 3_600_000).toISOString();
+    const handle = await startApprovedRestore(h.client, f.config, { at: anHourAgo, taskQueue: h.taskQueue, confirmTimeout: '10 minutes', reason: 'too far back' });
+    const report = await until(async () => {
+      const r = await restoreReport(h.client, handle.workflowId).catch(() => undefined);
+      return r && r.status !== 'running' ? r : undefined;
+    }, 'the refusal');
+    expect(report.status).toBe('refused');
+    expect(report.error).toMatch(new RegExp(`${anHourAgo.replace(/[.]/g, '\\.')} is outside what point-in-time protection of ${deployment()} covers: the covered window is \\S+ to \\S+`));
+    expect(report.error).toContain('--backup <id>');
+    expect(await listBackups(f.deps.locations(), deployment())).toEqual([]);
+    expect(await f.fingerprint()).toEqual(before);
+  }, 180_000);
+
+  it('brings back the database, the recordings and the connectors as they were at the moment', async () => {
+    // Before the moment: a resource, a recording and a connector, each covered by the streams.
+    await createResource('before-moment');
+    await f.deps.recordingsClient('production').putObject(bucket(), 'sessions/before-moment.cast', Buffer.from('recorded before the moment'));
+    await addConnector('gateway-before');
+    await new Promise((r) => setTimeout(r, 1_100));
+    const written = await serverNow();
+    await coveredAfter(written, { checkpoint: true, export: true, mark: true });
+    await new Promise((r) => setTimeout(r, 1_100));
+    const moment = await serverNow();
+    // The moment falls between two checkpoints' seconds: the bucket's clock gives whole seconds.
+    await new Promise((r) => setTimeout(r, 1_500));
+
+    // After it: the same three kinds of change, which the restore must undo.
+    await createResource('after-moment');
+    await f.deps.recordingsClient('production').putObject(bucket(), 'sessions/after-moment.cast', Buffer.from('recorded after the moment'));
+    await addConnector('gateway-after');
+    await coveredAfter(await serverNow(), { checkpoint: true, export: true, mark: true });
+    expect(await resourceNames()).toEqual(expect.arrayContaining(['after-moment', 'before-moment']));
+
+    const handle = await startApprovedRestore(h.client, f.config, { at: moment, taskQueue: h.taskQueue, confirmTimeout: '10 minutes', reason: 'undo what came after the moment' });
+    let report: RestoreReport;
+    try {
+      report = (await handle.result()) as RestoreReport;
+    } catch (err) {
+      throw new Error(`the restore failed: ${JSON.stringify(await restoreReport(h.client, handle.workflowId).catch((e: Error) => e.message))} (${(err as Error).message})`);
+    }
+    expect(report.status).toBe('completed');
+    expect(report.moment).toMatchObject({ at: new Date(moment).toISOString() });
+    expect(report.backup!.backupId).toBe(report.moment!.backupId);
+    expect(report.moment!.checkpointCoveredAt <= new Date(moment).toISOString()).toBe(true);
+    expect(report.moment!.exportedAt <= new Date(moment).toISOString()).toBe(true);
+    // The loss report counted the resource created after the moment as lost.
+    expect(report.lossReport!.resources.created).toBe(1);
+
+    const names = await resourceNames();
+    expect(names).toContain('before-moment');
+    expect(names).not.toContain('after-moment');
+    const keys = await recordingKeys();
+    expect(keys).toContain('sessions/before-moment.cast');
+    expect(keys).not.toContain('sessions/after-moment.cast');
+    const connectors = await connectorNames();
+    expect(connectors).toContain('gateway-before');
+    expect(connectors).not.toContain('gateway-after');
+
+    // The moment's backup is in the catalog, tagged, and names what it was made from.
+    const made = (await listBackups(f.deps.locations(), deployment())).find((b) => b.backupId === report.moment!.backupId);
+    expect(made?.manifest.tags).toContain('point-in-time');
+    expect(made?.manifest.moment).toMatchObject({ checkpointId: report.moment!.checkpointId, exportId: report.moment!.exportId, baseId: report.moment!.baseId });
+  }, 420_000);
+});
