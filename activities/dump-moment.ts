@@ -8,6 +8,7 @@ import { jsonLine } from '../src/catalog/json-lines';
 import { openSnapshot, type Snapshot } from '../src/postgres';
 import { discardScratchDir, scratchPaths } from '../src/postgres/scratch-instance';
 import type { Dependencies } from '../src/runtime/dependencies';
+import { faultPoint } from '../src/runtime/fault-points';
 import { backupKey } from '../src/storage';
 import type { CaptureResult, Artifact } from '../workflows/backup-types';
 import { backupDataKey, primaryLocation } from './backup-context';
@@ -17,6 +18,12 @@ import { storeConnectors } from './export';
 import { checkpointAt, checkpointEntries, connectorExportAt, type PointInTimeSelection } from './point-in-time';
 import { DEFAULT_SCRATCH_ROOT, recoverScratchInstance } from './recover-to-moment';
 import { INDEX_ARTIFACT } from './sync';
+
+/** Crash points of the moment's dump, for tests (VAULTPAM_FAULT_POINT). */
+export const DUMP_MOMENT_FAULT_POINTS = {
+  /** The dump is stored and the scratch instance still runs: a retry must find its way around both. */
+  dumped: 'dump-moment:dumped',
+} as const;
 
 export interface DumpMomentInput {
   deployment: string;
@@ -104,6 +111,7 @@ export function createDumpMomentActivities(deps: Dependencies) {
           dataKey,
           settings: deps.config.backup.parallelDump,
         });
+        faultPoint(DUMP_MOMENT_FAULT_POINTS.dumped);
         const num = snapshot.serverVersionNum;
         return {
           quiesce: { startedAt: at.toISOString(), endedAt: at.toISOString(), pauseMs: 0, recordingsPoint: checkpoint.manifest.coveredAt, databasePoint: momentPoint(input.selection.at) },

@@ -412,7 +412,7 @@ const restore = program
   .enablePositionalOptions()
   .description('restore a backup: verified first, confirmed against a loss report, rolled back if any step fails (needs a running worker)')
   .option('--backup <id>', 'the backup to restore')
-  .option('--at <time>', 'the newest backup taken at or before this time (ISO 8601)')
+  .option('--at <time>', 'the deployment as of this moment (ISO 8601): from point-in-time protection when enabled, else the newest backup taken at or before it')
   .option('--scope <scope>', '"full", or "resource:<id>" to bring back one resource while the deployment keeps running', 'full')
   .addOption(targetOption())
   .option('--reason <text>', 'why (kept in the workflow)')

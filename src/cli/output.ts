@@ -54,6 +54,9 @@ export function formatRestoreReport(r: RestoreReport): string {
   if (r.backup) {
     lines.push(`  backup           ${r.backup.backupId} (consistent point ${r.backup.recordingsPoint}), verified at ${r.backup.location}`);
     for (const s of r.backup.skipped) lines.push(`    skipped ${s.location}: ${s.problem}`);
+    if (r.moment) {
+      lines.push(`  moment           ${r.moment.at}: database from base ${r.moment.baseId} and ${r.moment.segments} WAL segment(s), recordings from checkpoint ${r.moment.checkpointId} (${r.moment.checkpointCoveredAt}), connectors from export ${r.moment.exportId} (${r.moment.exportedAt})`);
+    }
   }
   if (r.lossReport) lines.push(...formatLossReport(r.lossReport), `  digest           ${r.lossReportDigest}`);
   if (r.recordingsCheck) {

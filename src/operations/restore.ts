@@ -97,7 +97,7 @@ export async function startRestore(client: Client, config: Config, options: Star
         { key: DEPLOYMENT, value: into },
         { key: OPERATION, value: 'restore' },
       ],
-      staticSummary: `Restore of ${into} from ${options.backupId ?? `the newest backup at ${options.at}`} (${input.scope!.kind === 'full' ? 'full' : `resource ${(input.scope as { resourceId: string }).resourceId}`})`,
+      staticSummary: `Restore of ${into} from ${options.backupId ?? `the deployment as of ${options.at}`} (${input.scope!.kind === 'full' ? 'full' : `resource ${(input.scope as { resourceId: string }).resourceId}`})`,
       staticDetails: `Requested by ${options.principal.id}: ${options.reason ?? 'no reason given'}`,
     });
   } catch (err) {

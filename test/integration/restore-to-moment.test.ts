@@ -2,12 +2,19 @@
 // connectors come back as they were at a moment between two rounds of changes, through the ordinary restore (loss
 // report, approvals, swap); a moment outside the covered window is refused naming the window, and changes nothing.
 import { randomBytes } from 'node:crypto';
-import { rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import type { WorkflowHandle } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { DUMP_MOMENT_FAULT_POINTS } from '../../activities/dump-moment';
+import { DEFAULT_SCRATCH_ROOT } from '../../activities/recover-to-moment';
 import { listBackups } from '../../src/catalog/catalog';
+import { parseConfig } from '../../src/config/load';
+import type { Config } from '../../src/config/schema';
+import { scratchPaths } from '../../src/postgres/scratch-instance';
+import { formatRestoreReport } from '../../src/cli/output';
 import { listPoints } from '../../src/catalog/point-in-time-catalog';
 import { CHECKPOINT_KIND, CONNECTOR_EXPORT_KIND } from '../../src/catalog/checkpoint-manifest';
 import { readWalMark } from '../../src/catalog/wal-mark';
@@ -19,7 +26,7 @@ import { startApprovedRestore } from '../support/approved-restore';
 import { restoreFixture, type RestoreFixture } from '../support/restore-fixture';
 import { temporalHarness, type TemporalHarness } from '../support/temporal';
 import { until } from '../support/until';
-import { startWorkerProcess, type WorkerProcess } from '../support/worker-process';
+import { CRASH_TEST_TIMEOUTS, startWorkerProcess, type WorkerProcess } from '../support/worker-process';
 
 const slot = `moment_test_${randomBytes(4).toString('hex')}`;
 
@@ -37,6 +44,8 @@ describe('restore to a moment of point-in-time protection', () => {
   let worker: WorkerProcess;
   let protection: WorkflowHandle<typeof protectWorkflow>;
   let db: pg.Pool;
+  /** Short heartbeats, so that a killed worker's activity is retried within seconds. */
+  let workerConfig: Config;
 
   const deployment = () => f.config.deployment.name;
   const bucket = () => f.config.deployment.recordings.bucket;
@@ -106,7 +115,8 @@ describe('restore to a moment of point-in-time protection', () => {
     db.on('error', () => undefined);
     await f.seed({ organisations: 1, usersPerOrg: 1, resources: 3, connectors: 1, auditEntries: 10, recordings: 2, recordingBytes: 2_000 });
     h = await temporalHarness(f.config);
-    worker = await startWorkerProcess({ taskQueue: h.taskQueue, config: f.config, workflowBundlePath: inject('workflowBundlePath'), identity: 'moment' });
+    workerConfig = parseConfig({ ...f.config, timeouts: CRASH_TEST_TIMEOUTS });
+    worker = await startWorkerProcess({ taskQueue: h.taskQueue, config: workerConfig, workflowBundlePath: inject('workflowBundlePath'), identity: 'moment' });
     protection = await h.client.workflow.start('protectWorkflow', {
       taskQueue: h.taskQueue,
       workflowId: protectWorkflowId(deployment()),
@@ -188,6 +198,7 @@ describe('restore to a moment of point-in-time protection', () => {
     expect(report.moment!.exportedAt <= new Date(moment).toISOString()).toBe(true);
     // The loss report counted the resource created after the moment as lost.
     expect(report.lossReport!.resources.created).toBe(1);
+    expect(formatRestoreReport(report)).toContain(`moment           ${new Date(moment).toISOString()}: database from base ${report.moment!.baseId}`);
 
     const names = await resourceNames();
     expect(names).toContain('before-moment');
@@ -203,5 +214,35 @@ describe('restore to a moment of point-in-time protection', () => {
     const made = (await listBackups(f.deps.locations(), deployment())).find((b) => b.backupId === report.moment!.backupId);
     expect(made?.manifest.tags).toContain('point-in-time');
     expect(made?.manifest.moment).toMatchObject({ checkpointId: report.moment!.checkpointId, exportId: report.moment!.exportId, baseId: report.moment!.baseId });
+  }, 420_000);
+
+  it('finishes a restore to a moment whose worker was killed with the scratch instance up, and leaves no instance behind', async () => {
+    // The only worker dies right after the moment's dump is stored, its scratch PostgreSQL still running.
+    await worker.stop();
+    const faulty = await startWorkerProcess({ taskQueue: h.taskQueue, config: workerConfig, workflowBundlePath: inject('workflowBundlePath'), identity: 'moment-faulty' }, 60_000, { VAULTPAM_FAULT_POINT: DUMP_MOMENT_FAULT_POINTS.dumped });
+    worker = faulty;
+    await createResource('before-second-moment');
+    await new Promise((r) => setTimeout(r, 1_100));
+    await coveredAfter(await serverNow(), { checkpoint: true, mark: true });
+    const moment = await serverNow();
+    await new Promise((r) => setTimeout(r, 1_100));
+    await createResource('after-second-moment');
+    await coveredAfter(await serverNow(), { mark: true });
+
+    const restoring = startApprovedRestore(h.client, f.config, { at: moment, taskQueue: h.taskQueue, confirmTimeout: '10 minutes', reason: 'a second moment' });
+    expect((await faulty.exited).signal).toBe('SIGKILL');
+    worker = await startWorkerProcess({ taskQueue: h.taskQueue, config: workerConfig, workflowBundlePath: inject('workflowBundlePath'), identity: 'moment-again' });
+    const handle = await restoring;
+    const report = (await handle.result()) as RestoreReport;
+    expect(report.status).toBe('completed');
+    expect(report.moment?.at).toBe(new Date(moment).toISOString());
+    const names = await resourceNames();
+    expect(names).toContain('before-second-moment');
+    expect(names).not.toContain('after-second-moment');
+    // The retry made the scratch instance again under the same id (stopping the one the dead worker left) and removed it.
+    const scratchDir = scratchPaths(DEFAULT_SCRATCH_ROOT, `moment-${report.moment!.backupId.toLowerCase()}`).dir;
+    expect(existsSync(scratchDir)).toBe(false);
+    const left = spawnSync('pgrep', ['-f', scratchDir]);
+    expect(left.stdout.toString().trim()).toBe('');
   }, 420_000);
 });

@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { parseConfig } from '../../src/config/load';
-import type { Config, DeploymentConfig } from '../../src/config/schema';
+import type { Config, ConfigInput } from '../../src/config/schema';
 import { tableChecksums, tableRowCounts } from '../../src/postgres';
 import { createDependencies, type Dependencies, type DependencyOverrides } from '../../src/runtime/dependencies';
 import { createSandboxInstance, type SandboxInstance } from '../../sandbox/instance';
@@ -30,7 +30,7 @@ export interface RestoreFixtureOptions {
   /** The cluster of the instance's database: production's streams WAL. @default staging */
   cluster?: 'staging' | 'production';
   /** Point-in-time protection of the instance (its cluster must be production's). */
-  pointInTime?: DeploymentConfig['pointInTime'];
+  pointInTime?: ConfigInput['deployment']['pointInTime'];
 }
 
 export async function restoreFixture(options: RestoreFixtureOptions = {}): Promise<RestoreFixture> {

@@ -26,6 +26,11 @@ describe('retention selection', () => {
     expect(ids(selectExpired(catalog, policy, now, new Set()))).toEqual(['b1']);
   });
 
+  it('keeps backups made from a moment like safety snapshots: outside keepLast, for keepSafetySnapshotsDays', () => {
+    const catalog = [entry('moment-new', 0.1, ['point-in-time']), entry('b3', 1), entry('b2', 2), entry('moment-old', 8, ['point-in-time']), entry('b1', 9)];
+    expect(ids(selectExpired(catalog, policy, now, new Set()))).toEqual(['moment-old', 'b1']);
+  });
+
   it('expires safety snapshots after keepSafetySnapshotsDays, whatever keepLast says', () => {
     const catalog = [entry('b3', 1), entry('snap-old', 8, ['pre-restore']), entry('snap-new', 6, ['pre-restore']), entry('b2', 9)];
     expect(ids(selectExpired(catalog, { ...policy, keepLast: 5 }, now, new Set()))).toEqual(['snap-old']);
