@@ -1,5 +1,6 @@
 // Continuous protection of the connector inventory: exported through the control plane and stored, encrypted and MACed
 // in every location, only when its canonical form differs from the newest stored export.
+import { databaseClockOf } from './point-in-time-context';
 import { createHash, randomBytes } from 'node:crypto';
 import { Context } from '@temporalio/activity';
 import { openArtifact, readAll, writeArtifactToEach } from '../src/catalog/artifacts';
@@ -23,6 +24,8 @@ export interface CheckpointConnectorsResult {
   /** The export now in force (the one written, or the newest stored). */
   exportId: string | undefined;
   exportedAt: string;
+  /** The export's moment on the database's clock, when it was read: what selects it. */
+  databaseAt?: string;
   connectors: number;
   /** Locations the new export committed at (empty when nothing changed). */
   locations: string[];
@@ -65,11 +68,12 @@ export async function runConnectorCheckpoint(deps: Dependencies, input: Checkpoi
   const keyRing = deps.keyRing();
   const inventory = await exportConnectors(deps, target, signal);
   const exportedAt = deps.now().toISOString();
+  const databaseAt = await databaseClockOf(deps, target);
   const canonical = Buffer.from(canonicalJson(inventory));
   const digest = inventoryDigest(inventory);
   const newest = await newestExport(deps, deployment);
   if (newest && newest.connectors.digest === digest) {
-    return { changed: false, exportId: newest.exportId, exportedAt: newest.exportedAt, connectors: inventory.connectors.length, locations: [] };
+    return { changed: false, exportId: newest.exportId, exportedAt: newest.exportedAt, ...(newest.databaseAt ? { databaseAt: newest.databaseAt } : {}), connectors: inventory.connectors.length, locations: [] };
   }
   const exportId = pointInTimeId(new Date(exportedAt), randomBytes(3).toString('hex'));
   const dataKey = generateDataKey();
@@ -84,6 +88,7 @@ export async function runConnectorCheckpoint(deps: Dependencies, input: Checkpoi
     deployment,
     exportId,
     exportedAt,
+    ...(databaseAt ? { databaseAt } : {}),
     committedAt: deps.now().toISOString(),
     encryption: { cipher: 'AES-256-GCM', framing: 'VPB1', dataKey: keyRing.wrap(dataKey) },
     artifacts: { connectors: written.artifact },
@@ -92,7 +97,7 @@ export async function runConnectorCheckpoint(deps: Dependencies, input: Checkpoi
   };
   const committed = await writePointManifest(committing, CONNECTOR_EXPORT_KIND, manifest, keyRing);
   if (!committed.written.includes(primary.name)) throw committed.failed.find((f) => f.location === primary.name)!.error;
-  return { changed: true, exportId, exportedAt, connectors: inventory.connectors.length, locations: committed.written };
+  return { changed: true, exportId, exportedAt, ...(databaseAt ? { databaseAt } : {}), connectors: inventory.connectors.length, locations: committed.written };
 }
 
 /** The inventory an export holds, from the first of its locations where it reads and checks whole. */

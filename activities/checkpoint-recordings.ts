@@ -2,6 +2,7 @@
 // the previous checkpoint's index, seals only new or changed recordings in write-once blobs, and commits an index and a
 // MACed manifest in every location (manifest last). Safe to retry or die at any line: an unfinished checkpoint is
 // resumed under its own id and data key, so a blob it already wrote is found, not copied again.
+import { databaseClockOf } from './point-in-time-context';
 import { randomBytes } from 'node:crypto';
 import { PassThrough, Readable } from 'node:stream';
 import { ApplicationFailure, Context } from '@temporalio/activity';
@@ -48,6 +49,8 @@ export interface CheckpointRecordingsResult {
   checkpointId: string;
   /** The moment covered (the bucket's clock when the listing started). */
   coveredAt: string;
+  /** The same moment on the database's clock (absent when the database could not be read): what selects it. */
+  databaseAt?: string;
   objects: number;
   bytes: number;
   /** New or changed recordings this attempt copied. */
@@ -218,6 +221,7 @@ export async function runRecordingsCheckpoint(
   // A location the previous checkpoint did not commit at may lack some of its blobs: shared ones are looked for there.
   const catchUp = locations.filter((l) => !previous.locations.includes(l.name));
   const coveredAt = await bucketClock(deps, target);
+  const databaseAt = await databaseClockOf(deps, target);
   const point = new Date(coveredAt).getTime();
 
   const state = { listed: 0, objects: 0, bytes: 0, copiedObjects: 0, copiedBytes: 0, resumedObjects: 0, reusedObjects: 0, newerThanPoint: 0 };
@@ -331,6 +335,7 @@ export async function runRecordingsCheckpoint(
     startedAt: startedAt.toISOString(),
     committedAt: deps.now().toISOString(),
     coveredAt,
+    ...(databaseAt ? { databaseAt } : {}),
     ...(previous.ref ? { previous: previous.ref } : {}),
     encryption: { cipher: 'AES-256-GCM', framing: 'VPB1', dataKey: checkpoint.wrapped },
     artifacts: { recordingsIndex: index.artifact, addedBlobs: added.artifact },
@@ -353,6 +358,7 @@ export async function runRecordingsCheckpoint(
   return {
     checkpointId: checkpoint.id,
     coveredAt,
+    ...(databaseAt ? { databaseAt } : {}),
     objects: state.objects,
     bytes: state.bytes,
     copiedObjects: state.copiedObjects,

@@ -95,7 +95,7 @@ export function createDumpMomentActivities(deps: Dependencies) {
       ctx.heartbeat({ phase: 'recordings index', entries: 0 });
       const recordingsIndex = await writeArtifact(location, backupKey(input.deployment, input.backupId, INDEX_ARTIFACT), Readable.from(lines()), dataKey, { signal });
 
-      const scratch = await recoverScratchInstance(deps, { target: 'production', at: input.selection.at, scratchId, scratchRoot }, (details) => ctx.heartbeat({ ...details, scratchId }));
+      const scratch = await recoverScratchInstance(deps, { target: 'production', at: input.selection.at, scratchId, scratchRoot }, (details) => ctx.heartbeat({ ...details, scratchId }), { gapsRetryable: true });
       let snapshot: Snapshot | undefined;
       try {
         const postgres = { ...deployment.postgres, host: scratch.host, port: scratch.port };

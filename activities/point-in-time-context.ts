@@ -1,11 +1,14 @@
 // What the point-in-time activities share: the deployment's protection settings, refused clearly when absent.
 import { ApplicationFailure } from '@temporalio/activity';
+import { databaseClock } from '../src/postgres/database-clock';
 import type { TargetName } from '../src/config/load';
 import type { DeploymentConfig, PointInTimeConfig } from '../src/config/schema';
 import type { Dependencies } from '../src/runtime/dependencies';
 
 export const POINT_IN_TIME_NOT_CONFIGURED = 'PointInTimeNotConfigured';
 export const POINT_IN_TIME_OUTSIDE_WINDOW = 'PointInTimeOutsideWindow';
+/** The moment is not covered because WAL is missing: retried by a caller that saw it covered (the stream may be closing the gap). */
+export const POINT_IN_TIME_GAP = 'PointInTimeGap';
 
 export function pointInTimeOf(deps: Dependencies, target: TargetName): { deployment: DeploymentConfig; pointInTime: PointInTimeConfig } {
   const deployment = deps.deployment(target);
@@ -17,4 +20,17 @@ export function pointInTimeOf(deps: Dependencies, target: TargetName): { deploym
     });
   }
   return { deployment, pointInTime: deployment.pointInTime };
+}
+
+/**
+ * The database server's clock for a checkpoint or an export (src/postgres/database-clock.ts); undefined when the
+ * database cannot be read: the recordings and connectors are protected on their own then, placed by their own clock
+ * (the manifest without `databaseAt` shows it).
+ */
+export async function databaseClockOf(deps: Dependencies, target: TargetName): Promise<string | undefined> {
+  try {
+    return await databaseClock(deps.deployment(target).postgres, deps.postgresPassword(target));
+  } catch {
+    return undefined;
+  }
 }

@@ -50,8 +50,9 @@ export type RestoreSource = { kind: 'point-in-time'; window: { from: string; to:
 /** What a restore to a moment would read, small enough for a workflow's history (no key, no listing). */
 export interface PointInTimeSelection {
   at: string;
-  checkpoint: { checkpointId: string; coveredAt: string; objects: number; locations: string[] };
-  connectors: { exportId: string; exportedAt: string; count: number; locations: string[] };
+  /** `coveredAt` is the bucket's clock; `databaseAt` the database's, read beside it (what the moment is compared with). */
+  checkpoint: { checkpointId: string; coveredAt: string; databaseAt?: string; objects: number; locations: string[] };
+  connectors: { exportId: string; exportedAt: string; databaseAt?: string; count: number; locations: string[] };
 }
 
 export function createPointInTimeActivities(deps: Dependencies) {
@@ -93,8 +94,8 @@ export function createPointInTimeActivities(deps: Dependencies) {
         const connectors = await connectorExportAt(deps, input.deployment, at);
         return {
           at: at.toISOString(),
-          checkpoint: { checkpointId: checkpoint.id, coveredAt: checkpoint.manifest.coveredAt, objects: checkpoint.manifest.recordings.objects, locations: checkpoint.locations.map((l) => l.name) },
-          connectors: { exportId: connectors.id, exportedAt: connectors.manifest.exportedAt, count: connectors.manifest.connectors.count, locations: connectors.locations.map((l) => l.name) },
+          checkpoint: { checkpointId: checkpoint.id, coveredAt: checkpoint.manifest.coveredAt, ...(checkpoint.manifest.databaseAt ? { databaseAt: checkpoint.manifest.databaseAt } : {}), objects: checkpoint.manifest.recordings.objects, locations: checkpoint.locations.map((l) => l.name) },
+          connectors: { exportId: connectors.id, exportedAt: connectors.manifest.exportedAt, ...(connectors.manifest.databaseAt ? { databaseAt: connectors.manifest.databaseAt } : {}), count: connectors.manifest.connectors.count, locations: connectors.locations.map((l) => l.name) },
         };
       } catch (err) {
         if (err instanceof MomentOutOfRangeError) throw ApplicationFailure.create({ type: 'MomentOutOfRange', nonRetryable: true, message: err.message });

@@ -14,7 +14,7 @@ import { parseLsn, segmentEndingAt, segmentName, segmentOf } from '../src/postgr
 import { discardScratchDir, extractBaseTar, freePort, prepareScratchDir, scratchPaths, startScratchInstance, waitForPromotion, writeRecoverySettings } from '../src/postgres/scratch-instance';
 import type { Dependencies } from '../src/runtime/dependencies';
 import { isNotFound, parseWalKey, walPartialKey, walPrefix, walSegmentKey, type BackupLocation } from '../src/storage';
-import { POINT_IN_TIME_OUTSIDE_WINDOW, pointInTimeOf } from './point-in-time-context';
+import { POINT_IN_TIME_GAP, POINT_IN_TIME_OUTSIDE_WINDOW, pointInTimeOf } from './point-in-time-context';
 
 export interface RecoverToMomentInput {
   target: TargetName;
@@ -65,7 +65,12 @@ export const DEFAULT_SCRATCH_ROOT = join(tmpdir(), 'vaultpam-backup-scratch');
  * returns how to reach it; `beat` is called through every phase (the base, each segment, the replay). A moment
  * outside the covered window is refused, naming the window and any gap.
  */
-export async function recoverScratchInstance(deps: Dependencies, input: RecoverToMomentInput, beat: (details: Record<string, unknown>) => void): Promise<ScratchInstance> {
+export async function recoverScratchInstance(
+  deps: Dependencies,
+  input: RecoverToMomentInput,
+  beat: (details: Record<string, unknown>) => void,
+  options: { gapsRetryable?: boolean } = {},
+): Promise<ScratchInstance> {
   const { deployment } = pointInTimeOf(deps, input.target);
   const at = new Date(input.at);
   if (Number.isNaN(at.getTime())) throw ApplicationFailure.create({ type: 'InputInvalid', message: `the moment to recover to is not a time: ${JSON.stringify(input.at)} (give ISO 8601, e.g. 2026-12-02T04:30:00Z)`, nonRetryable: true });
@@ -76,7 +81,10 @@ export async function recoverScratchInstance(deps: Dependencies, input: RecoverT
   const gapText = window.gapCount ? `; missing WAL segments: ${window.gaps.join(', ')}${window.gapCount > window.gaps.length ? ` and ${window.gapCount - window.gaps.length} more` : ''}` : '';
   if (!window.window || at < new Date(window.window.from) || at > new Date(window.window.to)) {
     const covered = window.window ? `the covered window is ${window.window.from} to ${window.window.to}` : `no window is covered (${window.reason})`;
-    throw ApplicationFailure.create({ type: POINT_IN_TIME_OUTSIDE_WINDOW, message: `${input.at} is outside what point-in-time protection of ${name} covers: ${covered}${gapText}`, nonRetryable: true });
+    // A caller that found the moment covered before (a restore's preflight) may meet a gap the stream is still
+    // closing (a slice resumed after a crash uploads what the dead one left): worth retrying, unlike a moment outside.
+    const transient = options.gapsRetryable === true && window.gapCount > 0;
+    throw ApplicationFailure.create({ type: transient ? POINT_IN_TIME_GAP : POINT_IN_TIME_OUTSIDE_WINDOW, message: `${input.at} is outside what point-in-time protection of ${name} covers: ${covered}${gapText}`, nonRetryable: !transient });
   }
   const held = window.holdings;
   const mark = held.mark!;

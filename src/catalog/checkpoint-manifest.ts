@@ -25,6 +25,12 @@ export const checkpointManifestSchema = z.object({
    * reads it). The index holds exactly the recordings present then; one deleted before it is absent.
    */
   coveredAt: z.string(),
+  /**
+   * The database server's clock read right after the bucket's (ISO 8601 UTC, microseconds): the checkpoint's moment on
+   * the clock a restore's moment is given in, whatever the skew between the two. Absent when the database could not
+   * be read (the checkpoint is then placed by `coveredAt`) and in checkpoints written before it was recorded.
+   */
+  databaseAt: z.iso.datetime({ precision: 6 }).optional(),
   /** What the listing was merged against: the previous checkpoint, or for the first one the newest backup. */
   previous: z.object({ kind: z.enum(['checkpoint', 'backup']), id: z.string() }).optional(),
   encryption: encryptionSchema,
@@ -56,6 +62,8 @@ export const connectorExportManifestSchema = z.object({
   exportId: z.string(),
   /** When the control plane's answer arrived: the inventory held at least from then until the next export. */
   exportedAt: z.string(),
+  /** The database server's clock read right after the answer arrived: the export's moment on the database's clock. */
+  databaseAt: z.iso.datetime({ precision: 6 }).optional(),
   committedAt: z.string(),
   encryption: encryptionSchema,
   /** The inventory as the admin API gave it (importable as is), in canonical JSON. */
@@ -97,7 +105,8 @@ export const CHECKPOINT_KIND: PointKind<CheckpointManifest> = {
   schema: checkpointManifestSchema,
   idOf: (m) => m.checkpointId,
   deploymentOf: (m) => m.deployment,
-  momentOf: (m) => m.coveredAt,
+  // On the database's clock when it was read, so a moment given as a commit time selects the right checkpoint.
+  momentOf: (m) => m.databaseAt ?? m.coveredAt,
   dataKeyOf: (m) => m.encryption.dataKey,
   withDataKey: (m, dataKey) => ({ ...m, encryption: { ...m.encryption, dataKey } }),
 };
@@ -111,7 +120,7 @@ export const CONNECTOR_EXPORT_KIND: PointKind<ConnectorExportManifest> = {
   schema: connectorExportManifestSchema,
   idOf: (m) => m.exportId,
   deploymentOf: (m) => m.deployment,
-  momentOf: (m) => m.exportedAt,
+  momentOf: (m) => m.databaseAt ?? m.exportedAt,
   dataKeyOf: (m) => m.encryption.dataKey,
   withDataKey: (m, dataKey) => ({ ...m, encryption: { ...m.encryption, dataKey } }),
 };

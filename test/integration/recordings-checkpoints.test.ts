@@ -154,26 +154,29 @@ describe('recordings checkpoints and connector exports', () => {
 
   it('picks the checkpoint and the connector export in force at a moment, falls back per location, refuses a moment out of range', async () => {
     const at = (iso: string, ms = 0) => new Date(new Date(iso).getTime() + ms);
-    expect((await checkpointAt(f.deps, deployment, at(first.coveredAt))).id).toBe(first.checkpointId);
-    expect((await checkpointAt(f.deps, deployment, at(second.coveredAt, -1))).id).toBe(first.checkpointId);
-    expect((await checkpointAt(f.deps, deployment, at(second.coveredAt))).id).toBe(second.checkpointId);
-    expect((await checkpointAt(f.deps, deployment, at(third.coveredAt, 86_400_000))).id).toBe(third.checkpointId);
-    const early = checkpointAt(f.deps, deployment, at(first.coveredAt, -1));
+    // Checkpoints and exports are placed on the database's clock, read beside their own.
+    const moment = (r: { databaseAt?: string }) => r.databaseAt!;
+    for (const r of [first, second, third]) expect(Math.abs(Date.parse(moment(r)) - Date.parse(r.coveredAt))).toBeLessThan(2_000);
+    expect((await checkpointAt(f.deps, deployment, at(moment(first)))).id).toBe(first.checkpointId);
+    expect((await checkpointAt(f.deps, deployment, at(moment(second), -1))).id).toBe(first.checkpointId);
+    expect((await checkpointAt(f.deps, deployment, at(moment(second)))).id).toBe(second.checkpointId);
+    expect((await checkpointAt(f.deps, deployment, at(moment(third), 86_400_000))).id).toBe(third.checkpointId);
+    const early = checkpointAt(f.deps, deployment, at(moment(first), -1));
     await expect(early).rejects.toBeInstanceOf(MomentOutOfRangeError);
-    await expect(early).rejects.toThrow(`cover ${first.coveredAt} to ${third.coveredAt}`);
+    await expect(early).rejects.toThrow(`cover ${moment(first)} to ${moment(third)}`);
 
     // The second checkpoint's manifest edited at the first location: read from the second, which authenticates.
     const [one, two] = f.deps.locations();
     const manifestKey = CHECKPOINT_KIND.key(deployment, second.checkpointId, POINT_MANIFEST);
     const original = (await readAll(await one!.get(manifestKey))).toString('utf8');
     await one!.put(manifestKey, Buffer.from(original.replace(/"objects": 6/, '"objects": 7')));
-    const fellBack = await checkpointAt(f.deps, deployment, at(second.coveredAt));
+    const fellBack = await checkpointAt(f.deps, deployment, at(moment(second)));
     expect(fellBack.id).toBe(second.checkpointId);
     expect(fellBack.locations.map((l) => l.name)).toEqual([two!.name]);
     expect(fellBack.skipped[0]!.message).toMatch(/fails its MAC/);
     await one!.put(manifestKey, Buffer.from(original));
     // Its index damaged at the first location: the entries come from the second, whole.
-    const found = await checkpointAt(f.deps, deployment, at(second.coveredAt));
+    const found = await checkpointAt(f.deps, deployment, at(moment(second)));
     const indexKey = found.manifest.artifacts.recordingsIndex.key;
     const stored = await readAll(await one!.get(indexKey));
     const damaged = Buffer.from(stored);
@@ -197,12 +200,12 @@ describe('recordings checkpoints and connector exports', () => {
     expect(e2.changed).toBe(true);
     expect(e2.exportId! > e1.exportId!).toBe(true);
 
-    expect((await connectorExportAt(f.deps, deployment, at(e1.exportedAt))).id).toBe(e1.exportId);
-    expect((await connectorExportAt(f.deps, deployment, at(e2.exportedAt, -1))).id).toBe(e1.exportId);
-    const current = await connectorExportAt(f.deps, deployment, at(e2.exportedAt));
+    expect((await connectorExportAt(f.deps, deployment, at(moment(e1)))).id).toBe(e1.exportId);
+    expect((await connectorExportAt(f.deps, deployment, at(moment(e2), -1))).id).toBe(e1.exportId);
+    const current = await connectorExportAt(f.deps, deployment, at(moment(e2)));
     expect(current.id).toBe(e2.exportId);
     expect((await readConnectorExport(f.deps, current)).connectors.map((c) => c.name)).toEqual(renamed.connectors.map((c) => c.name));
-    await expect(connectorExportAt(f.deps, deployment, at(e1.exportedAt, -1))).rejects.toThrow(`cover ${e1.exportedAt} to ${e2.exportedAt}`);
+    await expect(connectorExportAt(f.deps, deployment, at(moment(e1), -1))).rejects.toThrow(`cover ${moment(e1)} to ${moment(e2)}`);
   });
 
   it('a checkpoint killed mid-copy or before its manifest leaves nothing committed, and its retry copies nothing twice', async () => {

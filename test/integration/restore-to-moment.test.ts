@@ -19,6 +19,7 @@ import { listPoints } from '../../src/catalog/point-in-time-catalog';
 import { CHECKPOINT_KIND, CONNECTOR_EXPORT_KIND } from '../../src/catalog/checkpoint-manifest';
 import { readWalMark } from '../../src/catalog/wal-mark';
 import { restoreReport } from '../../src/operations/restore';
+import type { MomentBackupResult } from '../../workflows/moment-backup';
 import type { protectWorkflow } from '../../workflows/protect';
 import { protectWorkflowId } from '../../workflows/protect-types';
 import type { RestoreReport } from '../../workflows/restore-types';
@@ -194,8 +195,12 @@ describe('restore to a moment of point-in-time protection', () => {
     expect(report.status).toBe('completed');
     expect(report.moment).toMatchObject({ at: new Date(moment).toISOString() });
     expect(report.backup!.backupId).toBe(report.moment!.backupId);
-    expect(report.moment!.checkpointCoveredAt <= new Date(moment).toISOString()).toBe(true);
-    expect(report.moment!.exportedAt <= new Date(moment).toISOString()).toBe(true);
+    // Both were placed on the database's clock, read beside their own, and selected by it.
+    const made = await until(async () => (await listBackups(f.deps.locations(), deployment())).find((b) => b.backupId === report.moment!.backupId), 'the backup of the moment');
+    const momentBackup = (await h.client.workflow.getHandle(`moment-${report.restoreId}`).result()) as MomentBackupResult;
+    expect(Date.parse(momentBackup.selection.checkpoint.databaseAt!)).toBeLessThanOrEqual(Date.parse(moment));
+    expect(Date.parse(momentBackup.selection.connectors.databaseAt!)).toBeLessThanOrEqual(Date.parse(moment));
+    expect(Math.abs(Date.parse(momentBackup.selection.checkpoint.databaseAt!) - Date.parse(momentBackup.selection.checkpoint.coveredAt))).toBeLessThan(2_000);
     // The loss report counted the resource created after the moment as lost.
     expect(report.lossReport!.resources.created).toBe(1);
     expect(formatRestoreReport(report)).toContain(`moment           ${new Date(moment).toISOString()}: database from base ${report.moment!.baseId}`);
@@ -211,7 +216,6 @@ describe('restore to a moment of point-in-time protection', () => {
     expect(connectors).not.toContain('gateway-after');
 
     // The moment's backup is in the catalog, tagged, and names what it was made from.
-    const made = (await listBackups(f.deps.locations(), deployment())).find((b) => b.backupId === report.moment!.backupId);
     expect(made?.manifest.tags).toContain('point-in-time');
     expect(made?.manifest.moment).toMatchObject({ checkpointId: report.moment!.checkpointId, exportId: report.moment!.exportId, baseId: report.moment!.baseId });
   }, 420_000);

@@ -8,6 +8,9 @@ import { readWalMark, writeWalMark } from '../../src/catalog/wal-mark';
 import { encodeWalObject, putWalObject, readWalObject } from '../../src/catalog/wal-object';
 import { ensureWalKeyEpoch, readWalKeyEpoch } from '../../src/catalog/wal-key-epoch';
 import { readAll } from '../../src/catalog/artifacts';
+import { CHECKPOINT_KIND, type CheckpointManifest } from '../../src/catalog/checkpoint-manifest';
+import { pointAt, writePointManifest } from '../../src/catalog/point-in-time-catalog';
+import { pointInTimeId } from '../../src/storage/layout';
 import { rewrapPointInTimeKeys } from '../../src/catalog/rewrap-point-in-time-keys';
 import { KeyRing } from '../../src/crypto';
 import { formatLsn, parseLsn, parseSegmentName, segmentEndingAt, segmentName, segmentOf } from '../../src/postgres/wal-position';
@@ -72,5 +75,45 @@ describe('point-in-time storage format', () => {
     const text = (await import('node:fs')).readFileSync(join(root, 'b', 'prod', 'wal', 'mark.json'), 'utf8');
     await location.put(walMarkKey('prod'), Buffer.from(text.replace('0/3000000', '0/9000000')));
     await expect(readWalMark(location, 'prod', ringA)).rejects.toThrow(/fails its MAC/);
+  });
+});
+
+describe('a checkpoint placed on the database clock', () => {
+  const artifact = { key: 'k', size: 1, sha256: '0'.repeat(64), plaintextBytes: 1, plaintextSha256: '0'.repeat(64) };
+  function checkpoint(id: string, coveredAt: string, databaseAt: string | undefined): CheckpointManifest {
+    return {
+      format: 1,
+      kind: 'recordings-checkpoint',
+      deployment: 'prod',
+      checkpointId: id,
+      startedAt: coveredAt,
+      committedAt: coveredAt,
+      coveredAt,
+      ...(databaseAt ? { databaseAt } : {}),
+      encryption: { cipher: 'AES-256-GCM', framing: 'VPB1', dataKey: ringA.wrap(randomBytes(32)) },
+      artifacts: { recordingsIndex: artifact, addedBlobs: artifact },
+      recordings: { objects: 0, bytes: 0, copiedObjects: 0, copiedBytes: 0, reusedObjects: 0, newerThanPoint: 0 },
+      locations: [{ name: 'three', region: 'eu' }],
+    };
+  }
+
+  it('is selected for a moment by the database clock, however far ahead the bucket clock runs', async () => {
+    const location = new FilesystemLocation({ name: 'three', region: 'eu', kind: 'filesystem', path: root, prefix: 'c' });
+    // The bucket's clock runs 5 minutes ahead of the database's: by coveredAt alone, no checkpoint is at or before 12:00:30.
+    const first = pointInTimeId(new Date('2026-12-01T12:00:00.000Z'), 'aaaaaa');
+    const second = pointInTimeId(new Date('2026-12-01T12:01:00.000Z'), 'bbbbbb');
+    await writePointManifest([location], CHECKPOINT_KIND, checkpoint(first, '2026-12-01T12:05:00.000Z', '2026-12-01T12:00:00.100000Z'), ringA);
+    await writePointManifest([location], CHECKPOINT_KIND, checkpoint(second, '2026-12-01T12:06:00.000Z', '2026-12-01T12:01:00.100000Z'), ringA);
+    expect((await pointAt([location], CHECKPOINT_KIND, 'prod', new Date('2026-12-01T12:00:30Z'), ringA)).id).toBe(first);
+    expect((await pointAt([location], CHECKPOINT_KIND, 'prod', new Date('2026-12-01T12:01:30Z'), ringA)).id).toBe(second);
+    await expect(pointAt([location], CHECKPOINT_KIND, 'prod', new Date('2026-12-01T11:59:59Z'), ringA)).rejects.toThrow(/2026-12-01T12:00:00\.100000Z/);
+  });
+
+  it('falls back to the bucket clock for a checkpoint written without the database clock', async () => {
+    const location = new FilesystemLocation({ name: 'three', region: 'eu', kind: 'filesystem', path: root, prefix: 'd' });
+    const id = pointInTimeId(new Date('2026-12-01T12:00:00.000Z'), 'cccccc');
+    await writePointManifest([location], CHECKPOINT_KIND, checkpoint(id, '2026-12-01T12:05:00.000Z', undefined), ringA);
+    await expect(pointAt([location], CHECKPOINT_KIND, 'prod', new Date('2026-12-01T12:00:30Z'), ringA)).rejects.toThrow(/2026-12-01T12:05:00\.000Z/);
+    expect((await pointAt([location], CHECKPOINT_KIND, 'prod', new Date('2026-12-01T12:05:00Z'), ringA)).id).toBe(id);
   });
 });
