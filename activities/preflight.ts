@@ -6,6 +6,7 @@ import { connectClient, describeTarget, serverVersion } from '../src/postgres/co
 import { checkReplicationAccess } from '../src/postgres/replication-access';
 import type { Dependencies } from '../src/runtime/dependencies';
 import { listBackups } from '../src/catalog/catalog';
+import { databaseRecoveryPoint, pointInTimeWindow } from '../src/catalog/point-in-time-window';
 import type { CheckResult } from '../workflows/preflight-types';
 
 const KEY_TABLES = ['resources', 'safes', 'credentials', 'audit_log', 'sessions'] as const;
@@ -151,6 +152,41 @@ export function createPreflightActivities(deps: Dependencies) {
           };
         },
         'check that the backup locations are readable',
+      );
+    },
+
+    /**
+     * With point-in-time protection on: the restorable window across the locations, refused when no moment is covered
+     * or a WAL segment is missing (each named), and the database's recovery point from two locations.
+     */
+    async checkPointInTime(target: TargetName): Promise<CheckResult | undefined> {
+      const deployment = deps.deployment(target);
+      if (!deployment.pointInTime?.enabled) return undefined;
+      return check(
+        'point-in-time',
+        async (): Promise<Finding> => {
+          const window = await pointInTimeWindow(deps.locations(), deployment.name, deps.keyRing());
+          const point = await databaseRecoveryPoint(deps.locations(), deployment.name, deps.keyRing(), deps.now());
+          const gaps = window.gapCount ? `missing WAL segments: ${window.gaps.join(', ')}${window.gapCount > window.gaps.length ? ` and ${window.gapCount - window.gaps.length} more` : ''}` : '';
+          const facts = {
+            ...(window.window ? { windowFrom: window.window.from, windowTo: window.window.to } : {}),
+            missingSegments: window.gapCount,
+            ...(point ? { recoveryPointSeconds: Math.round(point.ageSeconds) } : {}),
+          };
+          if (!window.window) {
+            return { ok: false, summary: `point-in-time protection of ${deployment.name} covers no moment: ${window.reason}${gaps ? `; ${gaps}` : ''}`, hint: 'start it (vaultpam-backup protect start) and let a base backup and the WAL after it reach the locations; a segment missing everywhere is recovered only by a new base backup after it', facts };
+          }
+          if (window.gapCount) {
+            return { ok: false, summary: `point-in-time protection of ${deployment.name} has a gap: ${gaps}; restorable from ${window.window.from} to ${window.window.to}`, hint: 'a stream resumed after a crash closes its own gap within a slice; a segment missing everywhere is not recoverable: moments after it need a new base backup (restart protection to take one)', facts };
+          }
+          return {
+            summary: `point-in-time protection of ${deployment.name} restorable from ${window.window.from} to ${window.window.to}${point ? `, recovery point ${Math.round(point.ageSeconds)} s from ${point.locations.join(' and ')}` : ', but not yet from two locations'}`,
+            ok: point !== undefined,
+            ...(point ? {} : { hint: 'only one location holds the stream: check the other locations (vaultpam-backup protect status)' }),
+            facts,
+          };
+        },
+        'check that the backup locations are readable and that protection runs (vaultpam-backup protect status)',
       );
     },
 

@@ -19,6 +19,7 @@ import { baseManifestKey, baseTarKey, parseWalKey, walPrefix, walSegmentKey, typ
 import { listBaseManifests, sealBaseManifest } from '../../src/catalog/base-manifest';
 import { prunePointInTime } from '../../src/catalog/point-in-time-retention';
 import { readAll } from '../../src/catalog/artifacts';
+import type { PreflightReport } from '../../workflows/preflight-types';
 import type { protectWorkflow } from '../../workflows/protect';
 import { PROTECTION_MARKS_QUERY, protectWorkflowId, type ProtectionState } from '../../workflows/protect-types';
 import { isolatedConfig } from '../support/backup-fixture';
@@ -237,6 +238,12 @@ describe('point-in-time protection of the production cluster', () => {
     );
     expect(refusal).toMatch(/outside what point-in-time protection/);
     expect(refusal).toContain(lost);
+    // Preflight refuses too, naming the segment.
+    const preflight: PreflightReport = await h.client.workflow.execute('preflightWorkflow', { taskQueue: h.taskQueue, workflowId: `preflight-${deployment}-gap`, args: [{ target: 'production', deployment, allowNoBackup: true }] });
+    const check = preflight.checks.find((c) => c.check === 'point-in-time');
+    expect(check).toMatchObject({ ok: false, facts: { missingSegments: 1 } });
+    expect(check!.summary).toContain(lost);
+    expect(preflight.ok).toBe(false);
   }, 150_000);
 
   it('preflight accepts the production cluster for streaming, and names the fix for a role without REPLICATION', async () => {
