@@ -95,9 +95,11 @@ export function createDumpMomentActivities(deps: Dependencies) {
       ctx.heartbeat({ phase: 'recordings index', entries: 0 });
       const recordingsIndex = await writeArtifact(location, backupKey(input.deployment, input.backupId, INDEX_ARTIFACT), Readable.from(lines()), dataKey, { signal });
 
-      const scratch = await recoverScratchInstance(deps, { target: 'production', at: input.selection.at, scratchId, scratchRoot }, (details) => ctx.heartbeat({ ...details, scratchId }), { gapsRetryable: true });
+      // Whatever happens from here, the instance goes: this attempt's, or one an earlier attempt left running when this
+      // one fails before making its own.
       let snapshot: Snapshot | undefined;
       try {
+        const scratch = await recoverScratchInstance(deps, { target: 'production', at: input.selection.at, scratchId, scratchRoot }, (details) => ctx.heartbeat({ ...details, scratchId }), { gapsRetryable: true });
         const postgres = { ...deployment.postgres, host: scratch.host, port: scratch.port };
         snapshot = await openSnapshot(postgres, password);
         const { db, dbParts, rowCounts } = await dumpSnapshot({

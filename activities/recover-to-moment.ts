@@ -2,7 +2,6 @@
 // up to the moment by PostgreSQL itself; and the discarding of that instance.
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { tmpdir } from 'node:os';
-import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openArtifact } from '../src/catalog/artifacts';
 import { pointInTimeWindow, basesFor } from '../src/catalog/point-in-time-window';
@@ -11,7 +10,7 @@ import { readWalObject, type WalObjectReader } from '../src/catalog/wal-object';
 import type { TargetName } from '../src/config/load';
 import { unwrapKey } from '../src/crypto';
 import { parseLsn, segmentEndingAt, segmentName, segmentOf } from '../src/postgres/wal-position';
-import { discardScratchDir, extractBaseTar, freePort, prepareScratchDir, scratchPaths, startScratchInstance, waitForPromotion, writeRecoverySettings } from '../src/postgres/scratch-instance';
+import { discardScratchDir, dropReplayedSegments, endOfWal, extractBaseTar, freePort, offerWalSegment, prepareScratchDir, requestedSegment, scratchPaths, startScratchInstance, waitForPromotion, writeRecoverySettings } from '../src/postgres/scratch-instance';
 import type { Dependencies } from '../src/runtime/dependencies';
 import { isNotFound, parseWalKey, walPartialKey, walPrefix, walSegmentKey, type BackupLocation } from '../src/storage';
 import { POINT_IN_TIME_GAP, POINT_IN_TIME_OUTSIDE_WINDOW, pointInTimeOf } from './point-in-time-context';
@@ -59,6 +58,8 @@ async function partialsOf(locations: readonly BackupLocation[], deployment: stri
 }
 
 export const DEFAULT_SCRATCH_ROOT = join(tmpdir(), 'vaultpam-backup-scratch');
+/** Segments fetched ahead of the one PostgreSQL asks for: the transfer overlaps the replay, the disk holds a few. */
+const WAL_LOOKAHEAD = 3n;
 
 /**
  * Recovers the deployment's cluster as of `at` into a new scratch instance (0700 data directory, a free port) and
@@ -120,14 +121,17 @@ export async function recoverScratchInstance(
     }
     if (!restored) throw new Error(`base backup ${base.baseId} could be read from no location: ${failures.join('; ')}`);
 
-    // The WAL from the base's start to the mark: each segment from the first location that holds it whole and
-    // authentic; the last one may be a partial, padded to a segment as PostgreSQL expects.
+    // The WAL from the base's start towards the mark, fed to PostgreSQL as it asks (restore_command names each segment
+    // it wants): a few segments ahead of its request, each from the first location that holds it whole and authentic;
+    // the last one may be a partial, padded to a segment as PostgreSQL expects. Replay stops at the moment, so the
+    // segments after it are never fetched, and those replayed are deleted: the scratch disk holds a few segments.
     const reader: WalObjectReader = { keyRing, deployment: name, keyLocations: locations, keyCache: new Map() };
     const bytes = mark.walSegmentBytes;
     const first = segmentOf(parseLsn(base.startLsn), mark.timeline, bytes).number;
     const last = segmentEndingAt(parseLsn(mark.lsn), mark.timeline, bytes).number;
     let fallbacks = 0;
-    for (let n = first; n <= last; n++) {
+    let fetched = 0;
+    const fetchSegment = async (n: bigint): Promise<void> => {
       const segment = segmentName({ timeline: mark.timeline, number: n }, bytes);
       // Partials are listed now, not taken from the window's listing: a running stream supersedes them as it goes.
       const candidates = [walSegmentKey(name, segment), ...(n === last ? await partialsOf(locations, name, segment) : [])];
@@ -147,16 +151,46 @@ export async function recoverScratchInstance(
       }
       if (!content) throw new Error(`WAL segment ${segment} could be read from no location${why.length ? `: ${why.join('; ')}` : ''}`);
       if (content.length < bytes) content = Buffer.concat([content, Buffer.alloc(bytes - content.length)]);
-      writeFileSync(join(paths.wal, segment), content, { mode: 0o600 });
+      offerWalSegment(paths, segment, content);
+      fetched += 1;
       beat({ phase: 'wal', segment });
-    }
+    };
 
     const port = await freePort();
     writeRecoverySettings(paths, at.toISOString(), port);
     await startScratchInstance(paths, deployment.postgres);
     const connection = { ...deployment.postgres, host: '127.0.0.1', port };
-    await waitForPromotion(paths, connection, deps.postgresPassword(input.target), () => beat({ phase: 'recovery', port }), (input.recoveryTimeoutSeconds ?? 600) * 1000);
-    return { scratchId: input.scratchId, host: '127.0.0.1', port, database: deployment.postgres.database, user: deployment.postgres.user, baseId: base.baseId, segments: Number(last - first + 1n), fallbacks };
+    const feeding = { stop: false };
+    const feeder = (async () => {
+      for (let n = first; n <= last && !feeding.stop; ) {
+        const wanted = requestedSegment(paths, bytes);
+        const asked = wanted && wanted.timeline === mark.timeline ? wanted.number : first - 1n;
+        if (n > asked + WAL_LOOKAHEAD) {
+          await new Promise((resolve) => setTimeout(resolve, 50));
+          continue;
+        }
+        await fetchSegment(n);
+        n += 1n;
+        dropReplayedSegments(paths, bytes, asked);
+      }
+      endOfWal(paths);
+    })();
+    // A segment that cannot be read ends the feed at once: PostgreSQL then stops short of the moment, and the reason is this.
+    const fed = feeder.catch((err: unknown) => {
+      endOfWal(paths);
+      throw err;
+    });
+    try {
+      await Promise.race([
+        waitForPromotion(paths, connection, deps.postgresPassword(input.target), () => beat({ phase: 'recovery', port, segments: fetched }), (input.recoveryTimeoutSeconds ?? 600) * 1000),
+        fed.then(() => new Promise<never>(() => undefined)),
+      ]);
+    } finally {
+      feeding.stop = true;
+      await fed.catch(() => undefined);
+    }
+    await fed;
+    return { scratchId: input.scratchId, host: '127.0.0.1', port, database: deployment.postgres.database, user: deployment.postgres.user, baseId: base.baseId, segments: fetched, fallbacks };
   } catch (err) {
     await discardScratchDir(paths, deployment.postgres);
     throw err;

@@ -1,6 +1,6 @@
 // A scratch PostgreSQL instance recovered from a base backup and WAL: its own 0700 data directory and port, removed when done.
 import { execFile, spawn } from 'node:child_process';
-import { appendFileSync, chmodSync, chownSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, chownSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
@@ -9,6 +9,7 @@ import { promisify } from 'node:util';
 import type { PostgresConfig } from '../config/schema';
 import { findPgTool } from './binaries';
 import { withClient } from './connection';
+import { parseSegmentName, type WalSegment } from './wal-position';
 
 const execFileAsync = promisify(execFile);
 const SCRATCH_ID = /^[a-z0-9][a-z0-9-]{0,63}$/;
@@ -104,7 +105,7 @@ export function writeRecoverySettings(paths: ScratchPaths, targetTime: string, p
     listen_addresses: '127.0.0.1',
     port: String(port),
     unix_socket_directories: paths.dir,
-    restore_command: `cp "${paths.wal}/%f" "%p"`,
+    restore_command: restoreCommand(paths),
     // PostgreSQL's own spelling (its check of this setting refuses ISO 8601's "T" and "Z").
     recovery_target_time: targetTime.replace('T', ' ').replace(/Z$/, '+00'),
     recovery_target_action: 'promote',
@@ -119,6 +120,52 @@ export function writeRecoverySettings(paths: ScratchPaths, targetTime: string, p
   mkdirSync(join(paths.data, 'pg_replslot'), { mode: 0o700 });
 }
 
+/**
+ * PostgreSQL's restore_command: a segment it asks for is named in `.wanted` (the feeder fetches up to a few ahead of
+ * it), then awaited until the feeder has put it in place or has ended (`.end`); anything else (a timeline history
+ * file) is copied if present. A name the feed never brings fails the command, which ends recovery there.
+ */
+function restoreCommand(paths: ScratchPaths): string {
+  const dir = paths.wal;
+  const segment = '?'.repeat(24);
+  return [
+    `case "%f" in ${segment}) echo "%f" > "${dir}/.wanted.tmp" && mv "${dir}/.wanted.tmp" "${dir}/.wanted";`,
+    `i=0; while [ ! -e "${dir}/%f" ] && [ ! -e "${dir}/.end" ] && [ $i -lt 36000 ]; do sleep 0.05; i=$((i+1)); done;; esac;`,
+    `cp "${dir}/%f" "%p"`,
+  ].join(' ');
+}
+
+/** Puts a fetched segment where restore_command finds it: whole or not at all (written aside, then renamed). */
+export function offerWalSegment(paths: ScratchPaths, segment: string, content: Buffer): void {
+  const aside = join(paths.wal, `.${segment}.tmp`);
+  writeFileSync(aside, content, { mode: 0o600 });
+  const ids = postgresIds();
+  if (ids) chownSync(aside, ids.uid, ids.gid);
+  renameSync(aside, join(paths.wal, segment));
+}
+
+/** The segment PostgreSQL asked for last, if it has asked for one. */
+export function requestedSegment(paths: ScratchPaths, segmentBytes: number): WalSegment | undefined {
+  try {
+    return parseSegmentName(readFileSync(join(paths.wal, '.wanted'), 'utf8').trim(), segmentBytes);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Removes the fetched segments before `asked`: PostgreSQL has copied them into its own pg_wal. */
+export function dropReplayedSegments(paths: ScratchPaths, segmentBytes: number, asked: bigint): void {
+  for (const name of readdirSync(paths.wal)) {
+    if (!/^[0-9A-F]{24}$/.test(name)) continue;
+    if (parseSegmentName(name, segmentBytes).number < asked) rmSync(join(paths.wal, name), { force: true });
+  }
+}
+
+/** Tells restore_command that no further segment will come: it stops waiting and fails for a name not there. */
+export function endOfWal(paths: ScratchPaths): void {
+  writeFileSync(join(paths.wal, '.end'), '');
+}
+
 async function pgCtl(config: Pick<PostgresConfig, 'binDir'>, args: string[]): Promise<void> {
   const bin = findPgTool('pg_ctl', config);
   const [file, argv] = runsAsRoot() ? ['runuser', ['-u', 'postgres', '--', bin, ...args]] : [bin, args];
@@ -131,7 +178,9 @@ export async function startScratchInstance(paths: ScratchPaths, config: Pick<Pos
   if (ids) chownTree(paths.dir, ids);
   chmodSync(paths.data, 0o700);
   try {
-    await pgCtl(config, ['-D', paths.data, '-l', paths.log, 'start']);
+    // -W: do not wait for connections, which a recovering instance (hot standby off) accepts only once promoted,
+    // and recovery itself waits for the WAL the caller feeds after this returns.
+    await pgCtl(config, ['-D', paths.data, '-l', paths.log, '-W', 'start']);
   } catch (err) {
     throw new Error(`the scratch instance did not start (${(err as Error).message.split('\n')[0]}):\n${logTail(paths)}`);
   }
