@@ -109,14 +109,13 @@ class PreviousIndex {
     if (previous?.kind === 'checkpoint') {
       const own = await manifestAt(deps, here, CHECKPOINT_KIND as PointKind<PointManifest>, deployment, previous.id);
       const reference = await referenceManifest(deps, here, own, CHECKPOINT_KIND as PointKind<PointManifest>, deployment, previous.id);
-      const checked = reference && (own.status !== 'missing' || reference.manifest.locations.some((l) => l.name === here.name));
-      if (reference && checked) {
+      // Checked here in this run (oldest first) when this location holds it. Its index is read here without a first
+      // pass over its checksum: every chunk is authenticated as it is read, and a read that fails answers "none" from
+      // then on (its own check reported why), so nothing unread is taken as checked.
+      if (reference && (own.status !== 'missing' || reference.manifest.locations.some((l) => l.name === here.name))) {
         const earlier = reference.manifest as CheckpointManifest;
-        for (const location of [here, ...deps.locations().filter((l) => l.name !== here.name)]) {
-          if (!(await inspectArtifact(location, earlier.artifacts.recordingsIndex)).ok) continue;
-          const dataKey = unwrapKey(earlier.encryption.dataKey, deps.keyRing());
-          return new PreviousIndex(new SortedCursor(readRecordingsIndex(location, earlier.artifacts.recordingsIndex, dataKey), (e) => e.key));
-        }
+        const dataKey = unwrapKey(earlier.encryption.dataKey, deps.keyRing());
+        return new PreviousIndex(new SortedCursor(readRecordingsIndex(here, earlier.artifacts.recordingsIndex, dataKey), (e) => e.key));
       }
     }
     return new PreviousIndex(SortedCursor.empty());
@@ -232,16 +231,24 @@ export function createPointCheckActivities(deps: Dependencies) {
         if (own.status === 'missing' && !manifest.locations.some((l) => l.name === location.name)) return { state: 'not-held', tally };
         tally.manifest = own.status;
 
+        /** Artifacts whose copy here verifies (or was just repaired): read here without another pass over their checksum. */
+        const wholeHere = new Set<string>();
         if (!resumed) {
           for (const [name, artifact] of Object.entries(manifest.artifacts)) {
             const verdict = await inspectArtifact(location, artifact, beatBytes);
             tally.artifactsChecked += 1;
-            if (verdict.ok) continue;
+            if (verdict.ok) {
+              wholeHere.add(name);
+              continue;
+            }
             const repair = input.repair ? await repairArtifact(deps, location, artifact, beatBytes) : undefined;
+            if (repair?.outcome === 'repaired') wholeHere.add(name);
             note({ kind: verdict.kind, artifact: name, detail: `${artifact.key}: ${verdict.detail}`, ...(repair ? { repair } : {}) });
           }
         }
-        if (manifest.kind === 'recordings-checkpoint') await checkBlobs(manifest, tally, note, resumed?.entriesDone ?? 0, resumed !== undefined);
+        if (manifest.kind === 'recordings-checkpoint') {
+          await checkBlobs(manifest, tally, note, { entriesDone: resumed?.entriesDone ?? 0, resumed: resumed !== undefined, indexWholeHere: wholeHere.has('recordingsIndex'), beatBytes });
+        }
 
         // A manifest missing or failing its MAC here is copied last, and only once everything it names is whole here:
         // it is the commit point. Its own bytes are copied, so its MAC travels with it; the copy is read back.
@@ -275,12 +282,18 @@ export function createPointCheckActivities(deps: Dependencies) {
        * names for the same recording under the same key (that one's check covered them). Folded in index order, so the
        * heartbeat never counts an entry a retry would check again.
        */
-      async function checkBlobs(manifest: CheckpointManifest, tally: PointTally, note: (problem: Omit<CheckProblem, 'location'>) => void, entriesDone: number, resumed: boolean) {
+      async function checkBlobs(
+        manifest: CheckpointManifest,
+        tally: PointTally,
+        note: (problem: Omit<CheckProblem, 'location'>) => void,
+        options: { entriesDone: number; resumed: boolean; indexWholeHere: boolean; beatBytes: () => void },
+      ) {
+        const { entriesDone, resumed } = options;
         const id = manifest.checkpointId;
         // The index is read where its checksum verifies: here if it does (or was just repaired), else elsewhere.
-        let indexAt: BackupLocation | undefined;
-        for (const candidate of [location, ...deps.locations().filter((l) => l.name !== location.name)]) {
-          if ((await inspectArtifact(candidate, manifest.artifacts.recordingsIndex)).ok) {
+        let indexAt: BackupLocation | undefined = options.indexWholeHere ? location : undefined;
+        for (const candidate of indexAt ? [] : [location, ...deps.locations().filter((l) => l.name !== location.name)]) {
+          if ((await inspectArtifact(candidate, manifest.artifacts.recordingsIndex, options.beatBytes)).ok) {
             indexAt = candidate;
             break;
           }
