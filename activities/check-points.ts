@@ -1,6 +1,7 @@
 // The check of every committed recordings checkpoint or connector export at one location: its manifest and MAC, its
 // artifacts read against their checksums, and every blob a checkpoint's index names, with repair from a good copy.
 import { Context, activityInfo } from '@temporalio/activity';
+import { readAll } from '../src/catalog/artifacts';
 import { CHECKPOINT_KIND, CONNECTOR_EXPORT_KIND, type CheckpointManifest, type ConnectorExportManifest, type PointKind } from '../src/catalog/checkpoint-manifest';
 import { ManifestAuthenticationError } from '../src/catalog/manifest-mac';
 import { listPointIds, readPointManifest } from '../src/catalog/point-in-time-catalog';
@@ -259,13 +260,20 @@ export function createPointCheckActivities(deps: Dependencies) {
             const remaining = tally.problemCount - tally.repairedCount;
             if (remaining > 0) repair = { outcome: 'refused', reason: `${remaining} other problem(s) of this ${kind.what} remain here; the manifest is copied only once it is whole at this location` };
             else {
+              // What was here goes back if the copy does not verify; if its source went meanwhile (retention removes
+              // the manifests first), so does the copy: a removed id is not brought back.
+              const before = own.status === 'invalid' ? await readAll(await location.get(key)) : undefined;
+              const putBack = async () => (before ? location.put(key, before) : location.delete([key]));
               await location.put(key, await reference.location.get(key));
               const after = await manifestAt(deps, location, kind, deployment, id);
               if (!(await reference.location.exists(key))) {
                 await location.delete([key]);
                 repair = { outcome: 'refused', reason: `the ${kind.what} was removed from ${reference.location.name} meanwhile` };
               } else if (after.status === 'authenticated') repair = { outcome: 'repaired', from: reference.location.name };
-              else repair = { outcome: 'refused', reason: 'the copy written does not verify' };
+              else {
+                await putBack();
+                repair = { outcome: 'refused', reason: 'the copy written does not verify' };
+              }
             }
           }
           note({
