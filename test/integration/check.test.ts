@@ -258,13 +258,15 @@ describe('repository check', () => {
     expect((await check()).problems).toEqual([]);
   });
 
-  it('names a checkpoint index with flipped bytes, a deleted export artifact and a blob only a checkpoint names, and repairs each; twice is once', async () => {
+  it('names a checkpoint index with flipped bytes, a deleted export artifact, a blob only a checkpoint names and a deleted checkpoint manifest, and repairs each; twice is once', async () => {
     const indexKey = firstCheckpoint.artifacts.recordingsIndex.key;
     const damaged = await readAll(await primary.get(indexKey));
     damaged.writeUInt8(damaged.readUInt8(damaged.length - 5) ^ 0xff, damaged.length - 5);
     await primary.put(indexKey, damaged);
     await secondary.delete([connectorExport.artifacts.connectors.key]);
     await secondary.delete([blobKey(deployment, checkpointOnly.blob)]);
+    // And the checkpoint's manifest at the secondary, which it names: repaired last, once its blob is back there.
+    await secondary.delete([CHECKPOINT_KIND.key(deployment, firstCheckpoint.checkpointId, POINT_MANIFEST)]);
 
     const found = await check();
     expect(found.ok).toBe(false);
@@ -274,18 +276,20 @@ describe('repository check', () => {
     expect(find(found, { recordingKey: checkpointOnly.key })).toEqual([
       { location: 'secondary', checkpointId: firstCheckpoint.checkpointId, recordingKey: checkpointOnly.key, blob: checkpointOnly.blob, kind: 'blob-missing', detail: 'it is missing' },
     ]);
-    expect(found.remainingCount).toBe(3);
+    expect(find(found, { location: 'secondary', checkpointId: firstCheckpoint.checkpointId, kind: 'manifest-missing' })[0]?.detail).toBe('no manifest here, though primary holds one and names this location');
+    expect(found.remainingCount).toBe(4);
     expect(found.orphans.find((o) => o.location === 'secondary')).toMatchObject({ missingCount: 1, missingSample: [checkpointOnly.blob] });
     for (const location of [primary, secondary]) {
       const last = JSON.parse((await readAll(await location.get(lastCheckKey(deployment)))).toString('utf8')) as LastCheckRecord;
-      expect(last).toMatchObject({ ok: false, remainingCount: 3 });
+      expect(last).toMatchObject({ ok: false, remainingCount: 4 });
     }
 
     const repaired = await check({ repair: true });
     expect(find(repaired, { location: 'primary', checkpointId: firstCheckpoint.checkpointId, artifact: 'recordingsIndex' })[0]?.repair).toEqual({ outcome: 'repaired', from: 'secondary' });
     expect(find(repaired, { location: 'secondary', exportId: connectorExport.exportId, artifact: 'connectors' })[0]?.repair).toEqual({ outcome: 'repaired', from: 'primary' });
     expect(find(repaired, { location: 'secondary', recordingKey: checkpointOnly.key })[0]?.repair).toEqual({ outcome: 'repaired', from: 'primary' });
-    expect(repaired).toMatchObject({ ok: true, problemCount: 3, repairedCount: 3, remainingCount: 0 });
+    expect(find(repaired, { location: 'secondary', checkpointId: firstCheckpoint.checkpointId, kind: 'manifest-missing' })[0]?.repair).toEqual({ outcome: 'repaired', from: 'primary' });
+    expect(repaired).toMatchObject({ ok: true, problemCount: 4, repairedCount: 4, remainingCount: 0 });
     // The manifests were not touched: they authenticate at both locations, and name what is there now.
     for (const location of [primary, secondary]) {
       expect(await readPointManifest(location, CHECKPOINT_KIND, deployment, firstCheckpoint.checkpointId, deps.keyRing())).toEqual(firstCheckpoint);
