@@ -98,7 +98,8 @@ async function checkSteps(input: CheckInput, pinned: string[]): Promise<CheckRep
               }),
             );
           } catch (err) {
-            extraProblems.push(failedCheck(location, undefined, err));
+            const failed = failedCheck(location, undefined, err);
+            extraProblems.push({ ...failed, detail: `${kind === 'checkpoint' ? 'recordings checkpoints' : 'connector exports'}: ${failed.detail}` });
           }
         }
       }),
