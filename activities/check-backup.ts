@@ -42,9 +42,9 @@ async function anyManifestObject(deps: Dependencies, deployment: string, backupI
   return false;
 }
 
-type ArtifactVerdict = { ok: true } | { ok: false; kind: 'artifact-missing' | 'artifact-damaged'; detail: string };
+export type ArtifactVerdict = { ok: true } | { ok: false; kind: 'artifact-missing' | 'artifact-damaged'; detail: string };
 
-async function inspectArtifact(location: BackupLocation, artifact: Artifact, onBytes?: () => void): Promise<ArtifactVerdict> {
+export async function inspectArtifact(location: BackupLocation, artifact: Artifact, onBytes?: () => void): Promise<ArtifactVerdict> {
   let stored;
   try {
     stored = await hashStored(location, artifact.key, onBytes);
@@ -59,7 +59,7 @@ async function inspectArtifact(location: BackupLocation, artifact: Artifact, onB
 }
 
 /** Copies an artifact from the first other location where its checksum verifies, then checks the copy. */
-async function repairArtifact(deps: Dependencies, to: BackupLocation, artifact: Artifact, onBytes?: () => void): Promise<CheckProblem['repair']> {
+export async function repairArtifact(deps: Dependencies, to: BackupLocation, artifact: Artifact, onBytes?: () => void): Promise<CheckProblem['repair']> {
   const problems: string[] = [];
   for (const from of deps.locations().filter((l) => l.name !== to.name)) {
     const there = await inspectArtifact(from, artifact, onBytes).catch((err: Error) => ({ ok: false as const, detail: `it cannot be read: ${err.message}` }));
@@ -131,7 +131,7 @@ class NeighbourIndex {
   }
 }
 
-function wantsRead(scope: ReadDataScope | undefined, blob: string): boolean {
+export function wantsRead(scope: ReadDataScope | undefined, blob: string): boolean {
   if (!scope) return false;
   return scope === 'all' || blobSlice(blob, scope.of) === scope.slice;
 }

@@ -8,7 +8,7 @@ import { listPointIds, readPointManifest } from '../src/catalog/point-in-time-ca
 import { readRecordingsIndex } from '../src/catalog/recordings-index';
 import { unwrapKey } from '../src/crypto';
 import type { Dependencies } from '../src/runtime/dependencies';
-import { blobsPrefix, parseBlobKey } from '../src/storage';
+import { blobsPrefix, parseBlobKey, type BackupLocation } from '../src/storage';
 import { sortUniqueToFile } from '../src/streams/external-sort';
 import { compareKeys } from '../src/streams/sorted-cursor';
 import type { OrphanCheckResult } from '../workflows/check-types';
@@ -58,15 +58,31 @@ export function createOrphanCheckActivities(deps: Dependencies) {
         for (const manifest of here.values()) {
           const dataKey = unwrapKey(manifest.encryption.dataKey, deps.keyRing());
           const previous = manifest.previous;
-          const names =
+          const namesAt = (at: BackupLocation) =>
             previous?.kind === 'checkpoint' && here.has(previous.id)
-              ? readJsonLines<string>(location, manifest.artifacts.addedBlobs, dataKey)
+              ? readJsonLines<string>(at, manifest.artifacts.addedBlobs, dataKey)
               : (async function* () {
-                  for await (const entry of readRecordingsIndex(location, manifest.artifacts.recordingsIndex, dataKey)) yield entry.blob;
+                  for await (const entry of readRecordingsIndex(at, manifest.artifacts.recordingsIndex, dataKey)) yield entry.blob;
                 })();
-          for await (const name of names) {
-            if (++written % 5000 === 0) ctx.heartbeat({ phase: 'references', written });
-            yield name;
+          // Read here, else (missing or damaged here: the point-in-time check names that) where it reads whole. Names
+          // a failed read yielded before failing are repeated by the next: the sort keeps each once.
+          let read = false;
+          const failures: string[] = [];
+          for (const at of [location, ...deps.locations().filter((l) => l.name !== location.name)]) {
+            try {
+              for await (const name of namesAt(at)) {
+                if (++written % 5000 === 0) ctx.heartbeat({ phase: 'references', written });
+                yield name;
+              }
+              read = true;
+              break;
+            } catch (err) {
+              failures.push(`${at.name}: ${(err as Error).message}`);
+            }
+          }
+          if (!read) {
+            skipped = `what recordings checkpoint ${manifest.checkpointId} names reads at no location (${failures.join('; ')}), so what is an orphan cannot be told`;
+            return;
           }
         }
       }

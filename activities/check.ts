@@ -6,6 +6,7 @@ import { backupsPrefix, isNotFound, lastCheckKey, parseManifestKey, type BackupL
 import type { CheckReport } from '../workflows/check-types';
 import { createBackupCheckActivities } from './check-backup';
 import { createOrphanCheckActivities } from './check-orphans';
+import { createPointCheckActivities } from './check-points';
 
 export interface CheckTargets {
   /** Every backup id with a manifest object in some location, oldest first (ids start with their UTC time). */
@@ -34,6 +35,7 @@ export function createCheckActivities(deps: Dependencies) {
   return {
     ...createBackupCheckActivities(deps),
     ...createOrphanCheckActivities(deps),
+    ...createPointCheckActivities(deps),
 
     async listCheckTargets(input: { deployment: string }): Promise<CheckTargets> {
       const ids = new Set<string>();

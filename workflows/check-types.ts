@@ -34,6 +34,10 @@ export interface CheckProblem {
   kind: CheckProblemKind;
   detail: string;
   backupId?: string;
+  /** The recordings checkpoint (point-in-time protection) the problem belongs to. */
+  checkpointId?: string;
+  /** The connector export (point-in-time protection) the problem belongs to. */
+  exportId?: string;
   /** The recording (its key in the recordings bucket) whose blob is affected. */
   recordingKey?: string;
   blob?: string;
@@ -68,6 +72,46 @@ export interface BackupCheckResult {
   artifactsChecked: number;
   blobsChecked: number;
   /** Checked by the previous backup's activity (same blob for the same recording). */
+  blobsShared: number;
+  blobsRead: number;
+  bytesRead: number;
+  problemCount: number;
+  repairedCount: number;
+  refusedCount: number;
+  problems: CheckProblem[];
+}
+
+/** The point-in-time records one check activity covers at a location: recordings checkpoints or connector exports. */
+export type PointCheckKind = 'checkpoint' | 'connector-export';
+
+export interface PointsCheckInput {
+  deployment: string;
+  location: string;
+  kind: PointCheckKind;
+  /**
+   * The backups the same run checks at this location: a checkpoint that built on one of them shares its blobs, which
+   * that backup's check covered, so each shared blob is checked once per run.
+   */
+  backupIds: string[];
+  readData?: ReadDataScope;
+  repair?: boolean;
+}
+
+export interface PointsCheckResult {
+  location: string;
+  kind: PointCheckKind;
+  /** Committed ids found (a manifest in some location), less those removed while the check ran. */
+  ids: number;
+  /** Ids whose copy at this location was checked (it holds the manifest, or the manifest names it). */
+  checked: number;
+  /** Ids committed elsewhere only (a location down when they were written): nothing here to check. */
+  notHeld: number;
+  /** Removed by retention while the check ran: not counted. */
+  removed: number;
+  manifests: { authenticated: number; invalid: number; missing: number };
+  artifactsChecked: number;
+  blobsChecked: number;
+  /** Checked by the check of the checkpoint or backup this one built on (same blob for the same recording). */
   blobsShared: number;
   blobsRead: number;
   bytesRead: number;
@@ -115,6 +159,25 @@ export interface CheckReport {
    * blobs referenced but not listed, after any repair (the per-backup problems name the recordings of the latter).
    */
   orphans: { location: string; count: number; sample: string[]; missingCount: number; missingSample: string[]; skipped?: string }[];
+  /**
+   * The point-in-time protection's recordings checkpoints and connector exports, checked like backups (manifest MAC,
+   * artifacts read against their checksums, the blobs a checkpoint's index names). Their problems are in `problems`
+   * and the counts above. Absent in reports written before they were checked.
+   */
+  pointInTime?: {
+    /** Committed ids checked (in at least one location). */
+    checkpoints: number;
+    connectorExports: number;
+    /** (location, id) pairs checked: each location's copy counts once. */
+    copiesChecked: number;
+    /** (location, id) pairs where the id never committed at that location. */
+    copiesNotHeld: number;
+    artifactsChecked: number;
+    blobsChecked: number;
+    blobsShared: number;
+    blobsRead: number;
+    bytesRead: number;
+  };
   /** Set by a scheduled check: the slice it read. */
   scheduledSlice?: { slice: number; of: number };
 }

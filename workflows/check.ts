@@ -1,8 +1,8 @@
 // The repository check (on the model of restic's): every manifest in every location, its artifacts, the blobs its
 // index names, orphans; optionally every blob (or a rotating slice) read whole; optionally repaired from a good copy.
-import { log, proxyActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { log, patched, proxyActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities';
-import { PROBLEMS_KEPT, describeReadData, type BackupCheckResult, type CheckInput, type CheckProblem, type CheckReport, type OrphanCheckResult } from './check-types';
+import { PROBLEMS_KEPT, describeReadData, type BackupCheckResult, type CheckInput, type CheckProblem, type CheckReport, type OrphanCheckResult, type PointsCheckResult } from './check-types';
 import { auditPrincipal, recordAuditQuietly } from './audit-recorder';
 import { pinBackup, unpinBackups } from './backup-pins';
 import { releaseDeploymentLock, takeDeploymentLock } from './deployment-lock-holder';
@@ -77,6 +77,35 @@ async function checkSteps(input: CheckInput, pinned: string[]): Promise<CheckRep
     }),
   );
 
+  // The point-in-time protection's checkpoints and exports after the backups: a checkpoint's blobs shared with a backup
+  // were checked (and repaired) by that backup's activity first. One activity per (location, kind), not per id: there
+  // are hundreds of them in a window, and each resumes from its heartbeat.
+  const perPoints: PointsCheckResult[] = [];
+  if (patched('check-point-in-time')) {
+    upsertSearchAttributes([{ key: STEP, value: 'point-in-time' }]);
+    await Promise.all(
+      targets.locations.map(async (location) => {
+        for (const kind of ['checkpoint', 'connector-export'] as const) {
+          try {
+            perPoints.push(
+              await reading.checkPointsAt({
+                deployment: input.deployment,
+                location,
+                kind,
+                backupIds: targets.backupIds,
+                ...(input.readData ? { readData: input.readData } : {}),
+                ...(input.repair ? { repair: true } : {}),
+              }),
+            );
+          } catch (err) {
+            const failed = failedCheck(location, undefined, err);
+            extraProblems.push({ ...failed, detail: `${kind === 'checkpoint' ? 'recordings checkpoints' : 'connector exports'}: ${failed.detail}` });
+          }
+        }
+      }),
+    );
+  }
+
   upsertSearchAttributes([{ key: STEP, value: 'orphans' }]);
   const orphans: OrphanCheckResult[] = [];
   await Promise.all(
@@ -90,11 +119,13 @@ async function checkSteps(input: CheckInput, pinned: string[]): Promise<CheckRep
   );
 
   const present = perBackup.filter((r) => r.manifest !== 'removed');
-  const problems = [...extraProblems, ...present.flatMap((r) => r.problems)];
+  const problems = [...extraProblems, ...present.flatMap((r) => r.problems), ...perPoints.flatMap((r) => r.problems)];
   // Problems that remain come first: they are what an operator must act on.
   problems.sort((a, b) => Number(a.repair?.outcome === 'repaired') - Number(b.repair?.outcome === 'repaired'));
-  const problemCount = extraProblems.length + present.reduce((n, r) => n + r.problemCount, 0);
-  const repairedCount = present.reduce((n, r) => n + r.repairedCount, 0);
+  const problemCount = extraProblems.length + [...present, ...perPoints].reduce((n, r) => n + r.problemCount, 0);
+  const repairedCount = [...present, ...perPoints].reduce((n, r) => n + r.repairedCount, 0);
+  const sumPoints = (field: 'checked' | 'notHeld' | 'artifactsChecked' | 'blobsChecked' | 'blobsShared' | 'blobsRead' | 'bytesRead') => perPoints.reduce((n, r) => n + r[field], 0);
+  const idsOf = (kind: PointsCheckResult['kind']) => Math.max(0, ...perPoints.filter((r) => r.kind === kind).map((r) => r.ids));
   const report: CheckReport = {
     checkId: workflowInfo().workflowId,
     deployment: input.deployment,
@@ -120,6 +151,21 @@ async function checkSteps(input: CheckInput, pinned: string[]): Promise<CheckRep
       .sort((a, b) => (a.location < b.location ? -1 : 1))
       .map((o) => ({ location: o.location, count: o.orphanCount, sample: o.orphans, missingCount: o.missingCount, missingSample: o.missing, ...(o.skipped ? { skipped: o.skipped } : {}) })),
     ...(input.scheduled && input.readData && input.readData !== 'all' ? { scheduledSlice: input.readData } : {}),
+    ...(perPoints.length
+      ? {
+          pointInTime: {
+            checkpoints: idsOf('checkpoint'),
+            connectorExports: idsOf('connector-export'),
+            copiesChecked: sumPoints('checked'),
+            copiesNotHeld: sumPoints('notHeld'),
+            artifactsChecked: sumPoints('artifactsChecked'),
+            blobsChecked: sumPoints('blobsChecked'),
+            blobsShared: sumPoints('blobsShared'),
+            blobsRead: sumPoints('blobsRead'),
+            bytesRead: sumPoints('bytesRead'),
+          },
+        }
+      : {}),
   };
   upsertSearchAttributes([{ key: STEP, value: 'record' }]);
   await quick.recordCheckResult({ deployment: input.deployment, report });
@@ -128,6 +174,7 @@ async function checkSteps(input: CheckInput, pinned: string[]): Promise<CheckRep
     readData: report.readData,
     repair: report.repair,
     backups: report.backups,
+    ...(report.pointInTime ? { checkpoints: report.pointInTime.checkpoints, connectorExports: report.pointInTime.connectorExports } : {}),
     problems: report.problemCount,
     repaired: report.repairedCount,
   });

@@ -365,7 +365,7 @@ schedule
 
 const check = program
   .command('check')
-  .description('check the repository: every manifest and its MAC, artifacts, blobs and orphans in every location (needs a running worker)')
+  .description('check the repository: every manifest (backups, recordings checkpoints, connector exports) and its MAC, artifacts, blobs and orphans in every location (needs a running worker)')
   .option('--read-data', 'also read every referenced blob whole and compare it with the recording it holds')
   .option('--read-data-subset <n/m>', 'read only slice n of m of the blobs (stable slices: m runs with n = 1..m read them all)')
   .option('--repair', 'copy what is damaged or missing from a location (or the live recordings bucket) where it verifies')

@@ -94,10 +94,16 @@ export function formatCheckReport(r: CheckReport): string {
     `Check of ${r.deployment} (${r.checkId}): ${r.ok ? 'CLEAN' : `${r.remainingCount} PROBLEM(S) REMAIN`}`,
     `  backups          ${r.backups} in ${r.locations.join(', ')}; manifests ${r.manifests.authenticated} authenticated, ${r.manifests.unauthenticated} unauthenticated (format 1, no MAC)`,
     `  blobs            ${r.blobsChecked} checked (present, size, header key); read whole: ${r.readData === 'none' ? 'none' : `${r.readData}, ${r.blobsRead} blobs, ${formatBytes(r.bytesRead)}`}`,
-    `  problems         ${r.problemCount} found${r.repair ? `, ${r.repairedCount} repaired` : ''}, ${r.remainingCount} remain`,
   ];
+  const pit = r.pointInTime;
+  if (pit) {
+    lines.push(
+      `  point in time    ${pit.checkpoints} recordings checkpoint(s), ${pit.connectorExports} connector export(s): ${pit.copiesChecked} location copies checked, ${pit.artifactsChecked} artifacts read; blobs ${pit.blobsChecked} checked${r.readData === 'none' ? '' : `, ${pit.blobsRead} read whole`}, ${pit.blobsShared} covered by what they build on`,
+    );
+  }
+  lines.push(`  problems         ${r.problemCount} found${r.repair ? `, ${r.repairedCount} repaired` : ''}, ${r.remainingCount} remain`);
   for (const p of r.problems) {
-    const what = [p.backupId && `backup ${p.backupId}`, p.recordingKey && `recording ${p.recordingKey}`, p.artifact && `artifact ${p.artifact}`].filter(Boolean).join(', ');
+    const what = [p.backupId && `backup ${p.backupId}`, p.checkpointId && `checkpoint ${p.checkpointId}`, p.exportId && `connector export ${p.exportId}`, p.recordingKey && `recording ${p.recordingKey}`, p.artifact && `artifact ${p.artifact}`].filter(Boolean).join(', ');
     const repair = p.repair ? (p.repair.outcome === 'repaired' ? `  -> repaired from ${p.repair.from}` : `  -> NOT repaired: ${p.repair.reason}`) : '';
     lines.push(`    ${p.kind.padEnd(19)} ${p.location}${what ? ` (${what})` : ''}: ${p.detail}${repair}`);
   }

@@ -1,7 +1,10 @@
-// A check interrupted in the middle of its blob pass resumes from its last heartbeat: the retry does not read again
-// what the interrupted attempt had finished, and the report counts every blob exactly once.
+// A check interrupted in the middle of its blob pass (a backup's, or a recordings checkpoint's) resumes from its last
+// heartbeat: the retry does not read again what the interrupted attempt had finished, and the report counts every
+// blob exactly once.
 import type { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runRecordingsCheckpoint } from '../../activities/checkpoint-recordings';
+import { parseConfig } from '../../src/config/load';
 import { backupResult, startBackup } from '../../src/operations/backup';
 import { checkResult, startCheck } from '../../src/operations/check';
 import { createDependencies } from '../../src/runtime/dependencies';
@@ -90,6 +93,29 @@ describe('check interrupted mid-way', () => {
     // the rest: about blobs - 21 reads.
     const afterRetry = interrupted.blobGets - interrupted.getsAtFailure;
     expect(afterRetry).toBeLessThan(blobs + 40);
+    expect(afterRetry).toBeGreaterThan(0);
+  });
+
+  it('resumes the blob pass of a recordings checkpoint from its heartbeat and counts each blob once', async () => {
+    // A deployment of its own with no backup: its first checkpoint seals every recording in a blob of its own, which
+    // only its own check covers.
+    const pitConfig = isolatedConfig((base) => ({ backup: { ...base.backup, concurrency: 1 } }));
+    const pitDeps = createDependencies(pitConfig);
+    const checkpoint = await runRecordingsCheckpoint(createDependencies(parseConfig({ ...pitConfig, backup: { ...pitConfig.backup, concurrency: 4 } })), { deployment: pitConfig.deployment.name });
+    const own = checkpoint.copiedObjects;
+    expect(own).toBeGreaterThanOrEqual(120);
+    const [primary, secondary] = pitDeps.locations();
+    const interrupted = new InterruptedReads(primary!, pitConfig.deployment.name, own + 21);
+    const report = await h.withWorker(
+      async () => checkResult(h.client, (await startCheck(h.client, pitConfig, { readData: 'all', taskQueue: h.taskQueue })).workflowId),
+      { locations: () => [interrupted, secondary!] },
+      pitConfig,
+    );
+    expect(report.problems).toEqual([]);
+    expect(report.pointInTime).toMatchObject({ checkpoints: 1, copiesChecked: 2, blobsChecked: own * 2, blobsRead: own * 2 });
+    expect(interrupted.getsAtFailure).toBe(own + 21);
+    const afterRetry = interrupted.blobGets - interrupted.getsAtFailure;
+    expect(afterRetry).toBeLessThan(own + 40);
     expect(afterRetry).toBeGreaterThan(0);
   });
 });

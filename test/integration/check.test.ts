@@ -1,10 +1,15 @@
-// The repository check on the real stack: clean after two backups; damage of each kind (a flipped byte, a deleted
-// blob or artifact, a blob rewritten under another key, an edited manifest) named with its location and recording,
-// repaired from the other location or the live bucket, and refused with the recording named when no good copy exists.
+// The repository check on the real stack: clean after two backups and the recordings checkpoints and connector export
+// after them; damage of each kind (a flipped byte, a deleted blob or artifact, a blob rewritten under another key, an
+// edited manifest), in a backup or in a checkpoint or export, named with its location and recording, checkpoint or
+// export, repaired from the other location or the live bucket, and refused with the recording named when no good copy exists.
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runConnectorCheckpoint } from '../../activities/checkpoint-connectors';
+import { runRecordingsCheckpoint } from '../../activities/checkpoint-recordings';
 import { buildApi } from '../../src/api/app';
+import { CHECKPOINT_KIND, CONNECTOR_EXPORT_KIND, type CheckpointManifest, type ConnectorExportManifest } from '../../src/catalog/checkpoint-manifest';
+import { readPointManifest } from '../../src/catalog/point-in-time-catalog';
 import { readAll } from '../../src/catalog/artifacts';
 import { readManifest } from '../../src/catalog/catalog';
 import { readRecordingsIndex, type IndexEntry } from '../../src/catalog/recordings-index';
@@ -14,6 +19,7 @@ import { checkResult, checkStatus, parseReadDataSubset, startCheck, type StartCh
 import { checkScheduleId, createCheckSchedule, deleteCheckSchedule } from '../../src/operations/schedule';
 import { createDependencies } from '../../src/runtime/dependencies';
 import { blobKey, lastCheckKey, manifestKey } from '../../src/storage';
+import { POINT_MANIFEST } from '../../src/storage/layout';
 import type { CheckProblem, CheckReport, ScheduledCheckResult } from '../../workflows/check-types';
 import type { LastCheckRecord } from '../../activities/check';
 import { isolatedConfig, seedSandbox } from '../support/backup-fixture';
@@ -33,6 +39,15 @@ describe('repository check', () => {
   const referenced = new Map<string, IndexEntry>();
   /** Entries handed out to the tests one by one, so no two tests damage the same recording. */
   let spare: IndexEntry[] = [];
+  /**
+   * Point-in-time protection after the backups: a checkpoint that seals one new recording (its own blob, named by no
+   * backup) and shares the rest with the second backup, a second one sharing everything with the first, an export.
+   */
+  let firstCheckpoint: CheckpointManifest;
+  let secondCheckpoint: CheckpointManifest;
+  let connectorExport: ConnectorExportManifest;
+  /** The index entry of the recording only the checkpoints name. */
+  let checkpointOnly: IndexEntry;
 
   async function backup() {
     return h.withWorker(async () => backupResult(await startBackup(h.client, config, { taskQueue: h.taskQueue, reason: 'check test', requestedBy: 'vitest' })));
@@ -73,6 +88,22 @@ describe('repository check', () => {
     for (const id of backupIds) for (const e of await indexOf(id)) if (!referenced.has(e.blob)) referenced.set(e.blob, e);
     // Recordings of this test's own seeding only (size 9000): others may be shared with other test files' buckets.
     spare = [...referenced.values()].filter((e) => e.size === 9_000);
+
+    const recordingKey = `sessions/check-only-in-checkpoints-${deployment}.cast`;
+    await recordings.putObject(bucket, recordingKey, randomBytes(3_000));
+    // The bucket's clock counts whole seconds: the checkpoint's moment must be past the new recording's.
+    await new Promise((r) => setTimeout(r, 1_100));
+    const checkpoint = async () => (await readPointManifest(primary, CHECKPOINT_KIND, deployment, (await runRecordingsCheckpoint(deps, { deployment })).checkpointId, deps.keyRing()))!;
+    firstCheckpoint = await checkpoint();
+    expect(firstCheckpoint.recordings.copiedObjects).toBe(1);
+    await new Promise((r) => setTimeout(r, 1_100));
+    secondCheckpoint = await checkpoint();
+    expect(secondCheckpoint.recordings.copiedObjects).toBe(0);
+    connectorExport = (await readPointManifest(primary, CONNECTOR_EXPORT_KIND, deployment, (await runConnectorCheckpoint(deps, { deployment })).exportId!, deps.keyRing()))!;
+    for await (const e of readRecordingsIndex(primary, firstCheckpoint.artifacts.recordingsIndex, unwrapKey(firstCheckpoint.encryption.dataKey, deps.keyRing()))) {
+      if (e.key === recordingKey) checkpointOnly = e;
+    }
+    expect(referenced.has(checkpointOnly.blob)).toBe(false);
   }, 600_000);
 
   afterAll(async () => {
@@ -92,6 +123,19 @@ describe('repository check', () => {
       ['primary', 0, 0],
       ['secondary', 0, 0],
     ]);
+    // Two checkpoints and an export, at both locations; the one blob only the checkpoints name is read once per
+    // location (the second checkpoint shares it, the first shares the rest with the second backup, checked above).
+    expect(report.pointInTime).toEqual({
+      checkpoints: 2,
+      connectorExports: 1,
+      copiesChecked: 6,
+      copiesNotHeld: 0,
+      artifactsChecked: 2 * (2 * 2 + 1),
+      blobsChecked: 2,
+      blobsShared: 2 * (firstCheckpoint.recordings.objects - 1 + secondCheckpoint.recordings.objects),
+      blobsRead: 2,
+      bytesRead: 2 * 3_000,
+    });
     for (const location of [primary, secondary]) {
       const last = JSON.parse((await readAll(await location.get(lastCheckKey(deployment)))).toString('utf8')) as LastCheckRecord;
       expect(last.checkId).toBe(report.checkId);
@@ -211,6 +255,81 @@ describe('repository check', () => {
     const repaired = await check({ repair: true });
     expect(find(repaired, { location: 'secondary', kind: 'manifest-missing' })[0]?.repair).toEqual({ outcome: 'repaired', from: 'primary' });
     expect(await readManifest(secondary, deployment, backupIds[0]!, { keyRing: deps.keyRing() })).toEqual(await readManifest(primary, deployment, backupIds[0]!));
+    expect((await check()).problems).toEqual([]);
+  });
+
+  it('names a checkpoint index with flipped bytes, a deleted export artifact, a blob only a checkpoint names and a deleted checkpoint manifest, and repairs each; twice is once', async () => {
+    const indexKey = firstCheckpoint.artifacts.recordingsIndex.key;
+    const damaged = await readAll(await primary.get(indexKey));
+    damaged.writeUInt8(damaged.readUInt8(damaged.length - 5) ^ 0xff, damaged.length - 5);
+    await primary.put(indexKey, damaged);
+    await secondary.delete([connectorExport.artifacts.connectors.key]);
+    await secondary.delete([blobKey(deployment, checkpointOnly.blob)]);
+    // And the checkpoint's manifest at the secondary, which it names: repaired last, once its blob is back there.
+    await secondary.delete([CHECKPOINT_KIND.key(deployment, firstCheckpoint.checkpointId, POINT_MANIFEST)]);
+
+    const found = await check();
+    expect(found.ok).toBe(false);
+    expect(find(found, { location: 'primary', checkpointId: firstCheckpoint.checkpointId, artifact: 'recordingsIndex', kind: 'artifact-damaged' })[0]?.detail).toMatch(/SHA-256 .* differs from the recorded/);
+    expect(find(found, { location: 'secondary', exportId: connectorExport.exportId, artifact: 'connectors', kind: 'artifact-missing' })).toHaveLength(1);
+    // Named once, by the checkpoint that sealed it: the second one shares it.
+    expect(find(found, { recordingKey: checkpointOnly.key })).toEqual([
+      { location: 'secondary', checkpointId: firstCheckpoint.checkpointId, recordingKey: checkpointOnly.key, blob: checkpointOnly.blob, kind: 'blob-missing', detail: 'it is missing' },
+    ]);
+    expect(find(found, { location: 'secondary', checkpointId: firstCheckpoint.checkpointId, kind: 'manifest-missing' })[0]?.detail).toBe('no manifest here, though primary holds one and names this location');
+    expect(found.remainingCount).toBe(4);
+    expect(found.orphans.find((o) => o.location === 'secondary')).toMatchObject({ missingCount: 1, missingSample: [checkpointOnly.blob] });
+    for (const location of [primary, secondary]) {
+      const last = JSON.parse((await readAll(await location.get(lastCheckKey(deployment)))).toString('utf8')) as LastCheckRecord;
+      expect(last).toMatchObject({ ok: false, remainingCount: 4 });
+    }
+
+    const repaired = await check({ repair: true });
+    expect(find(repaired, { location: 'primary', checkpointId: firstCheckpoint.checkpointId, artifact: 'recordingsIndex' })[0]?.repair).toEqual({ outcome: 'repaired', from: 'secondary' });
+    expect(find(repaired, { location: 'secondary', exportId: connectorExport.exportId, artifact: 'connectors' })[0]?.repair).toEqual({ outcome: 'repaired', from: 'primary' });
+    expect(find(repaired, { location: 'secondary', recordingKey: checkpointOnly.key })[0]?.repair).toEqual({ outcome: 'repaired', from: 'primary' });
+    expect(find(repaired, { location: 'secondary', checkpointId: firstCheckpoint.checkpointId, kind: 'manifest-missing' })[0]?.repair).toEqual({ outcome: 'repaired', from: 'primary' });
+    expect(repaired).toMatchObject({ ok: true, problemCount: 4, repairedCount: 4, remainingCount: 0 });
+    // The manifests were not touched: they authenticate at both locations, and name what is there now.
+    for (const location of [primary, secondary]) {
+      expect(await readPointManifest(location, CHECKPOINT_KIND, deployment, firstCheckpoint.checkpointId, deps.keyRing())).toEqual(firstCheckpoint);
+      expect(await readPointManifest(location, CONNECTOR_EXPORT_KIND, deployment, connectorExport.exportId, deps.keyRing())).toEqual(connectorExport);
+    }
+    expect(await readAll(await primary.get(indexKey))).toEqual(await readAll(await secondary.get(indexKey)));
+
+    // Twice is once: nothing left to repair, with every blob read.
+    const again = await check({ readData: 'all', repair: true });
+    expect(again.problems).toEqual([]);
+    expect(again.pointInTime).toMatchObject({ copiesChecked: 6, blobsRead: 2 });
+  });
+
+  it('repairs a checkpoint manifest that fails its MAC from the other location, and changes nothing where no good copy exists', async () => {
+    const manifestAt = CHECKPOINT_KIND.key(deployment, secondCheckpoint.checkpointId, POINT_MANIFEST);
+    const authentic = await readAll(await secondary.get(manifestAt));
+    await secondary.put(manifestAt, Buffer.from(authentic.toString('utf8').replace(/"objects": \d+/, '"objects": 1')));
+    // The export's inventory damaged differently in both locations: no copy verifies, so neither is rewritten.
+    const artifactKey = connectorExport.artifacts.connectors.key;
+    const original = await readAll(await primary.get(artifactKey));
+    const bad = [0, 1].map((i) => {
+      const copy = Buffer.from(original);
+      copy.writeUInt8(copy.readUInt8(copy.length - 2 - i) ^ 0x01, copy.length - 2 - i);
+      return copy;
+    });
+    await primary.put(artifactKey, bad[0]!);
+    await secondary.put(artifactKey, bad[1]!);
+
+    const report = await check({ repair: true });
+    expect(find(report, { location: 'secondary', checkpointId: secondCheckpoint.checkpointId, kind: 'manifest-mac' })[0]?.repair).toEqual({ outcome: 'repaired', from: 'primary' });
+    const refused = find(report, { exportId: connectorExport.exportId, kind: 'artifact-damaged' });
+    expect(refused.map((p) => p.location).sort()).toEqual(['primary', 'secondary']);
+    for (const p of refused) expect(p.repair?.outcome === 'refused' && p.repair.reason).toMatch(/no good copy/);
+    expect(report).toMatchObject({ ok: false, remainingCount: 2 });
+    expect(await readAll(await primary.get(artifactKey))).toEqual(bad[0]);
+    expect(await readAll(await secondary.get(artifactKey))).toEqual(bad[1]);
+    expect(await readAll(await secondary.get(manifestAt))).toEqual(authentic);
+
+    await primary.put(artifactKey, original);
+    await secondary.put(artifactKey, original);
     expect((await check()).problems).toEqual([]);
   });
 

@@ -292,6 +292,11 @@ describe('recordings checkpoints and connector exports', () => {
     // blob the killed attempt wrote, which its retry no longer needed (it shares the backup's); the next prune takes it.
     const check = await harness.withWorker(async () => checkResult(harness.client, (await startCheck(harness.client, config, { requestedBy: 'vitest', taskQueue: harness.taskQueue })).workflowId), {}, config);
     expect(check.orphans.map((o) => [o.location, o.count, o.sample, o.missingCount, o.skipped])).toEqual(f.deps.locations().map((l) => [l.name, 1, [written.blob], 0, undefined]));
+    // And it finds every checkpoint and the export whole at both locations: the older checkpoint's blobs are checked
+    // with it, since the backup it built on is gone; the newer one shares them and checks only its own.
+    expect(check.problems).toEqual([]);
+    expect(check.pointInTime).toMatchObject({ checkpoints: 2, connectorExports: 1, copiesChecked: 6, copiesNotHeld: 0 });
+    expect(check.pointInTime!.blobsChecked).toBeGreaterThanOrEqual(2 * shared.objects);
   });
 
   it('key rotation rewraps every checkpoint and connector export: they read under the new key alone', async () => {
