@@ -33,6 +33,9 @@ export const SYNC_FAULT_POINTS = {
   afterBlobWritten: 'sync-recordings:after-blob-written',
 } as const;
 
+/** The least time between two heartbeats of the copy (its heartbeat timeout is tens of seconds). */
+const HEARTBEAT_EVERY_MS = 250;
+
 export const LISTING_ARTIFACT = 'recordings.listing.enc';
 export const INDEX_ARTIFACT = 'recordings.index.enc';
 
@@ -183,7 +186,15 @@ export function createSyncActivities(deps: Dependencies) {
       // The checkpoint's counters cover exactly the entries before `processed`: an entry finished out of order is
       // counted only when every entry before it is done, so a retry starting at `processed` never counts it twice.
       const finished = new Map<number, { outcome: Outcome; bytes: number }>();
-      const beat = () => ctx.heartbeat({ ...state });
+      // At most one heartbeat per HEARTBEAT_EVERY_MS: each is encoded and handed to the SDK, which sends the server
+      // fewer still, so one per chunk and per recording spent the worker's CPU on checkpoints nobody reads.
+      let lastBeat = 0;
+      const beat = () => {
+        const now = Date.now();
+        if (now - lastBeat < HEARTBEAT_EVERY_MS) return;
+        lastBeat = now;
+        ctx.heartbeat({ ...state });
+      };
       const markDone = (seq: number, outcome: Outcome, bytes: number) => {
         finished.set(seq, { outcome, bytes });
         for (let next = finished.get(state.processed); next; next = finished.get(state.processed)) {

@@ -57,7 +57,9 @@ export interface VerifyResult {
   verifiedAt: string;
   dumpEntries: number;
   blobsChecked: number;
-  /** Blobs read whole and opened (a sample in a backup's own verify). */
+  /** Blobs this backup wrote that its copy confirmed as it wrote them (a backup's own verify), not asked about again. */
+  blobsConfirmed?: number;
+  /** Blobs read and opened (a sample in a backup's own verify: a large one up to its first MiB). */
   blobsRead: number;
   deepRowCounts?: Record<string, number>;
 }

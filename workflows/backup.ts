@@ -120,7 +120,7 @@ async function backupSteps(input: BackupInput): Promise<BackupResult> {
 
     const artifacts = { ...capture.dbParts, db: capture.db, connectors: capture.connectors, recordingsIndex: sync.index };
     enter('verify');
-    const verify = await transfer.verifyBackup({ ...base, target, location: prepared.primary, artifacts, rowCounts: capture.postgres.rowCounts, deep: input.deep ?? false, blobs: 'written', readData: 'sample' });
+    const verify = await transfer.verifyBackup({ ...base, target, location: prepared.primary, artifacts, rowCounts: capture.postgres.rowCounts, deep: input.deep ?? false, blobs: 'confirmed', readData: 'sample' });
 
     enter('replicate');
     const others = prepared.locations.filter((l) => l.name !== prepared.primary);
