@@ -34,7 +34,7 @@ const WRITE_BATCH = 1024 * 1024;
 
 /** Writes `buffers` at the handle's position, all of them: a short write goes on from where it stopped. */
 async function writeWhole(handle: FileHandle, buffers: Buffer[]): Promise<void> {
-  let pending = buffers.filter((b) => b.length > 0);
+  const pending = buffers.filter((b) => b.length > 0);
   while (pending.length) {
     let { bytesWritten } = await handle.writev(pending);
     if (bytesWritten === 0) throw new Error('the file system took no bytes of a write');
