@@ -75,6 +75,8 @@ export interface SyncCheckpoint {
   /** Recordings the previous backup holds but whose blob was missing or damaged here: copied again under this backup's key. */
   healedObjects: number;
   bytes: number;
+  /** Locations that left the copy in this or an earlier attempt: the entries before `processed` may lack there. */
+  leftOut?: string[];
 }
 
 type Outcome = 'copied' | 'resumed' | 'reused' | 'healed';
@@ -220,6 +222,8 @@ export function createSyncActivities(deps: Dependencies) {
       const drop = (name: string, err: unknown) => {
         if (dropped.has(name)) return;
         dropped.set(name, (err as Error).message);
+        // In the checkpoint before any entry it missed is counted done, so a retry still knows (and tells replicate).
+        state.leftOut = [...new Set([...(state.leftOut ?? []), name])];
         ctx.log.warn(`location "${name}" left the recordings copy; replicate copies what it lacks`, { error: (err as Error).message });
       };
       /** Whether `at` holds this very blob whole: right size and sealed under its key (names bind keys, so the rest follows). */
@@ -320,6 +324,7 @@ export function createSyncActivities(deps: Dependencies) {
         resumedObjects: state.resumedObjects,
         healedObjects: state.healedObjects,
         index,
+        ...(state.leftOut?.length ? { locationsLeftOut: state.leftOut } : {}),
       };
     },
   };
