@@ -5,6 +5,7 @@ import { Meter } from '../src/catalog/artifacts';
 import { listBackups, readManifest } from '../src/catalog/catalog';
 import { DATA_KEY_ARTIFACT } from '../src/catalog/data-key';
 import type { Artifact } from '../src/catalog/manifest';
+import { ownBlobOf } from '../src/catalog/recording-blobs';
 import { readRecordingsIndex, type IndexEntry } from '../src/catalog/recordings-index';
 import { unwrapKey } from '../src/crypto';
 import { CiphertextCheck } from '../src/crypto/ciphertext-check';
@@ -87,6 +88,8 @@ interface ReplicateCheckpoint {
   blobsPresent: number;
   /** Entries identical to the baseline's: held at the location since that backup committed there, not asked about. */
   blobsShared: number;
+  /** This backup's own blobs that the copy wrote to the location in its pass: not asked about. */
+  blobsWrittenByCopy: number;
   bytesCopied: number;
 }
 
@@ -133,6 +136,11 @@ export function createReplicateActivities(deps: Dependencies) {
       artifacts: { db: Artifact; connectors: Artifact; recordingsIndex: Artifact };
       /** The backup this one builds on: the first candidate baseline at `to`. */
       previousBackupId?: string;
+      /**
+       * The copy wrote every blob of this backup's own to `to` in the same pass as the primary (`to` never left it, in
+       * any attempt): those are not looked up there again. @default false
+       */
+      blobsWrittenByCopy?: boolean;
     }): Promise<ReplicateResult> {
       const ctx = Context.current();
       const from = primaryLocation(deps);
@@ -140,7 +148,7 @@ export function createReplicateActivities(deps: Dependencies) {
       await to.ensureReady();
       const dataKey = await backupDataKey(deps, input.deployment, input.backupId);
       const resumed = activityInfo().heartbeatDetails as Partial<ReplicateCheckpoint> | undefined;
-      const state: ReplicateCheckpoint = { blobsDone: 0, blobsCopied: 0, blobsPresent: 0, blobsShared: 0, bytesCopied: 0, ...resumed };
+      const state: ReplicateCheckpoint = { blobsDone: 0, blobsCopied: 0, blobsPresent: 0, blobsShared: 0, blobsWrittenByCopy: 0, bytesCopied: 0, ...resumed };
       // A blob the primary lacks or holds damaged is taken from any other location that holds it whole.
       const sources = [from, ...deps.locations().filter((l) => l.name !== from.name && l.name !== to.name)];
       const baseline = await baselineAt(deps, to, input.deployment, input.backupId, input.previousBackupId);
@@ -164,6 +172,12 @@ export function createReplicateActivities(deps: Dependencies) {
             state.blobsShared += 1;
             finish(mine);
             if (state.blobsShared % 5000 === 0) beat();
+            continue;
+          }
+          if (input.blobsWrittenByCopy && ownBlobOf(dataKey, entry).blob === entry.blob) {
+            state.blobsWrittenByCopy += 1;
+            finish(mine);
+            if (state.blobsWrittenByCopy % 5000 === 0) beat();
             continue;
           }
           await pool.run(async () => {
@@ -196,6 +210,7 @@ export function createReplicateActivities(deps: Dependencies) {
         blobsCopied: state.blobsCopied,
         blobsPresent: state.blobsPresent,
         blobsShared: state.blobsShared,
+        ...(state.blobsWrittenByCopy ? { blobsWrittenByCopy: state.blobsWrittenByCopy } : {}),
         ...(baseline.backupId ? { baselineBackupId: baseline.backupId } : {}),
         bytesCopied: state.bytesCopied,
       };

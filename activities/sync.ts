@@ -33,6 +33,9 @@ export const SYNC_FAULT_POINTS = {
   afterBlobWritten: 'sync-recordings:after-blob-written',
 } as const;
 
+/** The least time between two heartbeats of the copy (its heartbeat timeout is tens of seconds). */
+const HEARTBEAT_EVERY_MS = 250;
+
 export const LISTING_ARTIFACT = 'recordings.listing.enc';
 export const INDEX_ARTIFACT = 'recordings.index.enc';
 
@@ -72,6 +75,8 @@ export interface SyncCheckpoint {
   /** Recordings the previous backup holds but whose blob was missing or damaged here: copied again under this backup's key. */
   healedObjects: number;
   bytes: number;
+  /** Locations that left the copy in this or an earlier attempt: the entries before `processed` may lack there. */
+  leftOut?: string[];
 }
 
 type Outcome = 'copied' | 'resumed' | 'reused' | 'healed';
@@ -183,7 +188,15 @@ export function createSyncActivities(deps: Dependencies) {
       // The checkpoint's counters cover exactly the entries before `processed`: an entry finished out of order is
       // counted only when every entry before it is done, so a retry starting at `processed` never counts it twice.
       const finished = new Map<number, { outcome: Outcome; bytes: number }>();
-      const beat = () => ctx.heartbeat({ ...state });
+      // At most one heartbeat per HEARTBEAT_EVERY_MS: each is encoded and handed to the SDK, which sends the server
+      // fewer still, so one per chunk and per recording spent the worker's CPU on checkpoints nobody reads.
+      let lastBeat = 0;
+      const beat = () => {
+        const now = Date.now();
+        if (now - lastBeat < HEARTBEAT_EVERY_MS) return;
+        lastBeat = now;
+        ctx.heartbeat({ ...state });
+      };
       const markDone = (seq: number, outcome: Outcome, bytes: number) => {
         finished.set(seq, { outcome, bytes });
         for (let next = finished.get(state.processed); next; next = finished.get(state.processed)) {
@@ -209,6 +222,8 @@ export function createSyncActivities(deps: Dependencies) {
       const drop = (name: string, err: unknown) => {
         if (dropped.has(name)) return;
         dropped.set(name, (err as Error).message);
+        // In the checkpoint before any entry it missed is counted done, so a retry still knows (and tells replicate).
+        state.leftOut = [...new Set([...(state.leftOut ?? []), name])];
         ctx.log.warn(`location "${name}" left the recordings copy; replicate copies what it lacks`, { error: (err as Error).message });
       };
       /** Whether `at` holds this very blob whole: right size and sealed under its key (names bind keys, so the rest follows). */
@@ -309,6 +324,7 @@ export function createSyncActivities(deps: Dependencies) {
         resumedObjects: state.resumedObjects,
         healedObjects: state.healedObjects,
         index,
+        ...(state.leftOut?.length ? { locationsLeftOut: state.leftOut } : {}),
       };
     },
   };

@@ -15,7 +15,7 @@ import type { Dependencies } from '../src/runtime/dependencies';
 import { blobKey, manifestKey, type BackupLocation } from '../src/storage';
 import { checkManifestMac } from '../src/catalog/manifest-mac';
 import type { VerifyResult } from '../workflows/backup-types';
-import { blobState, ownBlobOf, readBlobWhole } from '../src/catalog/recording-blobs';
+import { blobState, ownBlobOf, readBlobSample, readBlobWhole } from '../src/catalog/recording-blobs';
 import { readRecordingsIndex, type IndexEntry } from '../src/catalog/recordings-index';
 import { TaskPool, backupDataKey, locationByName } from './backup-context';
 import { KEY_TABLES } from './dump';
@@ -31,10 +31,13 @@ export interface VerifyInput {
   deep?: boolean;
   /**
    * Which blobs to key-check (present, right size, header sealed under the index's key): those this backup wrote
-   * (`written`, the backup's own verify: unchanged blobs are the scheduled check's) or every one (`all`).
+   * (`written`: unchanged blobs are the scheduled check's), every one (`all`), or none (`confirmed`, the backup's own
+   * verify: its copy confirmed each blob it wrote as it wrote it, the location taking exactly the announced bytes of a
+   * blob the copy sealed itself, under a SHA-256 of the payload the S3 server checks, or key-checked each blob an
+   * earlier attempt left; only the sample of those blobs is read, each opened up to `SAMPLE_READ_BYTES`).
    * @default 'all'
    */
-  blobs?: 'written' | 'all';
+  blobs?: 'written' | 'all' | 'confirmed';
   /**
    * Blobs read whole and opened: a sample of those key-checked (`sample`, `verify.sampleRecordings` of them), or all.
    * @default 'sample'
@@ -60,6 +63,12 @@ class Sample {
     return this.kept.map((k) => k.entry);
   }
 }
+
+/**
+ * Plaintext bytes a `confirmed` verify opens of each sampled blob: a small recording whole, a large one's first chunks.
+ * Reading 16 recordings of 64 MiB whole would cost more than copying them did.
+ */
+export const SAMPLE_READ_BYTES = 1024 * 1024;
 
 function corrupt(location: BackupLocation, what: string, detail: string): ApplicationFailure {
   return ApplicationFailure.create({ type: 'BackupCorrupt', message: `${what} at ${location.describe()}: ${detail}`, nonRetryable: true });
@@ -116,6 +125,7 @@ export function createVerifyActivities(deps: Dependencies) {
       if (!connectors || !Array.isArray(connectors.connectors)) throw corrupt(location, 'the connector inventory', 'it is not an inventory document');
 
       let blobsChecked = 0;
+      let blobsConfirmed = 0;
       let blobsRead = 0;
       const scope = input.blobs ?? 'all';
       const readAllData = input.readData === 'all';
@@ -123,7 +133,9 @@ export function createVerifyActivities(deps: Dependencies) {
       const pool = new TaskPool(16);
       const readWhole = async (entry: IndexEntry) => {
         try {
-          await readBlobWhole(location, input.deployment, entry, () => ctx.heartbeat({ phase: 'read', blobsRead }));
+          const onBytes = () => ctx.heartbeat({ phase: 'read', blobsRead });
+          if (scope === 'confirmed' && !readAllData) await readBlobSample(location, input.deployment, entry, SAMPLE_READ_BYTES, onBytes);
+          else await readBlobWhole(location, input.deployment, entry, onBytes);
         } catch (err) {
           throw corrupt(location, `the blob of recording ${entry.key} (${entry.blob})`, (err as Error).message);
         }
@@ -133,7 +145,12 @@ export function createVerifyActivities(deps: Dependencies) {
       for await (const entry of readRecordingsIndex(location, input.artifacts.recordingsIndex, dataKey)) {
         // An index of a million entries that this backup mostly shares is read without a blob to check: it beats too.
         if (++entriesRead % 5000 === 0) ctx.heartbeat({ phase: 'index', entriesRead, blobsChecked });
-        if (scope === 'written' && ownBlobOf(dataKey, entry).blob !== entry.blob) continue;
+        if (scope !== 'all' && ownBlobOf(dataKey, entry).blob !== entry.blob) continue;
+        if (scope === 'confirmed' && !readAllData) {
+          blobsConfirmed += 1;
+          sample.offer(entry);
+          continue;
+        }
         await pool.run(async () => {
           const key = blobKey(input.deployment, entry.blob);
           const what = `the blob of recording ${entry.key} (${entry.blob})`;
@@ -183,6 +200,7 @@ export function createVerifyActivities(deps: Dependencies) {
         verifiedAt: deps.now().toISOString(),
         dumpEntries,
         blobsChecked,
+        ...(blobsConfirmed ? { blobsConfirmed } : {}),
         blobsRead,
         ...(deepRowCounts ? { deepRowCounts } : {}),
       };

@@ -50,6 +50,11 @@ export interface SyncResult {
   /** Recordings the previous backup holds whose blob was missing or damaged at the primary: copied again (counted in copiedObjects). */
   healedObjects: number;
   index: Artifact;
+  /**
+   * Locations other than the primary that left the copy (a write failed) in any attempt: they may lack some of the
+   * blobs this backup wrote. Every other location took each of them in the same pass as the primary.
+   */
+  locationsLeftOut?: string[];
 }
 
 export interface VerifyResult {
@@ -57,7 +62,9 @@ export interface VerifyResult {
   verifiedAt: string;
   dumpEntries: number;
   blobsChecked: number;
-  /** Blobs read whole and opened (a sample in a backup's own verify). */
+  /** Blobs this backup wrote that its copy confirmed as it wrote them (a backup's own verify), not asked about again. */
+  blobsConfirmed?: number;
+  /** Blobs read and opened (a sample in a backup's own verify: a large one up to its first MiB). */
   blobsRead: number;
   deepRowCounts?: Record<string, number>;
 }
@@ -67,6 +74,8 @@ export interface ReplicateResult {
   artifacts: number;
   blobsCopied: number;
   blobsPresent: number;
+  /** Blobs this backup wrote to that location in the copy's own pass: not looked up there again. */
+  blobsWrittenByCopy?: number;
   /** Entries identical to the baseline's (the newest backup committed at that location): not looked up there. */
   blobsShared: number;
   baselineBackupId?: string;

@@ -4,6 +4,7 @@ import {
   CancellationScope,
   defineQuery,
   log,
+  patched,
   setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
@@ -12,7 +13,7 @@ import {
 import type { Activities } from '../activities';
 import { explainFailure } from '../src/errors/failure-explanation';
 import { configuredActivities } from './activity-policies';
-import type { BackupInput, BackupProgress, BackupResult, BackupStep, SyncResult } from './backup-types';
+import type { BackupInput, BackupProgress, BackupResult, BackupStep, SyncResult, VerifyResult } from './backup-types';
 import { auditPrincipal, recordAudit, recordAuditQuietly } from './audit-recorder';
 import { releaseDeploymentLock, takeDeploymentLock } from './deployment-lock-holder';
 import { BACKUP_ID, STATUS, STEP } from './search-attributes';
@@ -21,7 +22,7 @@ export const progressQuery = defineQuery<BackupProgress>('progress');
 
 const nonRetryableErrorTypes = ['LocationsInvalid', 'BackupCorrupt'];
 
-function sum(parts: SyncResult[], field: Exclude<keyof SyncResult, 'index'>): number {
+function sum(parts: SyncResult[], field: Exclude<keyof SyncResult, 'index' | 'locationsLeftOut'>): number {
   return parts.reduce((total, part) => total + part[field], 0);
 }
 
@@ -119,15 +120,37 @@ async function backupSteps(input: BackupInput): Promise<BackupResult> {
     };
 
     const artifacts = { ...capture.dbParts, db: capture.db, connectors: capture.connectors, recordingsIndex: sync.index };
-    enter('verify');
-    const verify = await transfer.verifyBackup({ ...base, target, location: prepared.primary, artifacts, rowCounts: capture.postgres.rowCounts, deep: input.deep ?? false, blobs: 'written', readData: 'sample' });
-
-    enter('replicate');
+    const verifyInput = { ...base, target, location: prepared.primary, artifacts, rowCounts: capture.postgres.rowCounts, deep: input.deep ?? false, blobs: 'confirmed' as const, readData: 'sample' as const };
     const others = prepared.locations.filter((l) => l.name !== prepared.primary);
-    // Every copy ends (done or failed) before any undo runs: an undo racing a copy still writing would leave its writes.
-    const replicated = await Promise.allSettled(others.map((l) => transfer.replicate({ ...base, to: l.name, artifacts, ...(previousBackupId ? { previousBackupId } : {}) })));
-    const failedCopy = replicated.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failedCopy) throw failedCopy.reason;
+    const leftOut = new Set(parts.flatMap((p) => p.locationsLeftOut ?? []));
+    const replicateTo = (l: { name: string }) =>
+      transfer.replicate({ ...base, to: l.name, artifacts, ...(previousBackupId ? { previousBackupId } : {}), ...(leftOut.has(l.name) ? {} : { blobsWrittenByCopy: true }) });
+    let verify: VerifyResult;
+    // patched: a backup begun while verify and the copies ran one after the other replays them that way.
+    if (patched('replicate-beside-verify')) {
+      enter('verify');
+      // Verify reads the primary; the copies read it too and write only the other locations: neither changes what the
+      // other reads, so they run side by side. No manifest is written before both succeed, and every one ends (done
+      // or failed) before any undo runs: an undo racing a copy still writing would leave its writes.
+      const verifying = Promise.allSettled([transfer.verifyBackup(verifyInput)]);
+      const copying = Promise.allSettled(others.map(replicateTo));
+      const [verified] = await verifying;
+      const replicated = await copying;
+      if (verified!.status === 'rejected') throw verified!.reason;
+      verify = verified!.value;
+      enter('replicate');
+      const failedCopy = replicated.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failedCopy) throw failedCopy.reason;
+    } else {
+      enter('verify');
+      verify = await transfer.verifyBackup(verifyInput);
+
+      enter('replicate');
+      // Every copy ends (done or failed) before any undo runs: an undo racing a copy still writing would leave its writes.
+      const replicated = await Promise.allSettled(others.map(replicateTo));
+      const failedCopy = replicated.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failedCopy) throw failedCopy.reason;
+    }
 
     enter('commit');
     // Recorded before the manifest is written, and anchored in it: no committed backup exists without its entry, and a

@@ -2,7 +2,7 @@
 import { createHash, hkdfSync } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { HEADER_LENGTH, parseHeader } from '../crypto/frame-format';
+import { ChunkOpener, DEFAULT_CHUNK_SIZE, HEADER_LENGTH, TAG_LENGTH, encryptedSize, parseHeader } from '../crypto/frame-format';
 import { createDecryptStream } from '../crypto/stream-cipher';
 import { blobKey, isNotFound, readHeadOf, type BackupLocation } from '../storage';
 import type { IndexEntry, RecordingEntry } from './recordings-index';
@@ -36,8 +36,9 @@ export function blobNameFor(identity: string, blobKey: Buffer): string {
 
 /** The blob a backup with this data key writes for a recording it copies. */
 export function ownBlobOf(dataKey: Buffer, entry: RecordingEntry): { blob: string; blobKey: Buffer } {
-  const blobKey = deriveBlobKey(dataKey, recordingIdentity(entry));
-  return { blob: blobNameFor(recordingIdentity(entry), blobKey), blobKey };
+  const identity = recordingIdentity(entry);
+  const blobKey = deriveBlobKey(dataKey, identity);
+  return { blob: blobNameFor(identity, blobKey), blobKey };
 }
 
 /** True when the object at `key` exists and its VPB1 header says it was sealed with `blobKey`. */
@@ -105,5 +106,36 @@ export async function readBlobWhole(location: BackupLocation, deployment: string
     }),
   );
   if (plaintext !== entry.size) throw new Error(`it opens to ${plaintext} bytes, the index says ${entry.size}`);
+  return plaintext;
+}
+
+/**
+ * Opens at most `maxPlaintext` bytes of a blob under the key its index entry names: a blob that small is read whole
+ * (readBlobWhole); a larger one is read from its start, one ranged request, and its first chunks are opened, every tag
+ * checked, after its stored size is checked against the index. A sampled read of a large recording then costs what a
+ * small one does, and still proves the blob is there, whole in size, and opens under that key. Resolves with the
+ * plaintext bytes opened.
+ */
+export async function readBlobSample(location: BackupLocation, deployment: string, entry: IndexEntry, maxPlaintext: number, onBytes?: (n: number) => void): Promise<number> {
+  if (entry.size <= maxPlaintext) return readBlobWhole(location, deployment, entry, onBytes);
+  const sealKey = Buffer.from(entry.blobKey, 'base64');
+  const chunks = Math.floor(maxPlaintext / DEFAULT_CHUNK_SIZE);
+  // A blob sealed with chunks larger than the budget has no first chunk within it: it is read whole instead.
+  if (chunks < 1) return readBlobWhole(location, deployment, entry, onBytes);
+  const found = await readHeadOf(location, blobKey(deployment, entry.blob), HEADER_LENGTH + chunks * (DEFAULT_CHUNK_SIZE + TAG_LENGTH));
+  if (!found) throw new Error('it is missing');
+  const header = parseHeader(found.head, sealKey);
+  if (header.chunkSize !== DEFAULT_CHUNK_SIZE) return readBlobWhole(location, deployment, entry, onBytes);
+  if (found.size !== encryptedSize(entry.size, header.chunkSize)) throw new Error(`${found.size} bytes, expected ${encryptedSize(entry.size, header.chunkSize)}`);
+  const opener = new ChunkOpener(sealKey, header);
+  let plaintext = 0;
+  // entry.size > chunks × chunk size: none of these chunks is the final one.
+  for (let i = 0; i < chunks; i++) {
+    const start = HEADER_LENGTH + i * (DEFAULT_CHUNK_SIZE + TAG_LENGTH);
+    const record = found.head.subarray(start, start + DEFAULT_CHUNK_SIZE + TAG_LENGTH);
+    if (record.length !== DEFAULT_CHUNK_SIZE + TAG_LENGTH) throw new Error(`it ends inside chunk ${i}`);
+    plaintext += opener.open(record, false).length;
+    onBytes?.(plaintext);
+  }
   return plaintext;
 }

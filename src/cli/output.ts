@@ -29,7 +29,7 @@ export function formatBackupResult(r: BackupResult): string {
     `  write pause      ${r.pauseMs} ms`,
     `  database dump    ${formatBytes(r.dumpBytes)}`,
     `  recordings       ${r.recordings.objects} objects, ${formatBytes(r.recordings.bytes)}; copied ${r.recordings.copiedObjects} (${formatBytes(r.recordings.copiedBytes)}), shared ${r.recordings.reusedObjects} with the previous backup`,
-    `  verified         ${r.verify.level}: pg_restore --list ${r.verify.dumpEntries} entries, ${r.verify.blobsChecked} blobs`,
+    `  verified         ${r.verify.level}: pg_restore --list ${r.verify.dumpEntries} entries, ${r.verify.blobsConfirmed !== undefined ? `${r.verify.blobsConfirmed} blobs confirmed as written, ${r.verify.blobsRead} read` : `${r.verify.blobsChecked} blobs`}`,
   ].join('\n');
 }
 

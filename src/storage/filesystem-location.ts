@@ -3,8 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { constants, type Dirent } from 'node:fs';
 import { access, mkdir, open, readdir, rename, rm, rmdir, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { Readable, Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { Readable } from 'node:stream';
 import type { LocationConfig } from '../config/schema';
 import type { BackupLocation, ByteRange, ListedObject, ObjectHead, ObjectStat, PutResult } from './backup-location';
 import { TEMP_FILE_MARKER, assertValidKey, assertValidPrefix, normaliseRootPrefix } from './object-key';
@@ -28,6 +27,20 @@ function isMissing(err: unknown): boolean {
 /** Sort key matching S3's order of full keys: a directory sorts as "name/", so "a-b" comes before "a/x". */
 function entryOrder(entry: Dirent): string {
   return entry.isDirectory() ? `${entry.name}/` : entry.name;
+}
+
+/** Bytes gathered before one vectored write. */
+const WRITE_BATCH = 1024 * 1024;
+
+/** Writes `buffers` at the handle's position, all of them: a short write goes on from where it stopped. */
+async function writeWhole(handle: FileHandle, buffers: Buffer[]): Promise<void> {
+  const pending = buffers.filter((b) => b.length > 0);
+  while (pending.length) {
+    let { bytesWritten } = await handle.writev(pending);
+    if (bytesWritten === 0) throw new Error('the file system took no bytes of a write');
+    while (pending.length && bytesWritten >= pending[0]!.length) bytesWritten -= pending.shift()!.length;
+    if (bytesWritten > 0) pending[0] = pending[0]!.subarray(bytesWritten);
+  }
 }
 
 export class FilesystemLocation implements BackupLocation {
@@ -65,14 +78,25 @@ export class FilesystemLocation implements BackupLocation {
     }
   }
 
+  /**
+   * Directories this location made or found: a put into one of them opens its temporary file at once, without a
+   * mkdir first. A concurrent delete() may prune one (it removes directories left empty), so a failed open makes it again.
+   */
+  private readonly knownDirectories = new Set<string>();
+
   /** Opens a fresh temporary file beside the target; a concurrent delete() may prune the directory, so retry. */
   private async openTemp(directory: string): Promise<{ handle: FileHandle; path: string }> {
     for (let attempt = 0; ; attempt += 1) {
-      await mkdir(directory, { recursive: true });
+      if (!this.knownDirectories.has(directory)) {
+        await mkdir(directory, { recursive: true });
+        if (this.knownDirectories.size >= 4096) this.knownDirectories.clear();
+        this.knownDirectories.add(directory);
+      }
       const path = join(directory, `${TEMP_FILE_MARKER}${randomBytes(8).toString('hex')}`);
       try {
         return { handle: await open(path, 'wx', 0o600), path };
       } catch (err) {
+        this.knownDirectories.delete(directory);
         if (errorCode(err) !== 'ENOENT' || attempt >= 4) throw err;
       }
     }
@@ -82,28 +106,49 @@ export class FilesystemLocation implements BackupLocation {
     const target = this.pathOf(key);
     const directory = dirname(target);
     const { handle, path: temp } = await this.openTemp(directory);
+    let closed = false;
     let committed = false;
     try {
       let written = 0;
-      const counter = new Transform({
-        transform(chunk: Buffer, _encoding, callback) {
-          written += chunk.length;
-          callback(null, chunk);
-        },
-      });
-      const source = Buffer.isBuffer(body) ? Readable.from([body]) : body;
-      // The write stream closes the handle when it finishes or fails.
-      await pipeline(source, counter, handle.createWriteStream());
+      if (Buffer.isBuffer(body)) {
+        await writeWhole(handle, [body]);
+        written = body.length;
+      } else {
+        // Chunks are gathered into one vectored write of up to WRITE_BATCH bytes: a small recording's blob is one
+        // write, a large one's a few hundred, each one call into the thread pool.
+        let batch: Buffer[] = [];
+        let batched = 0;
+        try {
+          for await (const piece of body as AsyncIterable<Buffer | string>) {
+            const chunk = Buffer.isBuffer(piece) ? piece : Buffer.from(piece);
+            written += chunk.length;
+            if (size !== undefined && written > size) throw new SizeMismatchError(this.name, key, size, written);
+            batch.push(chunk);
+            batched += chunk.length;
+            if (batched >= WRITE_BATCH) {
+              await writeWhole(handle, batch);
+              batch = [];
+              batched = 0;
+            }
+          }
+        } catch (err) {
+          body.destroy();
+          throw err;
+        }
+        if (batch.length) await writeWhole(handle, batch);
+      }
       if (size !== undefined && written !== size) throw new SizeMismatchError(this.name, key, size, written);
       // Data reaches the disk before the name does, so a crash never exposes a short file under `key`.
-      await this.syncPath(temp);
+      await handle.sync();
+      closed = true;
+      await handle.close();
       await rename(temp, target);
       committed = true;
       await this.syncPath(directory).catch(() => undefined); // some filesystems refuse fsync on a directory
       return {};
     } finally {
       if (!committed) {
-        await handle.close().catch(() => undefined);
+        if (!closed) await handle.close().catch(() => undefined);
         await rm(temp, { force: true }).catch(() => undefined);
       }
     }

@@ -6,10 +6,10 @@ import { pipeline } from 'node:stream/promises';
 import { describe, expect, it } from 'vitest';
 import type { Manifest } from '../../src/catalog/manifest';
 import { ManifestAuthenticationError, canonicalJson, checkManifestMac, sealManifest } from '../../src/catalog/manifest-mac';
-import { blobNameFor, deriveBlobKey, ownBlobOf, recordingIdentity } from '../../src/catalog/recording-blobs';
+import { blobNameFor, deriveBlobKey, ownBlobOf, readBlobSample, recordingIdentity } from '../../src/catalog/recording-blobs';
 import { CiphertextCheck } from '../../src/crypto/ciphertext-check';
 import { KeyRing, encryptBuffer, generateDataKey } from '../../src/crypto';
-import { blobKey } from '../../src/storage';
+import { FilesystemLocation, blobKey } from '../../src/storage';
 import { OrderedWindow } from '../../src/streams/ordered-window';
 import { SortedCursor, compareKeys } from '../../src/streams/sorted-cursor';
 
@@ -36,6 +36,42 @@ describe('blob names', () => {
     const { blob } = ownBlobOf(generateDataKey(), recording);
     expect(blob).toMatch(/^([0-9a-f]{2})\/\1[0-9a-f]{62}$/);
     expect(blobKey('prod', blob)).toBe(`prod/blobs/${blob}`);
+  });
+});
+
+describe('sampled blob read', () => {
+  it('opens a large blob up to its budget, checks its stored size, and names a flipped byte in what it reads', async () => {
+    const { mkdtemp, rm } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const dir = await mkdtemp(join(tmpdir(), 'blob-sample-'));
+    try {
+      const location = new FilesystemLocation({ name: 'local', region: 'here', kind: 'filesystem', path: dir } as never);
+      const dataKey = generateDataKey();
+      const large = { key: 'large.cast', size: 300 * 1024, etag: 'e1' };
+      const small = { key: 'small.cast', size: 1000, etag: 'e2' };
+      const entries = [];
+      for (const r of [large, small]) {
+        const own = ownBlobOf(dataKey, r);
+        await location.put(blobKey('prod', own.blob), encryptBuffer(own.blobKey, randomBytes(r.size)));
+        entries.push({ ...r, blob: own.blob, blobKey: own.blobKey.toString('base64') });
+      }
+      const [largeEntry, smallEntry] = entries as [typeof entries[0], typeof entries[0]];
+      // Two chunks of the large one (64 KiB each), the small one whole.
+      expect(await readBlobSample(location, 'prod', largeEntry, 128 * 1024)).toBe(128 * 1024);
+      expect(await readBlobSample(location, 'prod', smallEntry, 128 * 1024)).toBe(1000);
+      // Another key, a stored size the index does not imply, a flipped byte inside the budget: each fails.
+      await expect(readBlobSample(location, 'prod', { ...largeEntry, blobKey: generateDataKey().toString('base64') }, 128 * 1024)).rejects.toThrow();
+      await expect(readBlobSample(location, 'prod', { ...largeEntry, size: largeEntry.size + 1 }, 128 * 1024)).rejects.toThrow(/bytes, expected/);
+      const key = blobKey('prod', largeEntry.blob);
+      const bytes = Buffer.from(await (await import('../../src/catalog/artifacts')).readAll(await location.get(key)));
+      bytes[30_000] = bytes[30_000]! ^ 1;
+      await location.put(key, bytes);
+      await expect(readBlobSample(location, 'prod', largeEntry, 128 * 1024)).rejects.toThrow(/chunk 0 failed authentication/);
+      await expect(readBlobSample(location, 'prod', { ...largeEntry, blob: ownBlobOf(dataKey, { ...large, etag: 'gone' }).blob }, 128 * 1024)).rejects.toThrow(/missing/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
 
