@@ -39,6 +39,27 @@ export interface DependencyOverrides {
   locations?: () => BackupLocation[];
 }
 
+const MIB = 1024 * 1024;
+
+/**
+ * An index and a list of blobs stream to each S3 location for the whole length of a copy (a backup's sync, a
+ * checkpoint), each holding a part buffer while the recordings' uploads come and go beside them.
+ */
+export const STREAMS_BESIDE_COPY = 2;
+
+/**
+ * Part sizes fitted to the memory budget: two parts per upload, for `concurrency` uploads at once plus the streams
+ * beside them, so that those streams never leave a recording's upload waiting for a buffer (the schema refuses a
+ * budget that cannot hold one 5 MiB part per upload). A restore writes to one bucket; the recordings copy writes each
+ * blob to every S3 location at once.
+ */
+export function uploadPartSizes(config: Pick<Config, 'backup' | 'locations'>): { partSize: number; locationPartSize: number } {
+  const budgetBytes = memoryBudgetMiB(config) * MIB;
+  const fitted = (uploads: number) => Math.max(MIN_PART_MIB * MIB, Math.min(DEFAULT_PART_SIZE, Math.floor(budgetBytes / (2 * uploads) / MIB) * MIB));
+  const s3Locations = Math.max(1, config.locations.filter((l) => l.kind === 's3').length);
+  return { partSize: fitted(config.backup.concurrency), locationPartSize: fitted(concurrentUploads(config) + STREAMS_BESIDE_COPY * s3Locations) };
+}
+
 export function createDependencies(config: Config, overrides: DependencyOverrides = {}): Dependencies {
   const cache = new Map<string, unknown>();
   const once = <T>(key: string, make: () => T): T => {
@@ -46,14 +67,8 @@ export function createDependencies(config: Config, overrides: DependencyOverride
     return cache.get(key) as T;
   };
   const secret = (ref: SecretRef) => resolveSecret(ref);
-  const MIB = 1024 * 1024;
   const budgetBytes = memoryBudgetMiB(config) * MIB;
-  // Two parts per upload, `concurrency` uploads at once: parts sized so that they fit the memory budget (the schema
-  // refuses a budget that cannot hold one 5 MiB part per upload).
-  const fitted = (uploads: number) => Math.max(MIN_PART_MIB * MIB, Math.min(DEFAULT_PART_SIZE, Math.floor(budgetBytes / (2 * uploads) / MIB) * MIB));
-  // A restore writes to one bucket; the recordings copy writes each blob to every S3 location at once.
-  const partSize = fitted(config.backup.concurrency);
-  const locationPartSize = fitted(concurrentUploads(config));
+  const { partSize, locationPartSize } = uploadPartSizes(config);
   const deployment = (target: TargetName) => targetDeployment(config, target);
   const transferBudget = () => once('transferBudget', () => new TransferBudget(budgetBytes));
 

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load';
 import { localStackConfig } from '../../src/config/local-stack';
 import { memoryBudgetMiB, type ConfigInput } from '../../src/config/schema';
-import { createDependencies } from '../../src/runtime/dependencies';
+import { STREAMS_BESIDE_COPY, createDependencies } from '../../src/runtime/dependencies';
 import { S3Location, TransferBudget } from '../../src/storage';
 
 const MIB = 1024 * 1024;
@@ -56,6 +56,19 @@ describe('memory budget for uploads', () => {
       }
       const restorePart = deps.recordingsClient('production').partSize;
       expect(restorePart * config.backup.concurrency).toBeLessThanOrEqual(budget.limitBytes);
+    }
+  });
+
+  it('leaves a recording room for its part beside the index and blob-list streams, even one upload at a time', async () => {
+    for (const [backup, s3Count] of [[{ concurrency: 1 }, 1], [{ concurrency: 1, memoryBudgetMiB: 64 }, 2], [{ concurrency: 8 }, 1]] as const) {
+      const config = parseConfig(configWith(backup, s3Count));
+      const deps = createDependencies(config);
+      const partSize = (deps.locations().find((l) => l instanceof S3Location) as S3Location).partSize;
+      // Every stream beside the copy holds a part at each S3 location, then each location's share of the copy's uploads asks for one.
+      const budget = new TransferBudget(deps.transferBudget().limitBytes, 50);
+      for (let i = 0; i < STREAMS_BESIDE_COPY * s3Count; i++) await budget.take(partSize);
+      for (let i = 0; i < config.backup.concurrency * s3Count; i++) await budget.take(partSize);
+      expect(budget.overrunCount, JSON.stringify({ backup, s3Count, partSize })).toBe(0);
     }
   });
 
