@@ -12,6 +12,7 @@ import type { Dependencies } from '../src/runtime/dependencies';
 import { isNotFound, manifestKey, type BackupLocation } from '../src/storage';
 import { SortedCursor } from '../src/streams/sorted-cursor';
 import { PROBLEMS_KEPT, type BackupCheckInput, type BackupCheckResult, type CheckProblem, type ReadDataScope } from '../workflows/check-types';
+import { InOrderFold } from '../src/runtime/in-order-fold';
 import { TaskPool, locationByName } from './backup-context';
 import { inspectBlob, repairBlob } from './check-blob';
 
@@ -258,7 +259,7 @@ export function createBackupCheckActivities(deps: Dependencies) {
       const previous = await NeighbourIndex.open(deps, deployment, input.previousBackupId);
       const following = await NeighbourIndex.open(deps, deployment, input.nextBackupId);
       const checkpoint: BlobCheckpoint = { phase: 'blobs', entriesDone: resumed?.entriesDone ?? 0, result };
-      const finished = new Map<number, () => void>();
+      const inOrder = new InOrderFold(checkpoint);
       const beat = () => ctx.heartbeat(checkpoint);
       const pool = new TaskPool(deps.config.backup.concurrency);
       let seq = -1;
@@ -295,12 +296,7 @@ export function createBackupCheckActivities(deps: Dependencies) {
             };
           }
           // Folded in index order, so the checkpoint never counts an entry a retry would check again.
-          finished.set(mine, fold);
-          for (let next = finished.get(checkpoint.entriesDone); next; next = finished.get(checkpoint.entriesDone)) {
-            finished.delete(checkpoint.entriesDone);
-            next();
-            checkpoint.entriesDone += 1;
-          }
+          inOrder.complete(mine, fold);
           if (checkpoint.entriesDone % 50 === 0) beat();
         });
       }

@@ -1,5 +1,6 @@
 // The check of every committed recordings checkpoint or connector export at one location: its manifest and MAC, its
 // artifacts read against their checksums, and every blob a checkpoint's index names, with repair from a good copy.
+import { InOrderFold } from '../src/runtime/in-order-fold';
 import { Context, activityInfo } from '@temporalio/activity';
 import { readAll } from '../src/catalog/artifacts';
 import { CHECKPOINT_KIND, CONNECTOR_EXPORT_KIND, type CheckpointManifest, type ConnectorExportManifest, type PointKind } from '../src/catalog/checkpoint-manifest';
@@ -11,7 +12,7 @@ import type { Dependencies } from '../src/runtime/dependencies';
 import type { BackupLocation } from '../src/storage';
 import { POINT_MANIFEST } from '../src/storage/layout';
 import { SortedCursor } from '../src/streams/sorted-cursor';
-import { PROBLEMS_KEPT, type CheckProblem, type PointCheckKind, type PointsCheckInput, type PointsCheckResult } from '../workflows/check-types';
+import { PROBLEMS_KEPT, type CheckCounts, type CheckProblem, type PointCheckKind, type PointsCheckInput, type PointsCheckResult } from '../workflows/check-types';
 import { TaskPool, locationByName } from './backup-context';
 import { inspectArtifact, readableIndexOf, repairArtifact, wantsRead } from './check-backup';
 import { inspectBlob, repairBlob } from './check-blob';
@@ -63,17 +64,8 @@ async function committedIds(deps: Dependencies, here: BackupLocation, kind: Poin
 }
 
 /** What one id's check at the location adds to the result; kept whole in heartbeats while its blob pass runs. */
-interface PointTally {
+interface PointTally extends CheckCounts {
   manifest: 'authenticated' | 'invalid' | 'missing';
-  artifactsChecked: number;
-  blobsChecked: number;
-  blobsShared: number;
-  blobsRead: number;
-  bytesRead: number;
-  problemCount: number;
-  repairedCount: number;
-  refusedCount: number;
-  problems: CheckProblem[];
 }
 
 const emptyTally = (): PointTally => ({ manifest: 'authenticated', artifactsChecked: 0, blobsChecked: 0, blobsShared: 0, blobsRead: 0, bytesRead: 0, problemCount: 0, repairedCount: 0, refusedCount: 0, problems: [] });
@@ -319,7 +311,7 @@ export function createPointCheckActivities(deps: Dependencies) {
           progress.entriesDone = current.entriesDone;
           beat();
         };
-        const finished = new Map<number, () => void>();
+        const inOrder = new InOrderFold(current);
         const pool = new TaskPool(deps.config.backup.concurrency);
         let seq = -1;
         try {
@@ -348,12 +340,7 @@ export function createPointCheckActivities(deps: Dependencies) {
                   if (!verdict.ok) note({ kind: verdict.kind, recordingKey: entry.key, blob: entry.blob, detail: verdict.detail, ...(repair ? { repair } : {}) });
                 };
               }
-              finished.set(mine, fold);
-              for (let next = finished.get(current.entriesDone); next; next = finished.get(current.entriesDone)) {
-                finished.delete(current.entriesDone);
-                next();
-                current.entriesDone += 1;
-              }
+              inOrder.complete(mine, fold);
               if (current.entriesDone % 50 === 0) blobBeat();
             });
           }

@@ -1,7 +1,6 @@
 // The backup workflow: the vendor's backup steps 1-6 as retryable activities, each with its undo (saga).
 import {
   ApplicationFailure,
-  CancellationScope,
   defineQuery,
   log,
   patched,
@@ -13,9 +12,10 @@ import {
 import type { Activities } from '../activities';
 import { explainFailure } from '../src/errors/failure-explanation';
 import { configuredActivities } from './activity-policies';
+import { runCompensations, type Compensation } from './compensations';
 import type { BackupInput, BackupProgress, BackupResult, BackupStep, SyncResult, VerifyResult } from './backup-types';
 import { auditPrincipal, recordAudit, recordAuditQuietly } from './audit-recorder';
-import { releaseDeploymentLock, takeDeploymentLock } from './deployment-lock-holder';
+import { underDeploymentLock } from './deployment-lock-holder';
 import { BACKUP_ID, STATUS, STEP } from './search-attributes';
 
 export const progressQuery = defineQuery<BackupProgress>('progress');
@@ -37,18 +37,7 @@ export function backupIdFor(startTime: Date, runId: string): string {
  * instead); refused with a DeploymentLocked failure naming the holder when another operation has it.
  */
 export async function backupWorkflow(input: BackupInput): Promise<BackupResult> {
-  const whose = input.underParentLock ? 'parent' : 'own';
-  try {
-    await takeDeploymentLock(input.deployment, 'backup', whose);
-  } catch (err) {
-    upsertSearchAttributes([{ key: STATUS, value: 'refused' }]);
-    throw err;
-  }
-  try {
-    return await backupSteps(input);
-  } finally {
-    if (whose === 'own') await releaseDeploymentLock(input.deployment);
-  }
+  return underDeploymentLock(input.deployment, 'backup', input.underParentLock ? 'parent' : 'own', () => backupSteps(input));
 }
 
 async function backupSteps(input: BackupInput): Promise<BackupResult> {
@@ -70,7 +59,7 @@ async function backupSteps(input: BackupInput): Promise<BackupResult> {
     { key: STATUS, value: 'running' },
   ]);
 
-  const undo: { name: string; run: () => Promise<unknown> }[] = [];
+  const undo: Compensation[] = [];
   let listing: Parameters<Activities['discardBackup']>[0]['listing'];
   let previousBackupId: string | undefined;
   const base = { deployment: input.deployment, backupId };
@@ -218,15 +207,7 @@ async function backupSteps(input: BackupInput): Promise<BackupResult> {
       { key: STATUS, value: 'failed' },
     ]);
     // Undo newest first, even when the workflow itself was cancelled; a failing undo is logged and the rest still run.
-    await CancellationScope.nonCancellable(async () => {
-      for (const step of undo.reverse()) {
-        try {
-          await step.run();
-        } catch (undoErr) {
-          log.error(`compensation "${step.name}" failed`, { error: (undoErr as Error).message });
-        }
-      }
-    });
+    await runCompensations(undo);
     await recordAuditQuietly(input.deployment, 'backup.failed', principal, { backupId }, { step: failedStep, error: progress.error.slice(0, 500) });
     throw ApplicationFailure.create({
       type: 'BackupFailed',

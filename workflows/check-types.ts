@@ -64,14 +64,11 @@ export interface BackupCheckInput {
   repair?: boolean;
 }
 
-export interface BackupCheckResult {
-  location: string;
-  backupId: string;
-  /** 'removed': no location holds the manifest any more (retention removed the backup while the check ran). */
-  manifest: 'authenticated' | 'unauthenticated' | 'missing' | 'invalid' | 'removed';
+/** What one check activity counts at a location, whatever it checks. */
+export interface CheckCounts {
   artifactsChecked: number;
   blobsChecked: number;
-  /** Checked by the previous backup's activity (same blob for the same recording). */
+  /** Checked by the check of what this one built on (same blob for the same recording). */
   blobsShared: number;
   blobsRead: number;
   bytesRead: number;
@@ -79,6 +76,13 @@ export interface BackupCheckResult {
   repairedCount: number;
   refusedCount: number;
   problems: CheckProblem[];
+}
+
+export interface BackupCheckResult extends CheckCounts {
+  location: string;
+  backupId: string;
+  /** 'removed': no location holds the manifest any more (retention removed the backup while the check ran). */
+  manifest: 'authenticated' | 'unauthenticated' | 'missing' | 'invalid' | 'removed';
 }
 
 /** The point-in-time records one check activity covers at a location: recordings checkpoints or connector exports. */
@@ -97,7 +101,7 @@ export interface PointsCheckInput {
   repair?: boolean;
 }
 
-export interface PointsCheckResult {
+export interface PointsCheckResult extends CheckCounts {
   location: string;
   kind: PointCheckKind;
   /** Committed ids found (a manifest in some location), less those removed while the check ran. */
@@ -109,16 +113,6 @@ export interface PointsCheckResult {
   /** Removed by retention while the check ran: not counted. */
   removed: number;
   manifests: { authenticated: number; invalid: number; missing: number };
-  artifactsChecked: number;
-  blobsChecked: number;
-  /** Checked by the check of the checkpoint or backup this one built on (same blob for the same recording). */
-  blobsShared: number;
-  blobsRead: number;
-  bytesRead: number;
-  problemCount: number;
-  repairedCount: number;
-  refusedCount: number;
-  problems: CheckProblem[];
 }
 
 export interface OrphanCheckResult {

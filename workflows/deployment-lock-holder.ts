@@ -1,8 +1,9 @@
 // The holder's side of the deployment lock, for the workflows that take it: taken before anything is read or
 // changed, released in a non-cancellable finally.
-import { ApplicationFailure, CancellationScope, log, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, log, proxyActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import { DEPLOYMENT_LOCKED, lockedMessage, type LockOperation } from './deployment-lock-types';
+import { STATUS } from './search-attributes';
 
 const lockCalls = proxyActivities<Activities>({
   startToCloseTimeout: '1 minute',
@@ -39,4 +40,22 @@ export async function releaseDeploymentLock(deployment: string): Promise<void> {
       log.error('the deployment lock could not be released; the next taker finds its holder ended and takes it', { error: (err as Error).message });
     }
   });
+}
+
+/**
+ * Runs `steps` holding the deployment's lock (`own`), or under the parent's (`parent`); a refusal marks the run
+ * `refused` in its search attributes before it is thrown.
+ */
+export async function underDeploymentLock<T>(deployment: string, operation: LockOperation, whose: 'own' | 'parent', steps: () => Promise<T>): Promise<T> {
+  try {
+    await takeDeploymentLock(deployment, operation, whose);
+  } catch (err) {
+    upsertSearchAttributes([{ key: STATUS, value: 'refused' }]);
+    throw err;
+  }
+  try {
+    return await steps();
+  } finally {
+    if (whose === 'own') await releaseDeploymentLock(deployment);
+  }
 }

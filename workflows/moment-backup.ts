@@ -1,15 +1,16 @@
 // A committed backup made from a moment of point-in-time protection, for a restore to that moment: the database as
 // recovered to the moment, the recordings checkpoint and connector export in force then. Verified and replicated like
 // any backup, so the restore that follows is the ordinary one (loss report, approvals, swap, verification, rollback).
-import { ApplicationFailure, CancellationScope, defineQuery, log, setCurrentDetails, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, defineQuery, setCurrentDetails, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { MomentCapture } from '../activities/dump-moment';
 import type { PointInTimeSelection } from '../activities/point-in-time';
 import { POINT_IN_TIME_TAG } from '../src/catalog/retention';
 import { explainFailure } from '../src/errors/failure-explanation';
 import { configuredActivities } from './activity-policies';
+import { runCompensations, type Compensation } from './compensations';
 import { auditPrincipal, recordAudit, recordAuditQuietly } from './audit-recorder';
 import { backupIdFor } from './backup';
-import { releaseDeploymentLock, takeDeploymentLock } from './deployment-lock-holder';
+import { underDeploymentLock } from './deployment-lock-holder';
 import { BACKUP_ID, STATUS, STEP } from './search-attributes';
 
 export interface MomentBackupInput {
@@ -48,13 +49,7 @@ export const momentProgressQuery = defineQuery<MomentBackupProgress>('progress')
 const nonRetryableErrorTypes = ['LocationsInvalid', 'BackupCorrupt', 'MomentOutOfRange', 'MomentChanged', 'PointInTimeOutsideWindow', 'PointInTimeNotConfigured', 'RestoreInputInvalid', 'InputInvalid'];
 
 export async function momentBackupWorkflow(input: MomentBackupInput): Promise<MomentBackupResult> {
-  const whose = input.underParentLock ? 'parent' : 'own';
-  await takeDeploymentLock(input.deployment, 'backup', whose);
-  try {
-    return await momentBackupSteps(input);
-  } finally {
-    if (whose === 'own') await releaseDeploymentLock(input.deployment);
-  }
+  return underDeploymentLock(input.deployment, 'backup', input.underParentLock ? 'parent' : 'own', () => momentBackupSteps(input));
 }
 
 async function momentBackupSteps(input: MomentBackupInput): Promise<MomentBackupResult> {
@@ -74,7 +69,7 @@ async function momentBackupSteps(input: MomentBackupInput): Promise<MomentBackup
   ]);
   const base = { deployment: input.deployment, backupId };
   const principal = auditPrincipal(input.requestedBy);
-  const undo: { name: string; run: () => Promise<unknown> }[] = [];
+  const undo: Compensation[] = [];
   try {
     enter('select');
     // The moment's checkpoint and export first: a moment they do not cover is refused before anything is written.
@@ -137,15 +132,7 @@ async function momentBackupSteps(input: MomentBackupInput): Promise<MomentBackup
     progress.error = explainFailure(err, { timeouts });
     enter('compensate');
     upsertSearchAttributes([{ key: STATUS, value: 'failed' }]);
-    await CancellationScope.nonCancellable(async () => {
-      for (const step of undo.reverse()) {
-        try {
-          await step.run();
-        } catch (undoErr) {
-          log.error(`compensation "${step.name}" failed`, { error: (undoErr as Error).message });
-        }
-      }
-    });
+    await runCompensations(undo);
     await recordAuditQuietly(input.deployment, 'backup.failed', principal, { backupId }, { step: failedStep, error: progress.error.slice(0, 500), at: input.at });
     throw ApplicationFailure.create({
       type: 'MomentBackupFailed',

@@ -1,8 +1,7 @@
 // Point-in-time protection of production's cluster on the real stack: base backup and WAL streamed by the protection
 // workflow, recovery to a moment in a scratch instance, a segment lost at one location or both, a worker SIGKILLed mid-stream.
 import { randomBytes } from 'node:crypto';
-import { existsSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
 import pg from 'pg';
 import type { WorkflowHandle } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -25,6 +24,7 @@ import { PROTECTION_MARKS_QUERY, protectWorkflowId, type ProtectionState } from 
 import { isolatedConfig } from '../support/backup-fixture';
 import { stackEnv } from '../support/stack-env';
 import { temporalHarness, type TemporalHarness } from '../support/temporal';
+import { dropReplicationSlot, removeWalSpool } from '../support/replication-slot';
 import { until } from '../support/until';
 import { checkpointAt } from '../../activities/point-in-time';
 import { startWorkerProcess, type WorkerProcess } from '../support/worker-process';
@@ -118,21 +118,11 @@ describe('point-in-time protection of the production cluster', () => {
     }
     for (const w of workers) await w.stop();
     await h?.close();
-    // The slot would keep WAL (up to max_slot_wal_keep_size) for a stream that no longer runs.
-    for (let i = 0; i < 50; i++) {
-      const { rows } = await admin.query<{ active_pid: number | null }>('SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1', [slot]);
-      if (!rows[0]) break;
-      if (rows[0].active_pid) await admin.query('SELECT pg_terminate_backend($1)', [rows[0].active_pid]);
-      else {
-        await admin.query('SELECT pg_drop_replication_slot($1)', [slot]);
-        break;
-      }
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    await dropReplicationSlot(admin, slot);
     await testDb.end();
     await admin.query(`DROP DATABASE IF EXISTS ${testDatabase} WITH (FORCE)`);
     await admin.end();
-    rmSync(join(config.backup.workDir, 'wal-spool', `${deployment}-${slot}`), { recursive: true, force: true });
+    removeWalSpool(config, deployment, slot);
   }, 120_000);
 
   it('recovers writes made a few seconds before a moment, and none made after it', async () => {

@@ -3,8 +3,7 @@
 // report, approvals, swap); a moment outside the covered window is refused naming the window, and changes nothing.
 import { randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
-import { existsSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
 import pg from 'pg';
 import type { WorkflowHandle } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -26,6 +25,7 @@ import type { RestoreReport } from '../../workflows/restore-types';
 import { startApprovedRestore } from '../support/approved-restore';
 import { restoreFixture, type RestoreFixture } from '../support/restore-fixture';
 import { temporalHarness, type TemporalHarness } from '../support/temporal';
+import { dropReplicationSlot, removeWalSpool } from '../support/replication-slot';
 import { until } from '../support/until';
 import { CRASH_TEST_TIMEOUTS, startWorkerProcess, type WorkerProcess } from '../support/worker-process';
 
@@ -130,23 +130,13 @@ describe('restore to a moment of point-in-time protection', () => {
     await worker?.stop();
     await h?.close();
     if (!f) return;
-    // The slot would keep WAL for a stream that no longer runs.
     const admin = new pg.Client({ ...f.config.deployment.postgres, password: f.deps.postgresPassword('production'), database: 'postgres' });
     await admin.connect();
-    for (let i = 0; i < 50; i++) {
-      const { rows } = await admin.query<{ active_pid: number | null }>('SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1', [slot]);
-      if (!rows[0]) break;
-      if (rows[0].active_pid) await admin.query('SELECT pg_terminate_backend($1)', [rows[0].active_pid]);
-      else {
-        await admin.query('SELECT pg_drop_replication_slot($1)', [slot]);
-        break;
-      }
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    await dropReplicationSlot(admin, slot);
     await admin.end();
     await db?.end();
     await f?.destroy();
-    rmSync(join(f.config.backup.workDir, 'wal-spool', `${deployment()}-${slot}`), { recursive: true, force: true });
+    removeWalSpool(f.config, deployment(), slot);
   }, 120_000);
 
   it('refuses a moment before the covered window, naming the window, and changes nothing', async () => {
