@@ -45,6 +45,8 @@ export function protectCommand(config: () => Config, withClient: WithClient): Co
       const lines = [
         `${status.workflowId}: ${status.running ? 'running' : 'not running'}`,
         `  newest mark: ${status.state?.mark ? `${status.state.mark.time} (LSN ${status.state.mark.lsn})` : '-'}`,
+        ...(status.retrying ? [`  RETRYING ${status.retrying.activity} (attempt ${status.retrying.attempt}): ${status.retrying.error}`] : []),
+        ...(status.state?.checkpointProblem ? [`  last checkpoint problem (${status.state.checkpointProblem.at}): ${status.state.checkpointProblem.message}`] : []),
         `  restorable window: ${window}`,
         ...(status.window.gapCount ? [`  missing WAL segments: ${status.window.gaps.join(', ')}`] : []),
         ...status.window.locations.map((l) => `  ${l.location}: ${l.window ? `${l.window.from} to ${l.window.to}` : `none (${l.reason})`}${l.gapCount ? `; missing ${l.gaps.join(', ')}` : ''}`),

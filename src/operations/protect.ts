@@ -42,6 +42,8 @@ export interface ProtectionStatus {
   workflowId: string;
   running: boolean;
   state?: ProtectionState;
+  /** An activity of the workflow being retried, and why (a stream whose slot the server invalidated says so here). */
+  retrying?: { activity: string; attempt: number; error: string };
   window: Omit<PointInTimeWindow, 'holdings'>;
 }
 
@@ -52,12 +54,16 @@ export async function protectionStatus(client: Client, config: Config, locations
   const handle = client.workflow.getHandle(workflowId);
   let running = false;
   let state: ProtectionState | undefined;
+  let retrying: ProtectionStatus['retrying'];
   try {
-    running = (await handle.describe()).status.name === 'RUNNING';
+    const description = await handle.describe();
+    running = description.status.name === 'RUNNING';
     if (running) state = await handle.query<ProtectionState>(PROTECTION_MARKS_QUERY);
+    const failing = (description.raw.pendingActivities ?? []).find((p) => (p.attempt ?? 1) > 1 && p.lastFailure?.message);
+    if (running && failing) retrying = { activity: failing.activityType?.name ?? '?', attempt: failing.attempt ?? 2, error: failing.lastFailure!.message! };
   } catch {
     running = false;
   }
   const { holdings: _holdings, ...window } = await pointInTimeWindow(locations, deployment.name, keyRing);
-  return { workflowId, running, ...(state ? { state } : {}), window };
+  return { workflowId, running, ...(state ? { state } : {}), ...(retrying ? { retrying } : {}), window };
 }

@@ -20,6 +20,13 @@ function connectionArgs(config: PostgresConfig): string[] {
  */
 export async function ensureReplicationSlot(config: PostgresConfig, password: string | undefined, slot: string): Promise<void> {
   await withClient(config, password, async (client) => {
+    // A slot the server invalidated (its receiver fell more than max_slot_wal_keep_size behind) streams nothing again.
+    const { rows } = await client.query<{ wal_status: string | null }>('SELECT wal_status FROM pg_replication_slots WHERE slot_name = $1', [slot]);
+    if (rows[0]?.wal_status === 'lost') {
+      throw new Error(
+        `replication slot "${slot}" ${describeTarget(config)} was invalidated by the server: the stream fell more than max_slot_wal_keep_size behind and the WAL it still needed was removed, so the moments after the newest mark cannot be recovered. Drop the slot (SELECT pg_drop_replication_slot('${slot}')) and restart protection (vaultpam-backup protect stop, then protect start): it takes a new base backup, from which moments are recoverable again`,
+      );
+    }
     try {
       await client.query('SELECT pg_create_physical_replication_slot($1, true) WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1)', [slot]);
     } catch (err) {
