@@ -1,16 +1,17 @@
 // One slice of the WAL stream: pg_receivewal on the slot into a spool, each segment (and the one being written, every
 // few seconds) encrypted to every location, the high-water mark recorded; resumable from the slot, no gap.
 import { Context } from '@temporalio/activity';
-import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, rmSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type pg from 'pg';
 import { encodeWalObject, putWalObject } from '../src/catalog/wal-object';
 import { ensureWalKeyEpoch, type CurrentWalKey } from '../src/catalog/wal-key-epoch';
-import { writeWalMark } from '../src/catalog/wal-mark';
+import { readWalMark, writeWalMark } from '../src/catalog/wal-mark';
 import type { TargetName } from '../src/config/load';
 import { connectClient } from '../src/postgres';
 import { ensureReplicationSlot, sampleWalMoment, slotPosition, startWalReceiver, takeOverSlot } from '../src/postgres/wal-receiver';
-import { formatLsn, parseSegmentName, segmentEndingAt, segmentName, segmentStartLsn } from '../src/postgres/wal-position';
+import { formatLsn, parseLsn, parseSegmentName, segmentEndingAt, segmentName, segmentOf, segmentStartLsn } from '../src/postgres/wal-position';
+import type { KeyRing } from '../src/crypto';
 import type { Dependencies } from '../src/runtime/dependencies';
 import { parseWalKey, walPartialKey, walPrefix, walSegmentKey, type BackupLocation } from '../src/storage';
 import { pointInTimeOf } from './point-in-time-context';
@@ -35,6 +36,10 @@ export interface StreamWalResult {
   partialsUploaded: number;
   /** Locations that failed a write during the slice (their window shows the gap). */
   failedLocations: string[];
+  /** The segment the stream started again from, the spool that held it being lost (see seedRestream). */
+  restreamedFrom?: string;
+  /** Why the server could not stream it again (its WAL was removed): those segments are a gap. */
+  restreamRefused?: string;
 }
 
 const SEGMENT_FILE = /^[0-9A-F]{24}$/;
@@ -137,6 +142,31 @@ async function storeFlushedPartials(slice: Slice, client: pg.Client, slot: strin
   }
 }
 
+/**
+ * A spool lost with the machine that held it (the next slice runs on another worker, or the disk is gone) took with
+ * it the segments its receiver had flushed, and so moved the slot past, but not yet stored. pg_receivewal starts at
+ * the oldest segment in its directory when it finds one: a `.partial` placeholder (zeros, the segment's size) of the
+ * first whole segment between the newest mark and the slot that no location holds makes it stream again from there,
+ * while the server still keeps that WAL (wal_keep_size, or no checkpoint since). Returns that segment, if any.
+ */
+async function seedRestream(slice: Slice, client: pg.Client, slot: string, keyRing: KeyRing, segmentBytes: number): Promise<string | undefined> {
+  const flushed = (await slotPosition(client, slot))?.flushedLsn;
+  if (flushed === undefined) return undefined;
+  const marks = await Promise.all(slice.locations.map((l) => readWalMark(l, slice.deployment, keyRing).catch(() => undefined)));
+  const mark = marks.filter((m) => m !== undefined).sort((a, b) => (parseLsn(b.lsn) > parseLsn(a.lsn) ? 1 : -1))[0];
+  if (!mark) return undefined;
+  const from = segmentEndingAt(parseLsn(mark.lsn), mark.timeline, segmentBytes).number;
+  const to = segmentOf(flushed, mark.timeline, segmentBytes).number;
+  for (let n = from; n < to; n++) {
+    const name = segmentName({ timeline: mark.timeline, number: n }, segmentBytes);
+    const held = await Promise.all(slice.locations.map((l) => l.stat(walSegmentKey(slice.deployment, name)).catch(() => undefined)));
+    if (held.some((stat) => stat !== undefined)) continue;
+    writeFileSync(join(slice.spool, `${name}.partial`), Buffer.alloc(segmentBytes), { mode: 0o600 });
+    return name;
+  }
+  return undefined;
+}
+
 export function createStreamWalActivities(deps: Dependencies) {
   return {
     /**
@@ -174,13 +204,31 @@ export function createStreamWalActivities(deps: Dependencies) {
         await uploadCompleteSegments(slice);
         await storeFlushedPartials(slice, client, pointInTime.slot);
         for (const name of readdirSync(spool)) rmSync(join(spool, name), { force: true, recursive: true });
-
-        const receiver = startWalReceiver(deployment.postgres, password, pointInTime.slot, spool, stop.signal);
-        let receiverGone: string | undefined;
-        receiverExit = receiver.exit.then((exit) => {
-          receiverGone = `pg_receivewal stopped (${exit.signal ?? `code ${exit.code}`}): ${exit.stderrTail}`;
-        });
         const segmentBytes = Number((await client.query<{ setting: string }>("SELECT setting FROM pg_settings WHERE name = 'wal_segment_size'")).rows[0]!.setting);
+        const restreamFrom = await seedRestream(slice, client, pointInTime.slot, keyRing, segmentBytes);
+
+        let receiverGone: string | undefined;
+        const startReceiver = () => {
+          receiverGone = undefined;
+          const receiver = startWalReceiver(deployment.postgres, password, pointInTime.slot, spool, stop.signal);
+          receiverExit = receiver.exit.then((exit) => {
+            receiverGone = `pg_receivewal stopped (${exit.signal ?? `code ${exit.code}`}): ${exit.stderrTail}`;
+          });
+        };
+        startReceiver();
+        if (restreamFrom) {
+          // The server may have removed that WAL already: then the segments are lost (the window names them) and
+          // the stream goes on from the slot.
+          slice.result.restreamedFrom = restreamFrom;
+          const settled = Date.now() + 3_000;
+          while (!receiverGone && Date.now() < settled && !existsSync(join(spool, `${restreamFrom}`))) await sleep(100, stop.signal);
+          if (receiverGone && /already been removed/.test(receiverGone)) {
+            slice.result.restreamRefused = receiverGone;
+            await receiverExit;
+            for (const name of readdirSync(spool)) rmSync(join(spool, name), { force: true, recursive: true });
+            startReceiver();
+          }
+        }
         const deadline = Date.now() + sliceMs;
         for (;;) {
           if (receiverGone && !stop.signal.aborted) throw new Error(receiverGone);

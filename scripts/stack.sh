@@ -185,7 +185,8 @@ pg_log() { if [ "$(pg_home)" = "$STACK/pg" ]; then printf '%s' "$LOGS/postgres.l
 
 # A cluster: "staging" (data/, VAULTPAM_PG_PORT) or "production" (data-production/, VAULTPAM_PG_PRODUCTION_PORT), both
 # under pg_home. Production's streams WAL (point-in-time protection): wal_level=replica, replication slots, a
-# `host replication` entry for the product's user, and max_slot_wal_keep_size so an abandoned slot cannot fill the disk.
+# `host replication` entry for the product's user, max_slot_wal_keep_size so an abandoned slot cannot fill the disk,
+# and wal_keep_size so a stream whose spool was lost with its worker can take its WAL again from the server.
 pg_data() { if [ "$1" = production ]; then printf '%s' "$(pg_home)/data-production"; else printf '%s' "$(pg_home)/data"; fi; }
 pg_port() { if [ "$1" = production ]; then printf '%s' "$PG_PRODUCTION_PORT"; else printf '%s' "$PG_PORT"; fi; }
 pg_port_var() { if [ "$1" = production ]; then printf VAULTPAM_PG_PRODUCTION_PORT; else printf VAULTPAM_PG_PORT; fi; }
@@ -219,7 +220,7 @@ pg_up() { # cluster
   fi
   opts="-c listen_addresses=127.0.0.1 -p $port -k /tmp -c max_connections=200 -c fsync=on"
   if [ "$cluster" = production ]; then
-    opts+=" -c wal_level=replica -c max_wal_senders=10 -c max_replication_slots=10 -c max_slot_wal_keep_size=1GB"
+    opts+=" -c wal_level=replica -c max_wal_senders=10 -c max_replication_slots=10 -c max_slot_wal_keep_size=1GB -c wal_keep_size=256MB"
     grep -q "^host replication $PG_USER 127.0.0.1/32 scram-sha-256" "$data/pg_hba.conf" ||
       printf 'host replication %s 127.0.0.1/32 scram-sha-256\n' "$PG_USER" >>"$data/pg_hba.conf"
   fi

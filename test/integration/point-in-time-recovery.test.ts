@@ -1,5 +1,6 @@
 // Point-in-time protection of production's cluster on the real stack: base backup and WAL streamed by the protection
 // workflow, recovery to a moment in a scratch instance, a segment lost at one location or both, a worker SIGKILLed mid-stream.
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import pg from 'pg';
@@ -208,6 +209,34 @@ describe('point-in-time protection of the production cluster', () => {
     for (const location of window.locations) expect(location.gaps, location.location).toEqual([]);
     const instance = await recover(moment);
     expect(await labelsIn(instance)).toEqual(['seed', 'before-1', 'before-2', 'after', 'after-ballast', 'while-down-1', 'while-down-2']);
+  }, 150_000);
+
+  it('streams again what a lost spool held: worker and receiver killed, the spool gone, another worker resumes without a gap', async () => {
+    const running = workers[workers.length - 1]!;
+    running.child.kill('SIGKILL');
+    await running.exited;
+    // The receiver outlives its worker: it flushes whole segments into the spool, and the slot moves past them.
+    await write('lost-1');
+    await admin.query('SELECT pg_switch_wal()');
+    await write('lost-2');
+    await admin.query('SELECT pg_switch_wal()');
+    const last = await write('lost-3');
+    await until(async () => {
+      const { rows } = await admin.query<{ lsn: string | null }>('SELECT restart_lsn::text AS lsn FROM pg_replication_slots WHERE slot_name = $1', [slot]);
+      return rows[0]?.lsn && parseLsn(rows[0].lsn) >= last ? true : undefined;
+    }, 'the orphaned receiver flushing past the lost writes');
+    // Then the machine goes, and its disk with it.
+    spawnSync('pkill', ['-KILL', '-f', `--slot ${slot}`]);
+    removeWalSpool(config, deployment, slot);
+
+    await worker('third');
+    await new Promise((r) => setTimeout(r, 1000));
+    const moment = await serverNow();
+    await markPast(await write('after-lost-spool'), 90_000);
+    const window = await pointInTimeWindow(deps.locations(), deployment, deps.keyRing());
+    expect(window.gaps).toEqual([]);
+    const instance = await recover(moment);
+    expect(await labelsIn(instance)).toEqual(expect.arrayContaining(['lost-1', 'lost-2', 'lost-3']));
   }, 150_000);
 
   it('recovers from the other location when a segment is lost at one, and names the gap when it is lost at both', async () => {
