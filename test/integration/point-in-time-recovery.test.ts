@@ -226,7 +226,7 @@ describe('point-in-time protection of the production cluster', () => {
       return rows[0]?.lsn && parseLsn(rows[0].lsn) >= last ? true : undefined;
     }, 'the orphaned receiver flushing past the lost writes');
     // Then the machine goes, and its disk with it.
-    spawnSync('pkill', ['-KILL', '-f', `--slot ${slot}`]);
+    expect(spawnSync('pkill', ['-KILL', '-f', '--', `--slot ${slot}`]).status, 'the orphaned pg_receivewal killed').toBe(0);
     removeWalSpool(config, deployment, slot);
 
     await worker('third');
