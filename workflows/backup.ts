@@ -12,7 +12,7 @@ import {
 import type { Activities } from '../activities';
 import { explainFailure } from '../src/errors/failure-explanation';
 import { configuredActivities } from './activity-policies';
-import { runCompensations, type Compensation } from './compensations';
+import { allEnded, runCompensations, valuesOrFirstFailure, type Compensation } from './compensations';
 import type { BackupInput, BackupProgress, BackupResult, BackupStep, SyncResult, VerifyResult } from './backup-types';
 import { auditPrincipal, recordAudit, recordAuditQuietly } from './audit-recorder';
 import { underDeploymentLock } from './deployment-lock-holder';
@@ -91,12 +91,9 @@ async function backupSteps(input: BackupInput): Promise<BackupResult> {
     // Shards run as separate activities, so every worker polling the queue takes a share of the copy. Every shard
     // ends (done or failed) before any undo runs, so no copy outlives the cleanup.
     const shards = snapshot.shards;
-    const settled = await Promise.allSettled(
+    const parts: SyncResult[] = await allEnded(
       Array.from({ length: shards }, (_, index) => transfer.syncRecordings({ ...base, target, listing: snapshot.listing, shard: { index, of: shards }, ...(previousBackupId ? { previousBackupId } : {}) })),
     );
-    const failedShard = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failedShard) throw failedShard.reason;
-    const parts = settled.map((r) => (r as PromiseFulfilledResult<SyncResult>).value);
     const sync = {
       objects: sum(parts, 'objects'),
       bytes: sum(parts, 'bytes'),
@@ -128,17 +125,13 @@ async function backupSteps(input: BackupInput): Promise<BackupResult> {
       if (verified!.status === 'rejected') throw verified!.reason;
       verify = verified!.value;
       enter('replicate');
-      const failedCopy = replicated.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-      if (failedCopy) throw failedCopy.reason;
+      valuesOrFirstFailure(replicated);
     } else {
       enter('verify');
       verify = await transfer.verifyBackup(verifyInput);
 
       enter('replicate');
-      // Every copy ends (done or failed) before any undo runs: an undo racing a copy still writing would leave its writes.
-      const replicated = await Promise.allSettled(others.map(replicateTo));
-      const failedCopy = replicated.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-      if (failedCopy) throw failedCopy.reason;
+      await allEnded(others.map(replicateTo));
     }
 
     enter('commit');

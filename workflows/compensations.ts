@@ -1,4 +1,4 @@
-// A saga's undo list: each step that changed something registers how to take it back; on failure they run newest first.
+// A saga's bookkeeping: calls that all end before any undo runs, and the undo list run newest first on failure.
 import { CancellationScope, log } from '@temporalio/workflow';
 
 export interface Compensation {
@@ -17,4 +17,19 @@ export async function runCompensations(undo: readonly Compensation[]): Promise<v
       }
     }
   });
+}
+
+/** Throws the first failure among settled calls (in the order they were made); otherwise returns their values. */
+export function valuesOrFirstFailure<T>(settled: readonly PromiseSettledResult<T>[]): T[] {
+  const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+  return settled.map((r) => (r as PromiseFulfilledResult<T>).value);
+}
+
+/**
+ * Waits for every call to end, done or failed, before it throws the first failure: an undo must not race a call still
+ * writing (a copy would leave its writes behind the cleanup).
+ */
+export async function allEnded<T>(calls: readonly Promise<T>[]): Promise<T[]> {
+  return valuesOrFirstFailure(await Promise.allSettled(calls));
 }

@@ -7,7 +7,7 @@ import type { PointInTimeSelection } from '../activities/point-in-time';
 import { POINT_IN_TIME_TAG } from '../src/catalog/retention';
 import { explainFailure } from '../src/errors/failure-explanation';
 import { configuredActivities } from './activity-policies';
-import { runCompensations, type Compensation } from './compensations';
+import { allEnded, runCompensations, type Compensation } from './compensations';
 import { auditPrincipal, recordAudit, recordAuditQuietly } from './audit-recorder';
 import { backupIdFor } from './backup';
 import { underDeploymentLock } from './deployment-lock-holder';
@@ -89,9 +89,7 @@ async function momentBackupSteps(input: MomentBackupInput): Promise<MomentBackup
 
     enter('replicate');
     const others = prepared.locations.filter((l) => l.name !== prepared.primary);
-    const replicated = await Promise.allSettled(others.map((l) => transfer.replicate({ ...base, to: l.name, artifacts })));
-    const failedCopy = replicated.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failedCopy) throw failedCopy.reason;
+    await allEnded(others.map((l) => transfer.replicate({ ...base, to: l.name, artifacts })));
 
     enter('commit');
     const auditHead = await recordAudit(input.deployment, 'backup.committed', principal, { backupId }, { locations: prepared.locations.map((l) => l.name), recordings: capture.recordings.objects, dumpBytes: capture.db.plaintextBytes, at: input.at });
