@@ -1,7 +1,7 @@
 // The check of one backup at one location: its manifest and MAC, its artifacts' sizes and checksums, and every blob
 // its index names (present, size, header key; read whole in the chosen slice), with repair from a good copy.
 import { Context, activityInfo } from '@temporalio/activity';
-import { hashStored } from '../src/catalog/artifacts';
+import { checksumMismatch, hashStored } from '../src/catalog/artifacts';
 import { readManifest } from '../src/catalog/catalog';
 import type { Artifact, Manifest } from '../src/catalog/manifest';
 import { ManifestAuthenticationError } from '../src/catalog/manifest-mac';
@@ -54,9 +54,8 @@ export async function inspectArtifact(location: BackupLocation, artifact: Artifa
     // A read that fails is the location's trouble, not the artifact's: the activity is retried.
     throw err;
   }
-  if (stored.size !== artifact.size) return { ok: false, kind: 'artifact-damaged', detail: `${stored.size} bytes stored, ${artifact.size} recorded` };
-  if (stored.sha256 !== artifact.sha256) return { ok: false, kind: 'artifact-damaged', detail: `SHA-256 ${stored.sha256} differs from the recorded ${artifact.sha256}` };
-  return { ok: true };
+  const mismatch = checksumMismatch(stored, artifact);
+  return mismatch ? { ok: false, kind: 'artifact-damaged', detail: mismatch } : { ok: true };
 }
 
 /** Copies an artifact from the first other location where its checksum verifies, then checks the copy. */

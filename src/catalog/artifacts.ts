@@ -75,6 +75,26 @@ export async function writeArtifactToEach(
 }
 
 /** SHA-256 and size of an artifact's stored bytes at a location. */
+/** How stored bytes differ from an artifact's recorded size and SHA-256, or undefined when they match. */
+export function checksumMismatch(stored: { size: number; sha256: string }, artifact: Pick<Artifact, 'size' | 'sha256'>): string | undefined {
+  if (stored.size !== artifact.size) return `${stored.size} bytes stored, ${artifact.size} recorded`;
+  if (stored.sha256 !== artifact.sha256) return `SHA-256 ${stored.sha256} differs from the recorded ${artifact.sha256}`;
+  return undefined;
+}
+
+/** The stored bytes of an artifact differ from its recorded size or SHA-256: a damaged or substituted copy. */
+export class ArtifactChecksumError extends Error {
+  constructor(
+    readonly key: string,
+    readonly where: string,
+    /** What differs, as `checksumMismatch` says it. */
+    readonly detail: string,
+  ) {
+    super(`${key} at ${where} does not match its checksum: ${detail}`);
+    this.name = 'ArtifactChecksumError';
+  }
+}
+
 export async function hashStored(location: BackupLocation, key: string, onBytes?: (n: number) => void): Promise<{ size: number; sha256: string }> {
   const meter = new Meter(onBytes);
   await pipeline(await location.get(key), meter, new PassThrough().resume());
@@ -93,10 +113,8 @@ export async function openArtifact(location: BackupLocation, artifact: Artifact,
       cb(null, chunk);
     },
     flush(cb) {
-      const sha = meter.digest();
-      if (meter.bytes !== artifact.size || sha !== artifact.sha256) {
-        cb(new Error(`${artifact.key} at ${location.describe()} does not match its checksum (${meter.bytes} bytes, sha256 ${sha.slice(0, 12)}…; expected ${artifact.size} bytes, ${artifact.sha256.slice(0, 12)}…)`));
-      } else cb();
+      const mismatch = checksumMismatch({ size: meter.bytes, sha256: meter.digest() }, artifact);
+      cb(mismatch ? new ArtifactChecksumError(artifact.key, location.describe(), mismatch) : undefined);
     },
   });
   const out = new PassThrough();

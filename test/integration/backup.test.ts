@@ -92,6 +92,14 @@ describe('backup workflow', () => {
       // The counter saw the backup's own writes there.
       expect(location.requests.some((r) => r.operation === 'put' && r.key === manifestKey(config.deployment.name, result.backupId)), location.name).toBe(true);
     }
+    // Verify reads each artifact once (hashed, decrypted and listed in the same pass); replicate reads it once more
+    // at the primary to copy it, and once at the copy to check it there.
+    const manifest = (await readManifest(deps.locations()[0]!, config.deployment.name, result.backupId))!;
+    const reads = (location: CountingLocation, key: string) => location.requests.filter((r) => r.operation === 'get' && r.key === key).length;
+    for (const artifact of [manifest.artifacts.db, manifest.artifacts.connectors]) {
+      expect(reads(counted[0]!, artifact.key), `reads of ${artifact.key} at the primary`).toBe(2);
+      expect(reads(counted[1]!, artifact.key), `reads of ${artifact.key} at the copy`).toBe(1);
+    }
   });
 
   it('holds maintenance mode during the pause only, and records its length', async () => {

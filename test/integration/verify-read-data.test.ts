@@ -53,5 +53,22 @@ describe('verification reads data', () => {
     expect(atPrimary.problem).toContain(victim.key);
     expect(atPrimary.problem).toContain(primary!.describe());
     expect(report.locations.find((l) => l.name === secondary!.name)!.ok).toBe(true);
+
+    // One byte flipped in the middle of the dump at the other location: the single read that hashes, decrypts and
+    // lists it names the dump there as damaged, at once (BackupCorrupt is not retried).
+    const dumpBytes = await readAll(await secondary!.get(manifest.artifacts.db.key));
+    const middle = Math.floor(dumpBytes.length / 2);
+    dumpBytes[middle] = dumpBytes[middle]! ^ 0x01;
+    await secondary!.put(manifest.artifacts.db.key, dumpBytes);
+    const damaged = await h.withWorker(() => runVerify(h.client, config, result.backupId, false, h.taskQueue));
+    const atSecondary = damaged.locations.find((l) => l.name === secondary!.name)!;
+    expect(atSecondary.ok).toBe(false);
+    expect(atSecondary.problem).toContain(manifest.artifacts.db.key);
+    expect(atSecondary.problem).toContain(secondary!.describe());
+    expect(atSecondary.problem).toMatch(/corrupt|differs from the recorded/);
+    const history = await h.client.workflow.getHandle(damaged.workflowId, damaged.runId).fetchHistory();
+    const attempts = (history.events ?? []).flatMap((e) => (e.activityTaskStartedEventAttributes ? [e.activityTaskStartedEventAttributes.attempt ?? 1] : []));
+    expect(attempts.length).toBeGreaterThan(0);
+    expect(Math.max(...attempts)).toBe(1);
   });
 });
