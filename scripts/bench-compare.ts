@@ -28,6 +28,7 @@ import type { Config, ConfigInput } from '../src/config/schema';
 import { unwrapKey } from '../src/crypto';
 import { backupResult, startBackup } from '../src/operations/backup';
 import { restoreWorkflowId } from '../src/operations/restore';
+import { runVerify } from '../src/operations/verify';
 import { createDatabase, dropDatabase, findPgTool, restoreDump, withClient } from '../src/postgres';
 import { createDependencies, type Dependencies } from '../src/runtime/dependencies';
 import { connectClient } from '../src/temporal/connect';
@@ -547,6 +548,18 @@ async function timedRestore(h: Harness, backupId: string, label: string): Promis
   return { report, ms, runs: await activityRuns(handle) };
 }
 
+/** `verify --deep` of a backup, with the configuration's own timeouts; fails the run unless every location verified. */
+async function timedDeepVerify(h: Harness, backupId: string): Promise<{ ms: number; runs: ActivityRun[] }> {
+  progress(`product: verify --deep of ${backupId}`);
+  setPhase(h, 'deep verify');
+  const started = performance.now();
+  const verified = await runVerify(h.client, h.config, backupId, true, h.taskQueue);
+  const ms = performance.now() - started;
+  setPhase(h, 'idle');
+  if (!verified.ok) throw new Error(`verify --deep of ${backupId} failed: ${verified.locations.filter((l) => !l.ok).map((l) => `${l.name}: ${l.problem ?? 'not verified'}`).join('; ')}`);
+  return { ms, runs: await activityRuns(h.client.workflow.getHandle(verified.workflowId, verified.runId)) };
+}
+
 /** `pg_dump -Fc` at the product's compression level, to a file: the baseline of the dump step. */
 async function baselineDump(h: Harness, file: string): Promise<{ ms: number; bytes: number }> {
   const pg = h.config.deployment.postgres;
@@ -981,6 +994,7 @@ async function scaleAudit(scale: ScaleOptions, keep: boolean, workDir: string, o
     try {
       // pg_restore -j 2 restores pg_dump's own file: the same database, the same level; the product's dump may be in parts.
       const baseDump = await baselineDump(h, file);
+      const deep = await timedDeepVerify(h, backup.result.backupId);
       const restore = await timedRestore(h, backup.result.backupId, 'full restore');
       const pgRestoreMs = await baselineRestore(h, file);
       const restoreDb = phaseSpans(restore.runs).find(([t]) => t === 'restoreDatabase')?.[1] ?? 0;
@@ -995,12 +1009,13 @@ async function scaleAudit(scale: ScaleOptions, keep: boolean, workDir: string, o
           [
             ['dump', `${seconds(productDumpMs)} (${mib(backup.result.dumpBytes)})`, `${seconds(baseDump.ms)} (pg_dump -Fc --compress=${DUMP_COMPRESS_LEVEL}, ${mib(baseDump.bytes)})`, `${ratio(productDumpMs, baseDump.ms).toFixed(2)}×`],
             ['database restore', `${seconds(restoreDb)} (restoreDatabase step)`, `${seconds(pgRestoreMs)} (pg_restore -j ${PG_RESTORE_JOBS})`, `${ratio(restoreDb, pgRestoreMs).toFixed(2)}×`],
+            ['verify --deep (every location: the dump read and restored into a scratch database)', seconds(deep.ms), '-', '-'],
             ['RTO (stop → smoke test)', seconds(restore.report.rtoMs ?? restore.ms), '-', '-'],
           ],
           ['l', 'r', 'r', 'r'],
         ),
       );
-      out.push(`\nBackup steps: ${topPhases(backup.runs, 5)}. Restore steps: ${topPhases(restore.runs, 5)}. Worker RSS peaks: ${[...h.workers[0]!.peaks].filter(([p]) => p !== 'idle').map(([p, v]) => `${p} ${mib(v)}`).join(', ')}.`);
+      out.push(`\nBackup steps: ${topPhases(backup.runs, 5)}. Deep verify steps: ${topPhases(deep.runs, 5)}. Restore steps: ${topPhases(restore.runs, 5)}. Worker RSS peaks: ${[...h.workers[0]!.peaks].filter(([p]) => p !== 'idle').map(([p, v]) => `${p} ${mib(v)}`).join(', ')}.`);
     } finally {
       await rm(file, { force: true });
     }
