@@ -64,7 +64,9 @@ const USAGE = `usage: npm run bench -- --compare [options]   |   npm run bench -
   --before-root DIR    with --nothing-new: a checkout of other code (its node_modules in place) whose worker runs
                        the same incremental first, on the same data: before and after in one run
 
-  --keep               leave the sandbox instances, the backups and rclone's copies in place`;
+  --keep               leave the sandbox instances, the backups and rclone's copies in place
+  --profile-workers DIR each worker writes a V8 CPU profile of its whole life into DIR (open it in Chrome's
+                       DevTools, Performance tab): where a missed target's time went`;
 
 // ---------------------------------------------------------------------------------------------- options
 
@@ -126,6 +128,7 @@ function parseComparisonOptions(argv: string[]): ComparisonOptions | undefined {
         'nothing-new': { type: 'boolean' },
         'before-root': { type: 'string' },
         keep: { type: 'boolean', default: false },
+        'profile-workers': { type: 'string' },
         help: { type: 'boolean', default: false },
       },
     }));
@@ -144,6 +147,10 @@ function parseComparisonOptions(argv: string[]): ComparisonOptions | undefined {
   if (!values.compare && compareOnly.length) throw new BenchSetupError(`--${compareOnly[0]} sizes the --compare run: add --compare`);
   if (!values.scale && scaleOnly.length) throw new BenchSetupError(`--${scaleOnly[0]} sizes the --scale run: add --scale`);
   const options: ComparisonOptions = { keep: values.keep === true };
+  if (values['profile-workers'] !== undefined) {
+    if (values['profile-workers'].trim() === '') throw new BenchSetupError('--profile-workers: give the directory the CPU profiles go to');
+    workerProfileDir = values['profile-workers'];
+  }
   if (values.compare) {
     options.compare = {
       baseRecordings: count('base-recordings', values['base-recordings'], 1000, 1, 10_000_000),
@@ -342,6 +349,9 @@ class RcloneRemotes {
 // ---------------------------------------------------------------------------------------------- workers
 
 /** A worker process of its own, its RSS sampled from /proc every 100 ms and attributed to the phase running. */
+/** Where each worker writes its CPU profile (`--profile-workers`), or none. */
+let workerProfileDir: string | undefined;
+
 class WorkerProcess {
   /** Peak VmRSS per phase label, bytes. */
   readonly peaks = new Map<string, number>();
@@ -361,7 +371,8 @@ class WorkerProcess {
   static async start(configFile: string, label: string, root = repoRoot): Promise<WorkerProcess> {
     // The compiled worker as an operator runs it (dist/, with the workflow bundle made at build time); the task queue is
     // the configuration file's own.
-    const child = spawn(process.execPath, [join(root, 'dist', 'cli.js'), '--config', configFile, 'worker'], {
+    const profile = workerProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${workerProfileDir}`, `--cpu-prof-name=${label}.cpuprofile`] : [];
+    const child = spawn(process.execPath, [...profile, join(root, 'dist', 'cli.js'), '--config', configFile, 'worker'], {
       cwd: root,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
