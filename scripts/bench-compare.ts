@@ -42,6 +42,11 @@ const KIB = 1024;
 const MIB = 1024 * 1024;
 const SAMPLE_MS = 100;
 const TRANSFERS = 8;
+/**
+ * The --scale recordings are dated over a year, as a deployment's are (its keys are sessions/<yyyy>/<mm>/<dd>/…): a
+ * million in one day's folder would time the S3 server's listing of one huge directory, not the backup.
+ */
+const SCALE_BACKDATE_DAYS = 365;
 const PG_RESTORE_JOBS = 2;
 
 const USAGE = `usage: npm run bench -- --compare [options]   |   npm run bench -- --scale [options]
@@ -876,7 +881,7 @@ async function scaleRecordings(count: number, keep: boolean, workDir: string, ou
     const rclone = await RcloneRemotes.create(h.config, h.deps, `${name}-rclone`);
     try {
       progress(`seeding ${count} recordings of 1 KiB straight into the bucket (64 at a time)`);
-      const seedMs = await seedInstance(h.instance, { resources: 10, connectors: 5, audit: 0, recordings: count, 'recording-bytes': KIB, concurrency: 64 });
+      const seedMs = await seedInstance(h.instance, { resources: 10, connectors: 5, audit: 0, recordings: count, 'recording-bytes': KIB, concurrency: 64, 'backdate-days': SCALE_BACKDATE_DAYS });
       const [first, second] = h.workers;
       // One worker: the other is stopped, so every shard is the first's.
       await second!.stop();
@@ -931,8 +936,9 @@ async function scaleNothingNew(scale: ScaleOptions, keep: boolean, workDir: stri
   const name = `snn-${randomBytes(4).toString('hex')}`;
   await withHarness(name, 1, keep, workDir, async (h) => {
     progress(`seeding ${count} recordings of 1 KiB straight into the bucket (64 at a time)`);
-    const seedMs = await seedInstance(h.instance, { resources: 10, connectors: 5, audit: 0, recordings: count, 'recording-bytes': KIB, concurrency: 64 });
+    const seedMs = await seedInstance(h.instance, { resources: 10, connectors: 5, audit: 0, recordings: count, 'recording-bytes': KIB, concurrency: 64, 'backdate-days': SCALE_BACKDATE_DAYS });
     const full = await timedBackup(h, 'full');
+    const fullPeak = h.workers[0]!.peaks.get('full');
     const listing = await timedListing(h);
     const runs: { label: string; backup: TimedBackup; peak?: number }[] = [];
     const rerun = async (label: string, root: string) => {
@@ -967,7 +973,7 @@ async function scaleNothingNew(scale: ScaleOptions, keep: boolean, workDir: stri
       ['worker peak RSS', ...runs.map((r) => (r.peak === undefined ? '-' : mib(r.peak)))],
     ];
     out.push(`\n## Scale: an incremental backup with nothing new, ${count} recordings × 1 KiB\n`);
-    out.push(`Seeded in ${seconds(seedMs)}; full backup ${seconds(full.ms)} (${topPhases(full.runs)}). The bucket listed alone: ${seconds(listing.ms)} for ${listing.objects} keys in ${Math.ceil(listing.objects / 1000)} pages of 1000 (${(listing.ms / Math.max(1, Math.ceil(listing.objects / 1000))).toFixed(1)} ms a page).\n`);
+    out.push(`Seeded in ${seconds(seedMs)} (dated over ${SCALE_BACKDATE_DAYS} days); full backup ${seconds(full.ms)} (${topPhases(full.runs)}; worker peak RSS ${mib(fullPeak ?? 0)}). The bucket listed alone: ${seconds(listing.ms)} for ${listing.objects} keys in ${Math.ceil(listing.objects / 1000)} pages of 1000 (${(listing.ms / Math.max(1, Math.ceil(listing.objects / 1000))).toFixed(1)} ms a page).\n`);
     out.push(markdownTable(['step (started → completed)', ...runs.map((r) => r.label)], rows, ['l', ...runs.map(() => 'r' as const)]));
   });
 }
