@@ -299,7 +299,7 @@ s3_up() {
   gw=$(find_or_build versitygw github.com/versity/versitygw/cmd/versitygw "$VERSITYGW_VERSION")
   mkdir -p "$STACK/s3/data" "$STACK/s3/sidecar" "$STACK/s3/versions"
   ROOT_ACCESS_KEY_ID=$S3_ACCESS_KEY ROOT_SECRET_ACCESS_KEY=$(cat "$SECRETS/s3-secret-key") \
-    start_bg s3 "$LOGS/s3.log" "$gw" --port "127.0.0.1:$S3_PORT" --quiet \
+    start_bg s3 "$LOGS/s3.log" "$gw" --port "127.0.0.1:$S3_PORT" --quiet --keep-alive \
     posix --sidecar "$STACK/s3/sidecar" --versioning-dir "$STACK/s3/versions" "$STACK/s3/data"
   wait_port "S3 server (versitygw)" "$S3_PORT" 30 "$LOGS/s3.log"
 }
