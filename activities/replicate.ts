@@ -141,6 +141,12 @@ export function createReplicateActivities(deps: Dependencies) {
        * any attempt): those are not looked up there again. @default false
        */
       blobsWrittenByCopy?: boolean;
+      /**
+       * With `blobsWrittenByCopy`: the index's entries as the copy counted them, each either the previous backup's
+       * own entry (`shared`: same key, blob and key) or a blob of this backup's own (`own`). When the baseline at `to`
+       * is the previous backup, neither kind is looked up there, so the index is not read entry by entry at all.
+       */
+      indexFromCopy?: { shared: number; own: number };
     }): Promise<ReplicateResult> {
       const ctx = Context.current();
       const from = primaryLocation(deps);
@@ -162,8 +168,15 @@ export function createReplicateActivities(deps: Dependencies) {
       };
       const pool = new TaskPool(deps.config.backup.concurrency);
       let seq = -1;
+      // Every entry is the previous backup's, committed here, or one the copy wrote here: nothing to look up.
+      const nothingToLookUp = input.blobsWrittenByCopy === true && input.indexFromCopy !== undefined && baseline.backupId !== undefined && baseline.backupId === input.previousBackupId;
+      if (nothingToLookUp) {
+        state.blobsShared = input.indexFromCopy!.shared;
+        state.blobsWrittenByCopy = input.indexFromCopy!.own;
+        state.blobsDone = input.indexFromCopy!.shared + input.indexFromCopy!.own;
+      }
       try {
-        for await (const entry of readRecordingsIndex(from, input.artifacts.recordingsIndex, dataKey)) {
+        for await (const entry of nothingToLookUp ? [] : readRecordingsIndex(from, input.artifacts.recordingsIndex, dataKey)) {
           seq += 1;
           if (seq < state.blobsDone) continue;
           const mine = seq;

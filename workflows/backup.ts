@@ -106,11 +106,12 @@ async function backupSteps(input: BackupInput): Promise<BackupResult> {
     };
 
     const artifacts = { ...capture.dbParts, db: capture.db, connectors: capture.connectors, recordingsIndex: sync.index };
-    const verifyInput = { ...base, target, location: prepared.primary, artifacts, rowCounts: capture.postgres.rowCounts, deep: input.deep ?? false, blobs: 'confirmed' as const, readData: 'sample' as const };
+    const ownBlobs = sync.copiedObjects + sync.resumedObjects;
+    const verifyInput = { ...base, target, location: prepared.primary, artifacts, rowCounts: capture.postgres.rowCounts, deep: input.deep ?? false, blobs: 'confirmed' as const, readData: 'sample' as const, ownBlobs };
     const others = prepared.locations.filter((l) => l.name !== prepared.primary);
     const leftOut = new Set(parts.flatMap((p) => p.locationsLeftOut ?? []));
     const replicateTo = (l: { name: string }) =>
-      transfer.replicate({ ...base, to: l.name, artifacts, ...(previousBackupId ? { previousBackupId } : {}), ...(leftOut.has(l.name) ? {} : { blobsWrittenByCopy: true }) });
+      transfer.replicate({ ...base, to: l.name, artifacts, ...(previousBackupId ? { previousBackupId } : {}), ...(leftOut.has(l.name) ? {} : { blobsWrittenByCopy: true, indexFromCopy: { shared: sync.reusedObjects, own: ownBlobs } }) });
     let verify: VerifyResult;
     // patched: a backup begun while verify and the copies ran one after the other replays them that way.
     if (patched('replicate-beside-verify')) {

@@ -96,10 +96,12 @@ describe('backup workflow', () => {
     // at the primary to copy it, and once at the copy to check it there.
     const manifest = (await readManifest(deps.locations()[0]!, config.deployment.name, result.backupId))!;
     const reads = (location: CountingLocation, key: string) => location.requests.filter((r) => r.operation === 'get' && r.key === key).length;
-    for (const artifact of [manifest.artifacts.db, manifest.artifacts.connectors]) {
+    for (const artifact of [manifest.artifacts.db, manifest.artifacts.connectors, manifest.artifacts.recordingsIndex]) {
       expect(reads(counted[0]!, artifact.key), `reads of ${artifact.key} at the primary`).toBe(2);
       expect(reads(counted[1]!, artifact.key), `reads of ${artifact.key} at the copy`).toBe(1);
     }
+    // Every entry is the previous backup's (committed at the copy) or one the copy wrote: replicate opens no baseline.
+    expect(reads(counted[1]!, before.artifacts.recordingsIndex.key), 'reads of the previous index at the copy').toBe(0);
   });
 
   it('holds maintenance mode during the pause only, and records its length', async () => {
