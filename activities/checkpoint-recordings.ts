@@ -27,6 +27,7 @@ import { SortedCursor } from '../src/streams/sorted-cursor';
 import { readAll } from '../src/catalog/artifacts';
 import { TaskPool, primaryLocation } from './backup-context';
 import { CLOCK_MARKER, bucketClock } from './dump';
+import { listInKeyOrder } from '../src/storage/ordered-listing';
 
 /** Crash points of a checkpoint, for the crash tests. */
 export const CHECKPOINT_FAULT_POINTS = {
@@ -285,7 +286,8 @@ export async function runRecordingsCheckpoint(
   const window = new OrderedWindow<IndexEntry>(deps.config.backup.concurrency * 8);
   const markerFolder = CLOCK_MARKER.split('/')[0]!;
   async function* indexLines(): AsyncGenerator<Buffer> {
-    const listing = client.listObjectsV2(bucket, '', true) as AsyncIterable<{ name?: string; size?: number; etag?: string; lastModified?: Date }>;
+    // In key order, several prefixes (a day's folder each) listed at once ahead of the merge.
+    const listing = listInKeyOrder(client, bucket, { concurrency: deps.config.backup.listingConcurrency });
     for await (const item of listing) {
       if (signal?.aborted) throw signal.reason;
       if (!item.name || item.name.startsWith(markerFolder)) continue;

@@ -22,6 +22,7 @@ import { TaskPool, backupDataKey, primaryLocation } from './backup-context';
 import { CLOCK_MARKER } from './dump';
 import { OrderedWindow } from '../src/streams/ordered-window';
 import { SortedCursor } from '../src/streams/sorted-cursor';
+import { listInKeyOrder } from '../src/storage/ordered-listing';
 
 export { readJsonLines };
 
@@ -125,7 +126,8 @@ export function createSyncActivities(deps: Dependencies) {
       let changedObjects = 0;
       const { cursor: previous } = await previousIndexCursor(deps, input.deployment, input.previousBackupId);
       async function* lines(): AsyncGenerator<Buffer> {
-        const listing = client.listObjectsV2(bucket, '', true) as AsyncIterable<{ name?: string; size?: number; etag?: string; lastModified?: Date }>;
+        // In key order, several prefixes (a day's folder each) listed at once ahead of the merge.
+        const listing = listInKeyOrder(client, bucket, { concurrency: deps.config.backup.listingConcurrency });
         for await (const item of listing) {
           if (!item.name || item.name.startsWith(CLOCK_MARKER.split('/')[0]!)) continue;
           if (item.lastModified && item.lastModified.getTime() > point) {

@@ -392,6 +392,12 @@ export const configSchema = z
         /** @default 16 */
         maxShards: z.number().int().min(1).max(256).default(16),
         /**
+         * Listings of the recordings bucket's prefixes (a day's folder each, sessions/<yyyy>/<mm>/<dd>/) run at once
+         * ahead of the backup's and the checkpoints' merge, which still reads the keys in order. 1 lists in one stream.
+         * @default 4
+         */
+        listingConcurrency: z.number().int().min(1).max(64).default(4),
+        /**
          * Memory for upload buffers, in MiB, per worker: every S3 part buffer is drawn from it, so peak memory follows
          * this setting, not the size of the largest recording. Parts are budget / (2 × concurrency × S3 locations),
          * between 5 and 32 MiB (each recording is written to every S3 location at once; a restore writes to one

@@ -7,6 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createDecryptStream, createEncryptStream, encryptedSize, generateDataKey } from '../../src/crypto';
 import { putToEach } from '../../src/storage/fan-out-put';
+import { listInKeyOrder } from '../../src/storage/ordered-listing';
 import { localStackDir, localStackPorts } from '../../src/config/local-stack';
 import type { LocationConfig } from '../../src/config/schema';
 import {
@@ -202,6 +203,31 @@ describe('s3 location (real server)', () => {
     await location.delete([...keys, 'prod/blobs/never-written', 'prod/blobs/also-missing']);
     expect(await collect(location.list('prod/blobs/'))).toEqual([]);
     expect(await location.exists('prod/backups/b2/manifest.json')).toBe(true);
+  });
+
+  it('lists a bucket in key order several prefixes at once, the same objects as one listing of it', async () => {
+    const listingBucket = `${bucket}-listing`;
+    await client.makeBucket(listingBucket);
+    try {
+      // A day past one page (1000 keys), days spread over months, loose objects at every level, keys sorting around '/'.
+      const keys = [
+        ...Array.from({ length: 1050 }, (_, i) => `sessions/2026/11/30/${createHash('sha256').update(String(i)).digest('hex')}.cast`),
+        ...Array.from({ length: 60 }, (_, i) => `sessions/2026/${String(1 + (i % 12)).padStart(2, '0')}/${String(1 + (i % 5)).padStart(2, '0')}/r${i}.cast`),
+        'a.b', 'a-x', 'a/1', 'a/2/x', 'a0', 'sessions/2026/01.cast', 'sessions/2026/01/notes', 'sessions/z', 'zz',
+      ];
+      for (let i = 0; i < keys.length; i += 64) await Promise.all(keys.slice(i, i + 64).map((key, j) => client.putObject(listingBucket, key, Buffer.alloc(1 + ((i + j) % 9), 'r'))));
+      const plain: { name: string; size: number; etag: string }[] = [];
+      for await (const item of client.listObjectsV2(listingBucket, '', true) as AsyncIterable<{ name: string; size: number; etag: string }>) plain.push({ name: item.name, size: item.size, etag: item.etag.replace(/"/g, '') });
+      const ordered: { name: string; size: number; etag: string }[] = [];
+      for await (const item of listInKeyOrder(client, listingBucket, { concurrency: 3, maxLevelEntries: 20 })) ordered.push({ name: item.name, size: item.size, etag: item.etag });
+      expect(plain).toHaveLength(keys.length);
+      expect(ordered).toEqual(plain);
+    } finally {
+      const names: string[] = [];
+      for await (const item of client.listObjectsV2(listingBucket, '', true) as AsyncIterable<{ name: string }>) names.push(item.name);
+      for (let i = 0; i < names.length; i += 1000) await client.removeObjects(listingBucket, names.slice(i, i + 1000));
+      await client.removeBucket(listingBucket);
+    }
   });
 
   it('uploads a stream larger than the part size by multipart, with flat memory, and reads it back', async () => {
