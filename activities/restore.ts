@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import { Context, activityInfo } from '@temporalio/activity';
 import type { TargetName } from '../src/config/load';
-import { openArtifact, readAll } from '../src/catalog/artifacts';
+import { ArtifactChecksumError, openArtifact, readAll } from '../src/catalog/artifacts';
 import { findBackupAt, listBackups } from '../src/catalog/catalog';
 import { unwrapKey } from '../src/crypto';
 import { createDatabase, databaseExists, dropDatabase, listDump, renameDatabase, withClient } from '../src/postgres';
@@ -78,12 +78,19 @@ export function createRestoreActivities(deps: Dependencies) {
           continue;
         }
         try {
-          await verifyChecksums(location, manifest.artifacts, (bytes) => Context.current().heartbeat({ location: location.name, bytes }));
+          // The dump is read once: listing it hashes its stored bytes and authenticates every chunk on the way.
+          const { db, ...others } = manifest.artifacts;
+          await verifyChecksums(location, others, (bytes) => Context.current().heartbeat({ location: location.name, bytes }));
           const dataKey = unwrapKey(manifest.encryption.dataKey, deps.keyRing());
-          await listDump(await openArtifact(location, manifest.artifacts.db, dataKey), {
-            config: deps.config.deployment.postgres,
-            onProgress: (progress) => Context.current().heartbeat({ ...progress, location: location.name }),
-          });
+          try {
+            await listDump(await openArtifact(location, db, dataKey), {
+              config: deps.config.deployment.postgres,
+              onProgress: (progress) => Context.current().heartbeat({ ...progress, location: location.name }),
+            });
+          } catch (err) {
+            if (err instanceof ArtifactChecksumError) throw err;
+            throw new Error(`${db.key} at ${location.describe()}: ${(err as Error).message}`);
+          }
           return {
             backupId: manifest.backupId,
             startedAt: manifest.startedAt,
