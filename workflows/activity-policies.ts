@@ -1,8 +1,9 @@
 // The activity proxies of every workflow, built from the timeouts the worker's configuration sets: quick calls,
 // transfers (heartbeating) and undo steps, each with its own policy.
-import { patched, proxyActivities, type ActivityInterfaceFor } from '@temporalio/workflow';
+import { patched, proxyActivities, workflowInfo, type ActivityInterfaceFor } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import { DEFAULT_ACTIVITY_TIMEOUTS, type ActivityTimeouts } from '../src/config/activity-timeouts';
+import { shardTaskQueue } from './task-queues';
 
 /** Answered from memory by the worker; retried a while in case no worker of this version polls yet. */
 const bootstrap = proxyActivities<Pick<Activities, 'activityTimeouts'>>({
@@ -25,20 +26,24 @@ export interface ActivityPolicies {
   transfer: ActivityInterfaceFor<Activities>;
   /** Undo steps: retried longer, because a rollback that gives up leaves the deployment half restored. */
   undoing: ActivityInterfaceFor<Activities>;
+  /** Transfers on the shard queue: each worker takes `worker.shardsAtOnce` of them at a time, other workers the rest. */
+  shards: ActivityInterfaceFor<Activities>;
 }
 
 export function activityPolicies(timeouts: ActivityTimeouts, nonRetryableErrorTypes: string[]): ActivityPolicies {
+  const transferOptions = {
+    startToCloseTimeout: timeouts.transferMs,
+    heartbeatTimeout: timeouts.heartbeatMs,
+    retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: timeouts.transferAttempts, nonRetryableErrorTypes },
+  };
   return {
     timeouts,
     quick: proxyActivities<Activities>({
       startToCloseTimeout: timeouts.quickCallMs,
       retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumAttempts: timeouts.quickAttempts, nonRetryableErrorTypes },
     }),
-    transfer: proxyActivities<Activities>({
-      startToCloseTimeout: timeouts.transferMs,
-      heartbeatTimeout: timeouts.heartbeatMs,
-      retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: timeouts.transferAttempts, nonRetryableErrorTypes },
-    }),
+    transfer: proxyActivities<Activities>(transferOptions),
+    shards: proxyActivities<Activities>({ ...transferOptions, taskQueue: shardTaskQueue(workflowInfo().taskQueue) }),
     undoing: proxyActivities<Activities>({
       startToCloseTimeout: timeouts.transferMs,
       heartbeatTimeout: timeouts.undoHeartbeatMs,

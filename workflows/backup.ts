@@ -46,7 +46,7 @@ async function backupSteps(input: BackupInput): Promise<BackupResult> {
   const target = input.target ?? 'production';
   const progress: BackupProgress = { backupId, step: 'starting', status: 'running', stepsDone: [] };
   setHandler(progressQuery, () => progress);
-  const { quick, transfer, timeouts } = await configuredActivities(nonRetryableErrorTypes);
+  const { quick, transfer, shards: shardQueue, timeouts } = await configuredActivities(nonRetryableErrorTypes);
 
   const enter = (step: BackupStep) => {
     if (progress.step !== 'starting' && progress.step !== step) progress.stepsDone.push(progress.step);
@@ -91,8 +91,10 @@ async function backupSteps(input: BackupInput): Promise<BackupResult> {
     // Shards run as separate activities, so every worker polling the queue takes a share of the copy. Every shard
     // ends (done or failed) before any undo runs, so no copy outlives the cleanup.
     const shards = snapshot.shards;
+    // patched: a backup begun while shards ran on the main task queue replays them there.
+    const copy = patched('shards-on-their-own-queue') ? shardQueue : transfer;
     const parts: SyncResult[] = await allEnded(
-      Array.from({ length: shards }, (_, index) => transfer.syncRecordings({ ...base, target, listing: snapshot.listing, shard: { index, of: shards }, ...(previousBackupId ? { previousBackupId } : {}) })),
+      Array.from({ length: shards }, (_, index) => copy.syncRecordings({ ...base, target, listing: snapshot.listing, shard: { index, of: shards }, ...(previousBackupId ? { previousBackupId } : {}) })),
     );
     const sync = {
       objects: sum(parts, 'objects'),

@@ -472,6 +472,14 @@ export const configSchema = z
         metricsPort: port.optional(),
         /** @default "127.0.0.1" */
         metricsHost: z.string().default('127.0.0.1'),
+        /**
+         * Shards of a recordings copy this worker runs at once (they come from a task queue of their own, the main
+         * one's name plus "-shards"); the others wait there for any worker with room. Each shard holds
+         * `backup.concurrency` copies and an index stream, so this bounds the worker's memory, and more workers copy
+         * more at once.
+         * @default 2
+         */
+        shardsAtOnce: z.number().int().min(1).max(64).default(2),
       })
       .strict()
       .prefault({}),

@@ -10,6 +10,7 @@ import { prebuiltWorkflowBundlePath, runsCompiled, workflowsSourcePath } from '.
 import { explainConnectFailure } from './connect-failure';
 import { describeTemporalConnection, temporalConnectionOptions, usesTls } from './connection-options';
 import type { ActivityMetrics } from '../metrics/activity-metrics';
+import { shardTaskQueue } from '../../workflows/task-queues';
 
 export const workflowsPath = workflowsSourcePath;
 
@@ -38,7 +39,54 @@ export function workflowSource(workflowBundlePath?: string): Pick<WorkerOptions,
   throw new VaultpamBackupError('VPB_ERR_INPUT_INVALID', `no workflow code: neither ${prebuiltWorkflowBundlePath} nor ${workflowsSourcePath} exists; run npm run build`);
 }
 
-export async function createWorker(setup: WorkerSetup): Promise<{ worker: Worker; connection: NativeConnection }> {
+/**
+ * The two pollers of one worker process: the main task queue (workflows and activities) and the shard queue, from
+ * which it takes at most `worker.shardsAtOnce` shards of a recordings copy at a time, leaving the rest to other
+ * workers. They run, and stop, together.
+ */
+export class ProjectWorker {
+  constructor(
+    readonly main: Worker,
+    readonly shards: Worker,
+  ) {}
+
+  /** Polls both queues until shutdown (or until either fails, which stops the other). */
+  async run(): Promise<void> {
+    const runs = [this.main.run(), this.shards.run()];
+    for (const run of runs) run.catch(() => this.shutdown());
+    const [main, shards] = await Promise.allSettled(runs);
+    if (main!.status === 'rejected') throw main!.reason;
+    if (shards!.status === 'rejected') throw shards!.reason;
+  }
+
+  /** Polls both queues while `until` runs, then stops them; its result, or its error. */
+  async runUntil<R>(until: Promise<R> | (() => Promise<R>)): Promise<R> {
+    const work = typeof until === 'function' ? until() : until;
+    // The shard poller stops when the main one does, whether `work` settled or the main poller failed.
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let shardFailure: unknown;
+    const shards = this.shards.runUntil(released).catch((err: unknown) => {
+      // The shard poller failed: the main one stops too, rather than wait on shards nobody takes.
+      shardFailure = err;
+      if (this.main.getState() === 'RUNNING') this.main.shutdown();
+    });
+    try {
+      return await this.main.runUntil(work);
+    } catch (err) {
+      throw shardFailure ?? err;
+    } finally {
+      release();
+      await shards;
+    }
+  }
+
+  shutdown(): void {
+    for (const worker of [this.main, this.shards]) if (worker.getState() === 'RUNNING') worker.shutdown();
+  }
+}
+
+export async function createWorker(setup: WorkerSetup): Promise<{ worker: ProjectWorker; connection: NativeConnection }> {
   const deps = setup.deps ?? createDependencies(setup.config);
   let connection: NativeConnection;
   try {
@@ -46,21 +94,34 @@ export async function createWorker(setup: WorkerSetup): Promise<{ worker: Worker
   } catch (err) {
     throw explainConnectFailure(describeTemporalConnection(setup.config), usesTls(setup.config), err);
   }
-  const worker = await Worker.create({
+  const taskQueue = setup.taskQueue ?? setup.config.temporal.taskQueue;
+  const activities = createActivities(deps);
+  // Crash points (tests only, inert otherwise), the worker's own metrics, and whatever the caller adds.
+  const activityInterceptors = [...activityFaultPoints(), ...(setup.metrics ? [setup.metrics.interceptor] : []), ...(setup.options?.interceptors?.activity ?? [])];
+  // Heartbeats reach the server at most this often (else 80% of the heartbeat timeout, 24 s by default): the
+  // progress a waiting command shows, read from the server, is then a few seconds old at most.
+  const maxHeartbeatThrottleInterval = '5 seconds';
+  const main = await Worker.create({
     connection,
     namespace: setup.config.temporal.namespace,
-    taskQueue: setup.taskQueue ?? setup.config.temporal.taskQueue,
-    activities: createActivities(deps),
+    taskQueue,
+    activities,
     ...workflowSource(setup.workflowBundlePath),
-    // Heartbeats reach the server at most this often (else 80% of the heartbeat timeout, 24 s by default): the
-    // progress a waiting command shows, read from the server, is then a few seconds old at most.
-    maxHeartbeatThrottleInterval: '5 seconds',
+    maxHeartbeatThrottleInterval,
     ...setup.options,
-    // Crash points (tests only, inert otherwise), the worker's own metrics, and whatever the caller adds.
-    interceptors: {
-      ...setup.options?.interceptors,
-      activity: [...activityFaultPoints(), ...(setup.metrics ? [setup.metrics.interceptor] : []), ...(setup.options?.interceptors?.activity ?? [])],
-    },
+    interceptors: { ...setup.options?.interceptors, activity: activityInterceptors },
   });
-  return { worker, connection };
+  // The shard queue: activities only, `worker.shardsAtOnce` at a time.
+  const shards = await Worker.create({
+    connection,
+    namespace: setup.config.temporal.namespace,
+    taskQueue: shardTaskQueue(taskQueue),
+    activities,
+    maxHeartbeatThrottleInterval,
+    ...(setup.options?.identity ? { identity: setup.options.identity } : {}),
+    ...(setup.options?.shutdownGraceTime !== undefined ? { shutdownGraceTime: setup.options.shutdownGraceTime } : {}),
+    maxConcurrentActivityTaskExecutions: setup.config.worker.shardsAtOnce,
+    interceptors: { activity: activityInterceptors },
+  });
+  return { worker: new ProjectWorker(main, shards), connection };
 }

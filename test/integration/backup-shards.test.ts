@@ -16,7 +16,7 @@ import { temporalHarness, type TemporalHarness } from '../support/temporal';
 const EventType = temporal.api.enums.v1.EventType;
 
 describe('sharded recordings copy', () => {
-  const config = isolatedConfig((base) => ({ backup: { ...base.backup, objectsPerShard: 8, maxShards: 4 } }));
+  const config = isolatedConfig((base) => ({ backup: { ...base.backup, objectsPerShard: 8, maxShards: 4 }, worker: { ...base.worker, shardsAtOnce: 1 } }));
   const deps = createDependencies(config);
   let h: TemporalHarness;
 
@@ -27,10 +27,10 @@ describe('sharded recordings copy', () => {
   afterAll(async () => h?.close());
 
   it('runs each shard as an activity any worker takes, and assembles the index in listing order', async () => {
-    // Two workers, each running one activity at a time: the shards must be shared between them.
+    // Two workers, each taking one shard at a time (worker.shardsAtOnce): the shards must be shared between them.
     const workers = await Promise.all(
       ['shard-worker-a', 'shard-worker-b'].map((identity) =>
-        createWorker({ config, deps, taskQueue: h.taskQueue, workflowBundlePath: inject('workflowBundlePath'), options: { identity, maxConcurrentActivityTaskExecutions: 1, shutdownGraceTime: '2 seconds' } }),
+        createWorker({ config, deps, taskQueue: h.taskQueue, workflowBundlePath: inject('workflowBundlePath'), options: { identity, shutdownGraceTime: '2 seconds' } }),
       ),
     );
     let handle;
@@ -56,6 +56,17 @@ describe('sharded recordings copy', () => {
         .map((e) => e.activityTaskStartedEventAttributes!.identity),
     );
     expect(identities).toEqual(new Set(['shard-worker-a', 'shard-worker-b']));
+    // Shards come from a task queue of their own, and no worker ran two of them at once.
+    for (const e of shardEvents) expect(e.activityTaskScheduledEventAttributes!.taskQueue!.name).toBe(`${h.taskQueue}-shards`);
+    const ms = (t: { seconds?: unknown; nanos?: number | null } | null | undefined) => Number(t?.seconds ?? 0) * 1000 + (t?.nanos ?? 0) / 1e6;
+    const spans = events
+      .filter((e) => e.eventType === EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED && shardIds.has(String(e.activityTaskCompletedEventAttributes?.scheduledEventId)))
+      .map((done) => {
+        const started = events.find((e) => String(e.eventId) === String(done.activityTaskCompletedEventAttributes!.startedEventId))!;
+        return { identity: started.activityTaskStartedEventAttributes!.identity, from: ms(started.eventTime), to: ms(done.eventTime) };
+      });
+    expect(spans).toHaveLength(4);
+    for (const a of spans) for (const b of spans) if (a !== b && a.identity === b.identity) expect(a.to <= b.from || b.to <= a.from, `${a.identity} ran two shards at once`).toBe(true);
 
     // The index is the listing, entry for entry, in the bucket's key order; the shards' parts are gone.
     const primary = deps.locations()[0]!;
