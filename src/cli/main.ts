@@ -114,6 +114,9 @@ program
     (await import('node:v8')).setFlagsFromString('--optimize-for-size');
     const { createActivityMetrics, serveMetrics } = await import('../metrics/activity-metrics');
     const { createWorker } = await import('../temporal/worker');
+    const { Runtime } = await import('@temporalio/worker');
+    const { WorkerLogger } = await import('../temporal/worker-logger');
+    Runtime.install({ logger: new WorkerLogger('INFO') });
     const cfg = config();
     const metrics = cfg.worker.metricsPort !== undefined ? createActivityMetrics() : undefined;
     const { worker, connection } = await createWorker({ config: cfg, ...(metrics ? { metrics } : {}) });
@@ -620,7 +623,7 @@ program
     if ((await stackScript(['up'])) !== 0) throw new VaultpamBackupError('VPB_ERR_STACK', 'scripts/stack.sh up failed (see the lines above)');
     const { loadSandboxConfig } = await import('../../sandbox/sandbox-config');
     const { seed } = await import('../../sandbox/seed');
-    const { DefaultLogger, Runtime } = await import('@temporalio/worker');
+    const { Runtime } = await import('@temporalio/worker');
     const { backupResult, startBackup } = await import('../operations/backup');
     const { runPreflight } = await import('../operations/preflight');
     const { runVerify } = await import('../operations/verify');
@@ -633,7 +636,8 @@ program
       process.stdout.write('seeding the sandbox VaultPAM (50 resources, 5000 audit entries, 200 recordings)...\n');
       await seed(await loadSandboxConfig(join(localStackDir(), 'sandbox', 'production.json')), { resources: 50, auditEntries: 5000, recordings: 200, recordingBytes: 64 * 1024 });
     }
-    Runtime.install({ logger: new DefaultLogger('WARN') });
+    const { WorkerLogger } = await import('../temporal/worker-logger');
+    Runtime.install({ logger: new WorkerLogger('WARN') });
     const { worker, connection } = await createWorker({ config: cfg, deps });
     await withClient(cfg, (client) =>
       worker.runUntil(async () => {

@@ -1,7 +1,8 @@
 // Runs a real worker (real Temporal dev server, prebuilt workflow bundle) on a task queue of its own for one test.
 import { randomUUID } from 'node:crypto';
 import type { Client } from '@temporalio/client';
-import { DefaultLogger, Runtime } from '@temporalio/worker';
+import { Runtime } from '@temporalio/worker';
+import { WorkerLogger } from '../../src/temporal/worker-logger';
 import { inject } from 'vitest';
 import { loadConfig } from '../../src/config/load';
 import type { Config } from '../../src/config/schema';
@@ -24,7 +25,7 @@ let runtimeInstalled = false;
 export async function temporalHarness(config: Config = loadConfig({ env: { ...process.env, VAULTPAM_BACKUP_CONFIG: '' } })): Promise<TemporalHarness> {
   if (!runtimeInstalled) {
     runtimeInstalled = true;
-    Runtime.install({ logger: new DefaultLogger('WARN') });
+    Runtime.install({ logger: new WorkerLogger('WARN') });
   }
   const client = await connectClient(config);
   const taskQueue = `test-${randomUUID()}`;

@@ -6,7 +6,8 @@
 // Imported, it only offers startWorkerProcess() to spawn one.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { DefaultLogger, Runtime } from '@temporalio/worker';
+import { Runtime } from '@temporalio/worker';
+import { WorkerLogger } from '../../src/temporal/worker-logger';
 import { z } from 'zod';
 import { formatIssues, parseConfig } from '../../src/config/load';
 import { repoRoot } from '../../src/config/local-stack';
@@ -121,7 +122,7 @@ async function main(): Promise<void> {
   const config = parseConfig(description.config);
   // Warnings and errors only, on stderr: stdout carries the ready line the parent waits for.
   Runtime.install({
-    logger: new DefaultLogger('WARN', (entry) => process.stderr.write(`[${entry.level}] ${entry.message}${entry.meta ? ` ${JSON.stringify(entry.meta)}` : ''}\n`)),
+    logger: new WorkerLogger('WARN', (entry) => process.stderr.write(`[${entry.level}] ${entry.message}${entry.meta ? ` ${JSON.stringify(entry.meta)}` : ''}\n`)),
   });
   const { worker, connection } = await createWorker({
     config,
